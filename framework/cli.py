@@ -1,0 +1,118 @@
+"""`mlops`: a thin command line over framework.api (each command parses, calls, prints).
+
+Heavy modules load inside commands, so `mlops --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+app = typer.Typer(
+    name="mlops",
+    help="Turn recipes into running ML systems: validate, show and export the recipe language.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+EnvOption = Annotated[Optional[str], typer.Option("--env", "-e", help="Env overlay to compose with (dev, staging, prod).")]
+
+
+def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Print MlopsErrors as `file:line: key.path: message` lines; exit with their code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from framework.errors import MlopsError, exit_code_for
+
+        try:
+            return command(*args, **kwargs)
+        except MlopsError as error:
+            for problem in error.problems:
+                print(problem, file=sys.stderr)
+            raise typer.Exit(exit_code_for(error)) from None
+
+    return wrapper
+
+
+def _split_args(args: list[str] | None) -> tuple[list[str], list[str]]:
+    """Recipes are names or paths; overrides are Hydra `key=value`, `+key=v`, `~key`."""
+    recipes, overrides = [], []
+    for arg in args or []:
+        (overrides if "=" in arg or arg.startswith("~") else recipes).append(arg)
+    return recipes, overrides
+
+
+@app.command()
+@_reports_errors
+def validate(
+    args: Annotated[Optional[list[str]], typer.Argument(metavar="[RECIPE]... [OVERRIDE]...", help="Recipes (all when none) and Hydra overrides.")] = None,
+    env: EnvOption = None,
+    all_envs: Annotated[bool, typer.Option("--all-envs", help="Validate every env overlay of each recipe.")] = False,
+) -> None:
+    """Compose and validate recipes. Exit 0 when all are valid, 1 otherwise."""
+    from framework import api
+
+    recipes, overrides = _split_args(args)
+    result = api.validate(recipes, env=env, overrides=overrides, all_envs=all_envs)
+    for status in result.statuses:
+        where = f"{status.recipe} ({status.env})" if status.env else status.recipe
+        if status.ok:
+            print(f"ok       {where}")
+        else:
+            print(f"invalid  {where}", file=sys.stderr)
+            for problem in status.problems:
+                print(problem, file=sys.stderr)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_reports_errors
+def show(
+    recipe: Annotated[str, typer.Argument(help="Recipe name or path.")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(metavar="[OVERRIDE]...", help="Hydra overrides.")] = None,
+    env: EnvOption = None,
+    provenance: Annotated[bool, typer.Option("--provenance", "-p", help="Show which file:line set each key.")] = False,
+) -> None:
+    """Print the resolved recipe (defaults filled in), optionally with provenance."""
+    from framework import api
+
+    result = api.show(recipe, env=env, overrides=overrides or [])
+    if provenance:
+        from framework.render_text import provenance_lines
+
+        print("\n".join(provenance_lines(result)))
+    else:
+        from framework.render_text import to_yaml
+
+        print(to_yaml(result.resolved), end="")
+
+
+@app.command()
+@_reports_errors
+def schema(
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 2 if the committed schemas differ.")] = False,
+) -> None:
+    """Export the JSON Schemas of the recipe language into schemas/."""
+    from framework import api
+
+    if check:
+        api.check_schemas()
+        print("schemas are up to date")
+    else:
+        for path in api.write_schemas().written:
+            print(f"wrote {path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,394 @@
+"""Cross-field rules, checked after the models validated each section on its own.
+
+Each rule is a small registered function yielding `Violation`s; a violation names
+every key involved, in its `keys` (the first locates it) and in its message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from framework.recipe.evaluation import (
+    CLASSIFICATION_METRICS, REGRESSION_METRICS, RETRIEVAL_METRICS,
+)
+from framework.recipe.recipe import Recipe
+from framework.recipe.suggest import did_you_mean
+
+
+@dataclass(frozen=True)
+class Violation:
+    keys: tuple[str, ...]
+    message: str
+
+
+Check = Callable[[Recipe], Iterator[Violation]]
+CHECKS: list[Check] = []
+
+
+def check(rule: Check) -> Check:
+    CHECKS.append(rule)
+    return rule
+
+
+def run_checks(recipe: Recipe) -> list[Violation]:
+    return [violation for rule in CHECKS for violation in rule(recipe)]
+
+
+# --- model and sections ------------------------------------------------------------
+@check
+def tabular_needs_data_and_training(r: Recipe) -> Iterator[Violation]:
+    if r.model.kind == "tabular":
+        for section in ("data", "training"):
+            if getattr(r, section) is None:
+                yield Violation((section, "model.kind"), f"{section} is required when model.kind is tabular")
+
+
+@check
+def backend_matches_model_kind(r: Recipe) -> Iterator[Violation]:
+    backend = r.serving.backend
+    if backend == "vllm" and r.model.kind != "llm":
+        yield Violation(("serving.backend", "model.kind"), f"serving.backend vllm needs model.kind llm, not {r.model.kind}")
+    if backend == "triton" and r.model.kind != "tabular":
+        yield Violation(("serving.backend", "model.kind"), "serving.backend triton serves exported tabular models: use vllm or ray_serve for model.kind llm")
+
+
+@check
+def rag_needs_llm(r: Recipe) -> Iterator[Violation]:
+    if r.rag is not None and r.model.kind != "llm":
+        yield Violation(("rag", "model.kind"), "a rag section needs model.kind llm")
+
+
+# Which quantizations each backend can load (vLLM: awq, gptq, fp8, bitsandbytes, gguf).
+_QUANTIZATION_BY_BACKEND = {
+    "vllm": {"none", "awq", "gptq", "fp8", "bitsandbytes", "gguf"},
+    "ray_serve": {"none", "awq", "gptq", "fp8", "bitsandbytes"},
+    "triton": {"none"},
+}
+
+
+@check
+def quantization_fits_backend(r: Recipe) -> Iterator[Violation]:
+    quantization = getattr(r.model, "quantization", "none")
+    allowed = _QUANTIZATION_BY_BACKEND[r.serving.backend]
+    if quantization not in allowed:
+        yield Violation(
+            ("model.quantization", "serving.backend"),
+            f"model.quantization {quantization} is not supported by serving.backend {r.serving.backend}; "
+            f"supported: {', '.join(sorted(allowed))}",
+        )
+
+
+# --- serving -------------------------------------------------------------------------
+@check
+def batch_sizes_fit(r: Recipe) -> Iterator[Violation]:
+    batching = getattr(r.serving, "dynamic_batching", None)
+    if batching is None or not batching.preferred_batch_sizes:
+        return
+    largest = max(batching.preferred_batch_sizes)
+    if r.serving.max_batch_size < largest:
+        yield Violation(
+            ("serving.max_batch_size", "serving.dynamic_batching.preferred_batch_sizes"),
+            f"serving.max_batch_size ({r.serving.max_batch_size}) must be >= the largest of "
+            f"serving.dynamic_batching.preferred_batch_sizes ({largest})",
+        )
+
+
+@check
+def gpu_instances_need_gpus(r: Recipe) -> Iterator[Violation]:
+    instances = getattr(r.serving, "instances", None)
+    if instances is not None and instances.kind == "gpu" and r.serving.resources.gpu < 1:
+        yield Violation(
+            ("serving.instances.kind", "serving.resources.gpu"),
+            "serving.instances.kind gpu needs serving.resources.gpu >= 1",
+        )
+    if r.training is not None and r.training.gpu_type and r.training.gpus_per_worker == 0:
+        yield Violation(
+            ("training.gpu_type", "training.gpus_per_worker"),
+            f"training.gpu_type {r.training.gpu_type} is set but training.gpus_per_worker is 0",
+        )
+
+
+@check
+def tensor_parallel_fits_gpus(r: Recipe) -> Iterator[Violation]:
+    tp = getattr(r.serving, "tensor_parallel_size", None)
+    if tp is not None and tp > r.serving.resources.gpu:
+        yield Violation(
+            ("serving.tensor_parallel_size", "serving.resources.gpu"),
+            f"serving.tensor_parallel_size ({tp}) must be <= serving.resources.gpu ({r.serving.resources.gpu}), the GPUs of a replica",
+        )
+
+
+@check
+def served_context_fits_model(r: Recipe) -> Iterator[Violation]:
+    served = getattr(r.serving, "max_model_len", None)
+    if served is not None and r.model.kind == "llm" and served > r.model.max_model_len:
+        yield Violation(
+            ("serving.max_model_len", "model.max_model_len"),
+            f"serving.max_model_len ({served}) must be <= model.max_model_len ({r.model.max_model_len})",
+        )
+
+
+@check
+def replicas_ordered(r: Recipe) -> Iterator[Violation]:
+    replicas = r.serving.replicas
+    if replicas.min > replicas.max:
+        yield Violation(
+            ("serving.replicas.min", "serving.replicas.max"),
+            f"serving.replicas.min ({replicas.min}) must be <= serving.replicas.max ({replicas.max})",
+        )
+
+
+@check
+def ray_serve_accepts_a_batch(r: Recipe) -> Iterator[Violation]:
+    ongoing = getattr(r.serving, "max_ongoing_requests", None)
+    if ongoing is not None and ongoing < r.serving.max_batch_size:
+        yield Violation(
+            ("serving.max_ongoing_requests", "serving.max_batch_size"),
+            f"serving.max_ongoing_requests ({ongoing}) must be >= serving.max_batch_size "
+            f"({r.serving.max_batch_size}), or batches never fill",
+        )
+
+
+@check
+def torchscript_only_on_triton(r: Recipe) -> Iterator[Violation]:
+    if getattr(r.serving, "format", "onnx") == "torchscript" and r.serving.backend != "triton":
+        yield Violation(("serving.format", "serving.backend"), f"serving.format torchscript needs serving.backend triton, not {r.serving.backend}")
+
+
+# --- rollout ---------------------------------------------------------------------------
+@check
+def canary_steps_rise_to_100(r: Recipe) -> Iterator[Violation]:
+    steps = getattr(r.rollout, "steps", None)
+    if steps is None:
+        return
+    for before, after in zip(steps, steps[1:]):
+        if after <= before:
+            yield Violation(("rollout.steps",), f"rollout.steps must rise strictly: {after} follows {before} in {steps}")
+            return
+    if steps[-1] != 100:
+        yield Violation(("rollout.steps",), f"rollout.steps must end at 100, the full rollout; ends at {steps[-1]} in {steps}")
+
+
+@check
+def traffic_routing_needs_istio(r: Recipe) -> Iterator[Violation]:
+    if r.rollout.strategy in ("canary", "shadow", "blue_green", "bandit") and not r.deploy.istio:
+        yield Violation(
+            ("rollout.strategy", "deploy.istio"),
+            f"rollout.strategy {r.rollout.strategy} routes traffic with Istio: set deploy.istio true or use strategy direct",
+        )
+
+
+# --- data ----------------------------------------------------------------------------
+@check
+def target_not_a_feature(r: Recipe) -> Iterator[Violation]:
+    if r.data is not None and r.data.target in r.data.features:
+        yield Violation(("data.target", "data.features"), f"data.target '{r.data.target}' must not be among data.features")
+
+
+@check
+def columns_unique(r: Recipe) -> Iterator[Violation]:
+    if r.data is None:
+        return
+    for key in ("features", "extra_columns"):
+        values = getattr(r.data, key)
+        repeated = sorted({c for c in values if values.count(c) > 1})
+        if repeated:
+            yield Violation((f"data.{key}",), f"data.{key} lists {', '.join(repeated)} more than once")
+    both = sorted(set(r.data.features) & set(r.data.extra_columns))
+    if both:
+        yield Violation(("data.extra_columns", "data.features"), f"data.extra_columns {', '.join(both)} must not also be data.features")
+
+
+@check
+def categorical_are_features(r: Recipe) -> Iterator[Violation]:
+    if r.data is None:
+        return
+    for column in r.data.categorical:
+        if column not in r.data.features:
+            yield Violation(
+                ("data.categorical", "data.features"),
+                f"data.categorical '{column}' is not in data.features{did_you_mean(column, r.data.features)}",
+            )
+
+
+@check
+def expectations_name_columns(r: Recipe) -> Iterator[Violation]:
+    if r.data is None:
+        return
+    columns = r.data.columns()
+    for column, expectation in r.data.expectations.columns.items():
+        if column not in columns:
+            yield Violation(
+                (f"data.expectations.columns.{column}", "data.features"),
+                f"data.expectations.columns names '{column}', which is not a data column (data.features, "
+                f"data.target, data.extra_columns){did_you_mean(column, columns)}",
+            )
+        if expectation.min is not None and expectation.max is not None and expectation.min > expectation.max:
+            yield Violation(
+                (f"data.expectations.columns.{column}.min", f"data.expectations.columns.{column}.max"),
+                f"data.expectations.columns.{column}.min ({expectation.min}) must be <= "
+                f"data.expectations.columns.{column}.max ({expectation.max})",
+            )
+
+
+@check
+def class_fraction_needs_classes(r: Recipe) -> Iterator[Violation]:
+    if r.data is None or r.data.expectations.table.min_class_fraction is None:
+        return
+    if getattr(r.model, "task", None) == "regression":
+        yield Violation(
+            ("data.expectations.table.min_class_fraction", "model.task"),
+            "data.expectations.table.min_class_fraction needs classes, but model.task is regression",
+        )
+
+
+# --- evaluation --------------------------------------------------------------------
+def _task_metrics(r: Recipe) -> tuple[str, tuple[str, ...]]:
+    if r.model.kind == "llm":
+        return "an llm model (retrieval)", RETRIEVAL_METRICS
+    if r.model.task == "regression":
+        return "model.task regression", REGRESSION_METRICS
+    return "model.task classification", CLASSIFICATION_METRICS
+
+
+@check
+def metrics_fit_task(r: Recipe) -> Iterator[Violation]:
+    what, allowed = _task_metrics(r)
+    for index, metric in enumerate(r.evaluation.metrics):
+        if metric not in allowed:
+            yield Violation(
+                (f"evaluation.metrics.{index}", "model.kind"),
+                f"evaluation.metrics {metric} does not apply to {what} (model.kind {r.model.kind}); use {', '.join(allowed)}",
+            )
+
+
+@check
+def gates_name_metrics(r: Recipe) -> Iterator[Violation]:
+
+
+    for key in r.evaluation.gates.thresholds():
+        match = re.match(r"^(min|max)_(.+)$", key)
+        metric = match.group(2) if match else None
+        if metric is None or metric not in r.evaluation.metrics:
+            candidates = [f"{b}_{m}" for m in r.evaluation.metrics for b in ("min", "max")]
+            candidates += ["max_latency_p95_ms", "max_model_size_mb", "fairness", "onnx_parity_atol"]
+            yield Violation(
+                (f"evaluation.gates.{key}", "evaluation.metrics"),
+                f"unknown gate '{key}'{did_you_mean(key, candidates)}: a threshold gate is min_<metric> or "
+                f"max_<metric> for a metric in evaluation.metrics ({', '.join(r.evaluation.metrics)})",
+            )
+
+
+@check
+def hpo_metric_is_evaluated(r: Recipe) -> Iterator[Violation]:
+    hpo = r.training.hpo if r.training else None
+    if hpo is None:
+        return
+    evaluated = [*r.evaluation.metrics, "loss"]
+    if hpo.metric not in evaluated:
+        yield Violation(
+            ("training.hpo.metric", "evaluation.metrics"),
+            f"training.hpo.metric '{hpo.metric}' is not computed: use loss or one of evaluation.metrics "
+            f"({', '.join(r.evaluation.metrics)}){did_you_mean(hpo.metric, evaluated)}",
+        )
+
+
+@check
+def hpo_keys_exist(r: Recipe) -> Iterator[Violation]:
+    hpo = r.training.hpo if r.training else None
+    if hpo is None:
+        return
+    tree = r.model_dump()
+    for key, param in hpo.search_space.items():
+        value: Any = tree
+        for part in key.split("."):
+            value = value.get(part, _MISSING) if isinstance(value, dict) else _MISSING
+        if value is _MISSING:
+            yield Violation(
+                (f"training.hpo.search_space.{key}",),
+                f"training.hpo.search_space key '{key}' is not a key of the recipe (write a dotted path such as training.optimizer.lr)",
+            )
+        elif param.type in ("float", "int") and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            yield Violation(
+                (f"training.hpo.search_space.{key}",),
+                f"training.hpo.search_space '{key}' is a {param.type} range but the recipe value is {type(value).__name__}",
+            )
+
+
+_MISSING = object()
+
+
+@check
+def fairness_attribute_is_a_column(r: Recipe) -> Iterator[Violation]:
+    fairness = r.evaluation.gates.fairness
+    if fairness is None:
+        return
+    if r.data is None:
+        yield Violation(("evaluation.gates.fairness.attribute", "data"), "evaluation.gates.fairness needs a data section")
+        return
+    columns = r.data.columns()
+    if fairness.attribute not in columns or fairness.attribute == r.data.target:
+        yield Violation(
+            ("evaluation.gates.fairness.attribute", "data.extra_columns"),
+            f"evaluation.gates.fairness.attribute '{fairness.attribute}' is not a data column: add it to "
+            f"data.extra_columns or data.features{did_you_mean(fairness.attribute, columns)}",
+        )
+
+
+@check
+def retrieval_eval_needs_rag(r: Recipe) -> Iterator[Violation]:
+    if r.evaluation.retrieval is not None and r.rag is None:
+        yield Violation(("evaluation.retrieval", "rag"), "evaluation.retrieval needs a rag section")
+    if r.rag is not None and r.evaluation.retrieval is not None and r.evaluation.retrieval.k > r.rag.retriever.fetch_k:
+        yield Violation(
+            ("evaluation.retrieval.k", "rag.retriever.fetch_k"),
+            f"evaluation.retrieval.k ({r.evaluation.retrieval.k}) must be <= rag.retriever.fetch_k ({r.rag.retriever.fetch_k})",
+        )
+
+
+# --- training ------------------------------------------------------------------------
+@check
+def distillation_needs_tabular(r: Recipe) -> Iterator[Violation]:
+    if r.training is not None and r.training.distillation is not None and r.model.kind != "tabular":
+        yield Violation(("training.distillation", "model.kind"), "training.distillation needs model.kind tabular")
+
+
+@check
+def checkpoints_within_epochs(r: Recipe) -> Iterator[Violation]:
+    if r.training is not None and r.training.checkpoint.every_epochs > r.training.epochs:
+        yield Violation(
+            ("training.checkpoint.every_epochs", "training.epochs"),
+            f"training.checkpoint.every_epochs ({r.training.checkpoint.every_epochs}) exceeds training.epochs "
+            f"({r.training.epochs}): no checkpoint would be written, so nothing could resume",
+        )
+
+
+# --- rag --------------------------------------------------------------------------------
+@check
+def chunks_overlap_less_than_size(r: Recipe) -> Iterator[Violation]:
+    if r.rag is not None and r.rag.chunking.overlap >= r.rag.chunking.size:
+        yield Violation(
+            ("rag.chunking.overlap", "rag.chunking.size"),
+            f"rag.chunking.overlap ({r.rag.chunking.overlap}) must be < rag.chunking.size ({r.rag.chunking.size})",
+        )
+
+
+@check
+def mmr_fetches_enough(r: Recipe) -> Iterator[Violation]:
+    if r.rag is not None and r.rag.retriever.fetch_k < r.rag.retriever.k:
+        yield Violation(
+            ("rag.retriever.fetch_k", "rag.retriever.k"),
+            f"rag.retriever.fetch_k ({r.rag.retriever.fetch_k}) must be >= rag.retriever.k ({r.rag.retriever.k})",
+        )
+
+
+@check
+def prompt_has_placeholders(r: Recipe) -> Iterator[Violation]:
+    if r.rag is None:
+        return
+    missing = [p for p in ("{context}", "{question}") if p not in r.rag.prompt]
+    if missing:
+        yield Violation(("rag.prompt",), f"rag.prompt must contain {' and '.join(missing)}")

@@ -1,0 +1,89 @@
+"""`data`: where the training data comes from, what it must look like, how it splits."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from framework.recipe.base import Section
+from framework.recipe.types import Fraction, PositiveInt
+
+Column = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class FeastSource(Section):
+    feature_view: str = Field(description="Feast feature view the columns are read from.")
+    repo: str = Field(default="feature_repo", description="Path of the Feast feature repository.")
+    entity_key: str | None = Field(default=None, description="Join key of the entity, if not the view's.")
+
+
+class Source(Section):
+    uri: str = Field(
+        min_length=1,
+        description="Path (relative to the project root) or URI (file://, s3://, gs://) of the data.",
+    )
+    format: Literal["csv", "parquet"] = Field(default="csv", description="File format of `uri`.")
+    feast: FeastSource | None = Field(default=None, description="Optional Feast feature view reference.")
+
+
+class Split(Section):
+    validation: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        default=0.2, description="Fraction of rows held out for validation."
+    )
+    seed: int = Field(default=42, description="Seed of the shuffle, so every run splits the same.")
+    stratify: bool = Field(default=True, description="Keep class proportions in both splits.")
+
+
+class ColumnExpectation(Section):
+    not_null: bool = Field(default=False, description="No value of the column may be null.")
+    min: float | None = Field(default=None, description="Smallest allowed value.")
+    max: float | None = Field(default=None, description="Largest allowed value.")
+    in_set: list[str | int | float | bool] | None = Field(
+        default=None, min_length=1, description="The only values allowed."
+    )
+    unique: bool = Field(default=False, description="Values must not repeat.")
+    max_null_fraction: Fraction | None = Field(default=None, description="Largest allowed share of nulls.")
+
+
+class TableExpectation(Section):
+    min_rows: PositiveInt | None = Field(default=None, description="Fewest rows the data may have.")
+    max_duplicate_fraction: Fraction | None = Field(
+        default=None, description="Largest allowed share of fully duplicated rows."
+    )
+    min_class_fraction: Fraction | None = Field(
+        default=None, description="Smallest allowed share of any target class."
+    )
+
+
+class Expectations(Section):
+    columns: dict[Column, ColumnExpectation] = Field(
+        default_factory=dict, description="Checks per column, by column name."
+    )
+    table: TableExpectation = Field(default_factory=TableExpectation, description="Checks of the whole table.")
+
+
+class DataVersion(Section):
+    rev: str = Field(description="DVC revision (commit, tag or branch) of the data.")
+    remote: str | None = Field(default=None, description="DVC remote the data is pulled from.")
+
+
+class Data(Section):
+    source: Source = Field(description="Where the data is read from.")
+    target: Column = Field(description="Column the model predicts.")
+    features: list[Column] = Field(min_length=1, description="Columns fed to the model, in order.")
+    categorical: list[Column] = Field(
+        default_factory=list, description="Features that are categories (one-hot encoded), a subset of `features`."
+    )
+    extra_columns: list[Column] = Field(
+        default_factory=list,
+        description="Columns kept for evaluation only (ids, fairness attributes); never model inputs.",
+    )
+    split: Split = Field(default_factory=Split, description="Train/validation split.")
+    expectations: Expectations = Field(
+        default_factory=Expectations, description="Checks the data must pass before training."
+    )
+    version: DataVersion | None = Field(default=None, description="Optional DVC version of the data.")
+
+    def columns(self) -> list[str]:
+        return [*self.features, self.target, *self.extra_columns]

@@ -1,0 +1,48 @@
+"""`model`: what is trained (tabular) or served (llm); `kind` selects the variant."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field
+
+from framework.recipe.base import Section
+from framework.recipe.types import PositiveInt, SecretRef
+
+QUANTIZATIONS = ("none", "awq", "gptq", "fp8", "bitsandbytes", "gguf")
+Quantization = Literal["none", "awq", "gptq", "fp8", "bitsandbytes", "gguf"]
+
+
+class TabularModel(Section):
+    kind: Literal["tabular"] = Field(description="A neural network over tabular features.")
+    architecture: Literal["mlp", "linear"] = Field(default="mlp", description="Network family.")
+    task: Literal["classification", "regression"] = Field(
+        default="classification", description="What the model predicts."
+    )
+    num_classes: Annotated[int, Field(ge=2, le=10000)] = Field(
+        default=2, description="Number of target classes (classification)."
+    )
+    hidden_sizes: list[PositiveInt] = Field(
+        default_factory=lambda: [64, 32], max_length=16, description="Width of each hidden layer, input to output."
+    )
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(default=0.1, description="Dropout after each hidden layer.")
+    activation: Literal["relu", "gelu", "tanh", "silu"] = Field(default="relu", description="Hidden activation.")
+    batch_norm: bool = Field(default=False, description="Batch normalisation after each hidden layer.")
+
+
+class LlmModel(Section):
+    kind: Literal["llm"] = Field(description="A large language model served for generation.")
+    source: str = Field(min_length=1, description="Hugging Face hub id or a local/remote path of the weights.")
+    revision: str | None = Field(default=None, description="Hub revision (commit or tag) to pin.")
+    quantization: Quantization = Field(default="none", description="Weight quantization of `source`.")
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(default="auto", description="Compute dtype.")
+    max_model_len: PositiveInt = Field(default=4096, description="Longest context (prompt + output) in tokens.")
+    trust_remote_code: bool = Field(default=False, description="Allow code shipped with the weights to run.")
+    token: SecretRef | None = Field(default=None, description="Secret holding the hub token for gated weights.")
+    cpu_fallback: str | None = Field(
+        default=None,
+        description="Small model (path or hub id) served with transformers when no GPU is present; none disables it.",
+    )
+
+
+Model = Annotated[Union[TabularModel, LlmModel], Field(discriminator="kind")]

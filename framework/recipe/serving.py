@@ -1,0 +1,106 @@
+"""`serving`: how the model answers requests; `backend` selects Triton, Ray Serve or vLLM."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field
+
+from framework.recipe.base import Section
+from framework.recipe.types import ImageRef, Name, PositiveInt, Quantity
+
+
+class Resources(Section):
+    """Backend-neutral resources of one serving replica; each target translates them."""
+
+    cpu: Quantity = Field(default="1", description="CPU request and limit (K8s quantity).")
+    memory: Quantity = Field(default="2Gi", description="Memory request and limit (K8s quantity).")
+    gpu: Annotated[int, Field(ge=0, le=16)] = Field(default=0, description="GPUs per replica.")
+    gpu_type: str | None = Field(
+        default=None, description="Accelerator type of the GPUs (e.g. nvidia-l4); selects nodes."
+    )
+
+
+class Replicas(Section):
+    min: Annotated[int, Field(ge=0, le=1000)] = Field(default=1, description="Fewest replicas.")
+    max: Annotated[int, Field(ge=1, le=1000)] = Field(default=3, description="Most replicas.")
+    target_utilization: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=70, description="Autoscaling target: CPU utilisation (%) or ongoing requests per replica."
+    )
+
+
+class DynamicBatching(Section):
+    preferred_batch_sizes: list[PositiveInt] = Field(
+        default_factory=list, description="Batch sizes the batcher tries to form."
+    )
+    max_queue_delay_us: Annotated[int, Field(ge=0, le=10_000_000)] = Field(
+        default=500, description="Longest a request waits for a batch to fill, in microseconds."
+    )
+
+
+class Instances(Section):
+    count: Annotated[int, Field(ge=1, le=64)] = Field(default=1, description="Model instances per replica.")
+    kind: Literal["cpu", "gpu"] = Field(default="cpu", description="Where instances run.")
+
+
+class VersionPolicy(Section):
+    latest: PositiveInt | None = Field(default=1, description="Serve the N newest versions.")
+    specific: list[PositiveInt] | None = Field(default=None, description="Serve exactly these versions.")
+
+
+class _Serving(Section):
+    replicas: Replicas = Field(default_factory=Replicas, description="Replica count and autoscaling.")
+    resources: Resources = Field(default_factory=Resources, description="Resources of one replica.")
+    port: Annotated[int, Field(ge=1024, le=65535)] = Field(default=8000, description="HTTP port of the server.")
+
+
+class _TabularServing(_Serving):
+    format: Literal["onnx", "torchscript"] = Field(default="onnx", description="Exported model format.")
+    max_batch_size: Annotated[int, Field(ge=0, le=65536)] = Field(
+        default=8, description="Largest batch the server forms (0 disables batching)."
+    )
+    dynamic_batching: DynamicBatching | None = Field(
+        default_factory=DynamicBatching, description="Server-side batching of single requests."
+    )
+    instances: Instances = Field(default_factory=Instances, description="Model instances per replica.")
+    model_name: Name | None = Field(
+        default=None, description="Name of the model in the model repository; default the recipe name."
+    )
+
+
+class TritonServing(_TabularServing):
+    backend: Literal["triton"] = Field(description="NVIDIA Triton Inference Server.")
+    image: ImageRef = Field(
+        default="nvcr.io/nvidia/tritonserver:25.10-py3", description="Triton server image."
+    )
+    version_policy: VersionPolicy = Field(default_factory=VersionPolicy, description="Model versions served.")
+    warmup: bool = Field(default=True, description="Send a warmup request before reporting ready.")
+
+
+class RayServeServing(_TabularServing):
+    backend: Literal["ray_serve"] = Field(description="Ray Serve (RayService on clusters).")
+    image: ImageRef = Field(default="rayproject/ray:2.60.0-py311-cpu", description="Ray image of the cluster.")
+    max_ongoing_requests: Annotated[int, Field(ge=1, le=100000)] = Field(
+        default=64, description="Requests a replica accepts at once; must exceed the batch size."
+    )
+
+
+class VllmServing(_Serving):
+    backend: Literal["vllm"] = Field(description="vLLM OpenAI-compatible server.")
+    image: ImageRef = Field(default="vllm/vllm-openai:v0.33.0", description="vLLM server image.")
+    resources: Resources = Field(
+        default_factory=lambda: Resources(cpu="4", memory="24Gi", gpu=1),
+        description="Resources of one replica; GPUs must cover tensor_parallel_size.",
+    )
+    tensor_parallel_size: Annotated[int, Field(ge=1, le=16)] = Field(default=1, description="GPUs one model is split over.")
+    gpu_memory_utilization: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        default=0.9, description="Share of GPU memory vLLM may use."
+    )
+    max_model_len: PositiveInt | None = Field(
+        default=None, description="Longest context served; at most model.max_model_len (default that)."
+    )
+    served_model_name: Name | None = Field(default=None, description="Model name clients ask for; default the recipe name.")
+    max_num_seqs: Annotated[int, Field(ge=1, le=4096)] = Field(default=128, description="Sequences batched at once.")
+
+
+Serving = Annotated[Union[TritonServing, RayServeServing, VllmServing], Field(discriminator="backend")]
