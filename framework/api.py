@@ -15,7 +15,7 @@ from framework.errors import DriftError, Location, MlopsError, Problem
 from framework.project import Project, display_path
 
 __all__ = [
-    "RecipeStatus", "ValidateResult", "ShowResult", "SchemaResult",
+    "RecipeStatus", "ValidateResult", "ShowResult", "Leaf", "SchemaResult",
     "load_recipe", "validate", "show", "write_schemas", "check_schemas", "recipe_envs",
 ]
 
@@ -41,11 +41,18 @@ class ValidateResult:
 
 
 @dataclass(frozen=True)
+class Leaf:
+    path: str  # dotted key path, list items by index
+    value: Any
+    source: str  # "file:line", "<override>" or "(default)"
+
+
+@dataclass(frozen=True)
 class ShowResult:
     recipe: str
     env: str
     resolved: dict[str, Any]
-    provenance: dict[str, str]  # key path -> "file:line", "<override>" or "(default)"
+    leaves: list[Leaf]
 
 
 @dataclass(frozen=True)
@@ -109,19 +116,20 @@ def show(recipe: str, env: str | None = None, overrides: Sequence[str] = (), pro
     """The resolved recipe, defaults filled in, and where each key was set."""
     validated = load_recipe(recipe, env, overrides, project)
     resolved = validated.recipe.model_dump(mode="json")
-    provenance = {}
-    for path in _leaf_paths(resolved):
-        where = validated.composed.provenance.locations.get(path)
-        provenance[path] = str(where) if where else "(default)"
-    return ShowResult(validated.recipe.name, validated.recipe.environment, resolved, provenance)
+    locations = validated.composed.provenance.locations
+    leaves = [
+        Leaf(path, value, str(locations[path]) if path in locations else "(default)")
+        for path, value in _leaves(resolved)
+    ]
+    return ShowResult(validated.recipe.name, validated.recipe.environment, resolved, leaves)
 
 
-def _leaf_paths(tree: Any, prefix: str = "") -> list[str]:
+def _leaves(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(tree, dict) and tree:
-        return [p for key, value in tree.items() for p in _leaf_paths(value, f"{prefix}.{key}" if prefix else key)]
+        return [leaf for key, value in tree.items() for leaf in _leaves(value, f"{prefix}.{key}" if prefix else key)]
     if isinstance(tree, list) and tree:
-        return [p for i, value in enumerate(tree) for p in _leaf_paths(value, f"{prefix}.{i}")]
-    return [prefix]
+        return [leaf for i, value in enumerate(tree) for leaf in _leaves(value, f"{prefix}.{i}")]
+    return [(prefix, tree)]
 
 
 def write_schemas(project: Project | Path | None = None) -> SchemaResult:

@@ -26,12 +26,5 @@ def to_yaml(data: Any) -> str:
 
 def provenance_lines(result: Any) -> list[str]:
     """`source  key.path: value` for every leaf of a ShowResult, aligned."""
-    leaves = [(source, path, _value_at(result.resolved, path)) for path, source in result.provenance.items()]
-    width = max((len(source) for source, _, _ in leaves), default=0)
-    return [f"{source.ljust(width)}  {path}: {json.dumps(value)}" for source, path, value in leaves]
-
-
-def _value_at(tree: Any, path: str) -> Any:
-    for part in path.split(".") if path else []:
-        tree = tree[int(part)] if isinstance(tree, list) else tree[part]
-    return tree
+    width = max((len(leaf.source) for leaf in result.leaves), default=0)
+    return [f"{leaf.source.ljust(width)}  {leaf.path}: {json.dumps(leaf.value)}" for leaf in result.leaves]

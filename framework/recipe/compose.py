@@ -80,25 +80,23 @@ def compose_recipe(
     _check_group_overrides(source, parsed, groups)
 
     from hydra import compose
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.types import RunMode
 
+    defaults: list[Any] = []
     try:
-        with _isolated_hydra(source.config_dir):
-            loader = GlobalHydra.instance().config_loader()
-            defaults = loader.compute_defaults_list(source.name, list(overrides), RunMode.RUN).defaults
-            provenance = _file_provenance(source, defaults)
+        with _isolated_hydra(source.config_dir), _merge_order(defaults):
             cfg = compose(config_name=source.name, overrides=list(overrides))
     except RecipeError:
         raise
     except yaml.MarkedYAMLError as exc:
         raise RecipeError(_find_yaml_error(source, exc)) from None
     except Exception as exc:  # Hydra's and OmegaConf's errors, mapped to file:line
-        raise RecipeError([_composition_problem(source, parsed, exc, locals().get("provenance"))]) from None
+        merged = _file_provenance(source, defaults) if defaults else None
+        raise RecipeError([_composition_problem(source, exc, merged)]) from None
 
+    provenance = _file_provenance(source, defaults)
     for override in parsed:
         if override.key_or_group not in groups:
-            provenance.set_override(_override_path(override), delete=override.is_delete())
+            provenance.set_override(_override_path(override))
     return Composed(source, overrides, _resolve(cfg, provenance), provenance)
 
 
@@ -115,6 +113,29 @@ def _isolated_hydra(config_dir: Path) -> Iterator[None]:
             yield
     finally:
         restore_gh_from_backup(backup)
+
+
+@contextmanager
+def _merge_order(captured: list[Any]) -> Iterator[None]:
+    """The defaults list Hydra merges during the compose call inside this block.
+
+    Hydra keeps it internal; this wraps the method that receives it on the loader
+    instance of the current (isolated) Hydra only, instead of computing it twice.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    merge = loader._compose_config_from_defaults_list
+
+    def capture(defaults: list[Any], repo: Any) -> Any:
+        captured[:] = defaults
+        return merge(defaults=defaults, repo=repo)
+
+    loader._compose_config_from_defaults_list = capture
+    try:
+        yield
+    finally:
+        del loader._compose_config_from_defaults_list
 
 
 def _check_primary_file(file: Path) -> None:
@@ -149,13 +170,16 @@ def _parse_overrides(overrides: Sequence[str]) -> list[Any]:
 def _check_group_overrides(source: RecipeSource, parsed: list[Any], groups: set[str]) -> None:
     for override in parsed:
         group = override.key_or_group
-        if group in groups and not override.is_delete() and isinstance(override.value(), str):
-            option = override.value()
-            options = source.options(group)
-            if option not in options:
-                raise RecipeError(
-                    [Problem(Location(OVERRIDE_SOURCE), group, _unknown_option(option, options))]
-                )
+        if group not in groups or override.is_delete() or override.package:
+            continue
+        option, options = override.value(), source.options(group)
+        if not isinstance(option, str):
+            raise RecipeError(
+                [Problem(Location(OVERRIDE_SOURCE), group,
+                         f"'{group}' is a group: choose one of its options ({one_of(options)}), not a value")]
+            )
+        if option not in options:
+            raise RecipeError([Problem(Location(OVERRIDE_SOURCE), group, _unknown_option(option, options))])
 
 
 def _unknown_option(option: str, options: list[str]) -> str:
@@ -227,16 +251,26 @@ def _interpolation_message(exc: Exception, raw: Any) -> str:
 
 def _find_yaml_error(source: RecipeSource, exc: yaml.MarkedYAMLError) -> list[Problem]:
     """Hydra's YAML errors carry no file name: find the file that fails the same way."""
+    from omegaconf._utils import get_yaml_loader  # the loader Hydra reads files with
+
     for file in sorted(source.config_dir.rglob("*.yaml")):
         try:
-            yaml.compose(file.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+            yaml.load(file.read_text(encoding="utf-8"), Loader=get_yaml_loader())
         except yaml.MarkedYAMLError as other:
-            if str(other) == str(exc):
+            if _same_yaml_error(other, exc):
                 return [yaml_problem(file, other)]
     return [yaml_problem(source.file, exc)]
 
 
-def _composition_problem(source: RecipeSource, parsed: list[Any], exc: Exception, provenance: Provenance | None) -> Problem:
+def _same_yaml_error(a: yaml.MarkedYAMLError, b: yaml.MarkedYAMLError) -> bool:
+    def key(e: yaml.MarkedYAMLError) -> tuple[Any, ...]:
+        mark = e.problem_mark
+        return (e.problem, e.context, mark.line if mark else None, mark.column if mark else None)
+
+    return key(a) == key(b)
+
+
+def _composition_problem(source: RecipeSource, exc: Exception, provenance: Provenance | None) -> Problem:
     from hydra.errors import MissingConfigException
 
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -30,6 +30,8 @@ def parse_yaml_nodes(path: Path) -> yaml.Node | None:
 
 def yaml_problem(path: Path, exc: yaml.MarkedYAMLError) -> Problem:
     mark = exc.problem_mark or exc.context_mark
+    if exc.context_mark and "while parsing a flow" in str(exc.context):  # an unclosed bracket: where it opened
+        mark = exc.context_mark
     line = mark.line + 1 if mark else None
     what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
     return Problem(Location(display_path(path), line), "", f"YAML syntax error: {what}")
@@ -44,6 +46,8 @@ class Provenance:
     def set_tree(self, node: yaml.Node, prefix: str, file: str, skip_defaults: bool) -> None:
         if not isinstance(node, yaml.MappingNode):
             return
+        if prefix and node.value:  # a group file stands for its whole section
+            self.locations[prefix] = Location(file, node.value[0][0].start_mark.line + 1)
         for key_node, value_node in node.value:
             key = str(key_node.value)
             if skip_defaults and not prefix and key == "defaults":
@@ -63,12 +67,10 @@ class Provenance:
             for index, item in enumerate(node.value):
                 self._assign(_join(path, str(index)), item, Location(where.file, item.start_mark.line + 1))
 
-    def set_override(self, path: str, delete: bool = False) -> None:
+    def set_override(self, path: str) -> None:
+        """A command-line override set (or deleted) `path` and everything below it."""
         self.forget_below(path)
-        if delete:
-            self.locations.pop(path, None)
-        else:
-            self.locations[path] = Location(OVERRIDE_SOURCE)
+        self.locations[path] = Location(OVERRIDE_SOURCE)
 
     def forget_below(self, path: str) -> None:
         prefix = path + "."
@@ -76,7 +78,10 @@ class Provenance:
             del self.locations[key]
 
     def locate(self, path: str) -> Location | None:
-        """Where `path` was set, else where its nearest parent was."""
+        """Where `path` was set, else where the first key below it was, else its nearest parent."""
+        below = [loc for key, loc in self.locations.items() if key.startswith(path + ".")]
+        if path not in self.locations and below:
+            return below[0]
         while path:
             if path in self.locations:
                 return self.locations[path]

@@ -1,0 +1,215 @@
+"""Broken recipes and overrides: each exits 1 with one exact `file:line: key: message`
+line, no traceback, and nothing written."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli, tree_snapshot
+
+OVERRIDE = "<override>"
+Edit = Callable[[Path], None]
+
+
+def replace(file: str, old: str, new: str) -> Edit:
+    def edit(root: Path) -> None:
+        path = root / file
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {file}"
+        path.write_text(text.replace(old, new, 1))
+    return edit
+
+
+def append(file: str, text: str) -> Edit:
+    def edit(root: Path) -> None:
+        path = root / file
+        path.write_text(path.read_text() + text)
+    return edit
+
+
+def write(file: str, text: str) -> Edit:
+    def edit(root: Path) -> None:
+        (root / file).write_text(text)
+    return edit
+
+
+@dataclass
+class Case:
+    id: str
+    args: list[str]
+    where: str | tuple[str, str]  # "<override>", "file", or (file, text on the line)
+    key: str
+    message: str  # regex searched in the message part
+    edits: list[Edit] = field(default_factory=list)
+
+
+T = "recipes/serving/triton.yaml"
+C = "recipes/churn.yaml"
+D = "recipes/data/churn_csv.yaml"
+R = "recipes/training/ray_cpu.yaml"
+K = "recipes/deploy/k8s.yaml"
+
+CASES = [
+    # --- YAML and file shape -------------------------------------------------------------
+    Case("yaml-syntax-recipe", ["churn"], (C, "name: [oops"), "", r"^YAML syntax error: .*flow sequence",
+         [append(C, "extra: 1\nname: [oops\n")]),
+    Case("yaml-syntax-group-file", ["churn"], (T, "bad: [1, 2"), "", r"^YAML syntax error: .*flow sequence",
+         [append(T, "bad: [1, 2\nwarmup: true\n")]),
+    Case("yaml-duplicate-key", ["churn"], (C, "owner: twice"), "", r"^YAML syntax error: .*duplicate key owner",
+         [append(C, "owner: twice\n")]),
+    Case("empty-recipe-file", ["churn"], (C, None), "", r"^recipe is empty", [write(C, "")]),
+    Case("recipe-is-a-list", ["churn"], (C, "- data"), "", r"^a recipe must be a mapping of keys, found a list",
+         [write(C, "- data\n- model\n")]),
+    Case("group-file-is-a-list", ["churn"], (T, "- a"), "serving", r"^a recipe file must be a mapping of keys",
+         [write(T, "- a\n- b\n")]),
+    # --- unknown keys ---------------------------------------------------------------------
+    Case("unknown-top-level-key", ["churn"], (C, "nmae:"), "nmae", r"^unknown key 'nmae' \(did you mean 'name'\?\)",
+         [append(C, "nmae: churn2\n")]),
+    Case("unknown-nested-key", ["churn"], (R, "epochz"), "training.epochz",
+         r"^unknown key 'epochz' \(did you mean 'training.epochs'\?\); keys here: .*epochs",
+         [append(R, "epochz: 3\n")]),
+    Case("unknown-key-in-variant", ["churn"], (T, "tensor_parallel_size"), "serving.tensor_parallel_size",
+         r"^unknown key 'tensor_parallel_size'", [append(T, "tensor_parallel_size: 2\n")]),
+    Case("unknown-key-added-by-override", ["churn", "+training.foo=1"], OVERRIDE, "training.foo", r"^unknown key 'foo'"),
+    Case("override-missing-key-without-plus", ["churn", "training.epochz=3"], OVERRIDE, "training.epochz",
+         r"^no such key to override \(did you mean 'training.epochs'\?\); to add a new key write '\+training.epochz=...'"),
+    # --- types and ranges ------------------------------------------------------------------------
+    Case("wrong-type-in-file", ["churn"], (R, "epochs: ten"), "training.epochs", r"^must be an integer, got 'ten' \(a string\)",
+         [replace(R, "epochs: 10", "epochs: ten")]),
+    Case("wrong-type-override", ["churn", "training.epochs=abc"], OVERRIDE, "training.epochs", r"^must be an integer, got 'abc'"),
+    Case("bool-is-not-an-integer", ["churn", "training.workers=true"], OVERRIDE, "training.workers", r"^must be an integer, got true"),
+    Case("group-given-a-value", ["churn", "monitoring=5"], OVERRIDE, "monitoring",
+         r"^'monitoring' is a group: choose one of its options \(llm, standard\), not a value"),
+    Case("section-is-a-scalar", ["churn"], (C, "tracking: 5"), "tracking", r"^must be a mapping of keys, got 5",
+         [append(C, "tracking: 5\n")]),
+    Case("out-of-range-low", ["churn", "training.optimizer.lr=0"], OVERRIDE, "training.optimizer.lr", r"^must be greater than 0, got 0"),
+    Case("out-of-range-high", ["churn", "data.split.validation=1.5"], OVERRIDE, "data.split.validation", r"^must be less than 1, got 1.5"),
+    Case("negative-count", ["churn", "serving.instances.count=0"], OVERRIDE, "serving.instances.count", r"^must be greater than or equal to 1"),
+    Case("literal-not-allowed", ["churn", "data.source.format=xlsx"], OVERRIDE, "data.source.format",
+         r"^'xlsx' is not allowed; one of: 'csv' or 'parquet'"),
+    Case("variant-misspelled", ["churn", "serving.backend=trito"], OVERRIDE, "serving.backend",
+         r"^unknown value 'trito' \(did you mean 'triton'\?\); one of: triton, ray_serve, vllm"),
+    # --- required fields -------------------------------------------------------------------
+    Case("missing-required-field", ["churn"], (D, "source:"), "data.target", r"^required key missing",
+         [replace(D, "target: churned\n", "")]),
+    Case("missing-required-by-delete", ["churn", "~deploy.image"], OVERRIDE, "deploy.image", r"^required key missing"),
+    Case("missing-sections", ["bare"], ("recipes/bare.yaml", None), "model", r"^required key missing",
+         [write("recipes/bare.yaml", "name: bare\n")]),
+    # --- groups and recipes ----------------------------------------------------------------
+    Case("misspelled-group-option-override", ["churn", "serving=trition"], OVERRIDE, "serving",
+         r"^unknown option 'trition' \(did you mean 'triton'\?\); options: ray_serve, triton, vllm"),
+    Case("misspelled-group-option-in-defaults", ["churn"], (C, "serving: trition"), "defaults.serving",
+         r"^unknown option 'trition' \(did you mean 'triton'\?\)", [replace(C, "serving: triton", "serving: trition")]),
+    Case("defaults-names-missing-file", ["churn"], (C, "monitoring: gone"), "defaults.monitoring",
+         r"^unknown option 'gone'; options: llm, standard", [replace(C, "monitoring: standard", "monitoring: gone")]),
+    Case("defaults-names-unknown-group", ["churn"], (C, "servng: triton"), "defaults.servng",
+         r"^unknown group 'servng' \(did you mean 'serving'\?\)", [replace(C, "serving: triton", "servng: triton")]),
+    Case("unknown-env", ["churn", "--env", "qa"], OVERRIDE, "env", r"^unknown option 'qa'; options: dev, prod, staging"),
+    Case("unknown-recipe", ["chrun"], "recipes", "", r"^unknown recipe 'chrun' \(did you mean 'churn'\?\)"),
+    Case("recipe-path-not-found", ["recipes/nope.yaml"], "recipes/nope.yaml", "", r"^recipe file not found"),
+    Case("override-does-not-parse", ["churn", "training.epochs=[1"], OVERRIDE, "training.epochs=[1", r"^cannot parse override"),
+    # --- names ---------------------------------------------------------------------------------------
+    Case("name-uppercase", ["churn", "name=Churn"], OVERRIDE, "name", r"^'Churn' is not a valid name"),
+    Case("name-64-chars", ["churn", "name=" + "a" * 64], OVERRIDE, "name", r"is 64 characters; at most 30"),
+    Case("name-path-traversal", ["churn", "name=../x"], OVERRIDE, "name", r"^'../x' is not a valid name"),
+    Case("name-empty", ["churn", "name=''"], OVERRIDE, "name", r"^must not be empty"),
+    Case("name-in-file-starts-with-digit", ["churn"], (C, "name: 1churn"), "name", r"^'1churn' is not a valid name",
+         [replace(C, "name: churn", "name: 1churn")]),
+    Case("namespace-invalid", ["churn", "deploy.namespace=ML_Prod"], OVERRIDE, "deploy.namespace", r"^'ML_Prod' is not a valid name"),
+    # --- constrained values ----------------------------------------------------------------
+    Case("cron-not-five-fields", ["churn", "monitoring.drift.schedule=hourly"], OVERRIDE, "monitoring.drift.schedule",
+         r"^'hourly' is not a cron schedule: use 5 fields"),
+    Case("cron-value-out-of-range", ["churn", "monitoring.drift.schedule='61 * * * *'"], OVERRIDE, "monitoring.drift.schedule",
+         r"^'61 \* \* \* \*' is not a valid cron schedule"),
+    Case("quantity-with-words", ["churn", "serving.resources.cpu='2 cores'"], OVERRIDE, "serving.resources.cpu",
+         r"^'2 cores' is not a Kubernetes quantity"),
+    Case("quantity-in-file", ["churn"], (R, "memory_per_worker: 2GB"), "training.memory_per_worker", r"^'2GB' is not a Kubernetes quantity",
+         [replace(R, "memory_per_worker: 2Gi", "memory_per_worker: 2GB")]),
+    Case("duration-with-words", ["churn", "rollout.interval='5 minutes'"], OVERRIDE, "rollout.interval", r"^'5 minutes' is not a duration"),
+    Case("image-latest", ["churn", "deploy.image=ghcr.io/x/y:latest"], OVERRIDE, "deploy.image", r"uses ':latest'"),
+    Case("image-without-tag", ["churn"], (K, "image: ghcr.io/example/mlops-runtime\n"), "deploy.image", r"has no tag",
+         [replace(K, "mlops-runtime:0.1.0", "mlops-runtime")]),
+    Case("secret-as-literal", ["churn"], (K, "MLFLOW_TRACKING_TOKEN: hunter2"), "deploy.secrets.MLFLOW_TRACKING_TOKEN",
+         r"^a secret is a reference \{name, key\} to a Kubernetes Secret, never a literal value",
+         [append(K, "  API_KEY: {name: api, key: k}\n"), replace(K, "MLFLOW_TRACKING_TOKEN:\n    name: mlflow-credentials\n    key: token", "MLFLOW_TRACKING_TOKEN: hunter2")]),
+    Case("secret-with-value-key", ["churn"], (K, "API_KEY"), "deploy.secrets.API_KEY", r"^a secret must not carry its value",
+         [append(K, "  API_KEY: {name: api, key: k, value: hunter2}\n")]),
+    # --- interpolation ------------------------------------------------------------------------
+    Case("env-var-missing-without-default", ["churn"], (C, "MLOPS_TEST_UNSET_VAR"), "owner",
+         r"environment variable MLOPS_TEST_UNSET_VAR is not set and has no default",
+         [replace(C, "owner: ml-platform@example.com", "owner: ${oc.env:MLOPS_TEST_UNSET_VAR}")]),
+    Case("interpolation-cycle", ["churn"], (C, "description: ${owner}"), "description", r"interpolation cycle",
+         [replace(C, "owner: ml-platform@example.com", "owner: ${description}"),
+          replace(C, "description: Customer churn classifier (tabular MLP) served by Triton, rolled out by canary.", "description: ${owner}")]),
+    Case("interpolation-to-missing-key", ["churn", "owner=${nope.key}"], OVERRIDE, "owner", r"refers to 'nope.key', which is not in the recipe"),
+    # --- cross-field rules -------------------------------------------------------------------------
+    Case("max-batch-below-preferred", ["churn", "serving.max_batch_size=4"], OVERRIDE, "serving.max_batch_size",
+         r"serving.max_batch_size \(4\) must be >= the largest of serving.dynamic_batching.preferred_batch_sizes \(32\)"),
+    Case("canary-steps-fall", ["churn", "rollout.steps=[10,5,100]"], OVERRIDE, "rollout.steps", r"must rise strictly: 5 follows 10"),
+    Case("canary-steps-stop-short", ["churn", "rollout.steps=[10,50]"], OVERRIDE, "rollout.steps", r"must end at 100"),
+    Case("gpu-instances-without-gpus", ["churn", "serving.instances.kind=gpu"], OVERRIDE, "serving.instances.kind",
+         r"serving.instances.kind gpu needs serving.resources.gpu >= 1"),
+    Case("hpo-metric-not-evaluated", ["churn", "+training.hpo={metric: f2, search_space: {training.optimizer.lr: {type: float, low: 0.0001, high: 0.1, log: true}}}"],
+         OVERRIDE, "training.hpo.metric", r"training.hpo.metric 'f2' is not computed: use loss or one of evaluation.metrics"),
+    Case("hpo-key-not-in-recipe", ["churn", "+training.hpo={metric: f1, search_space: {training.optimizer.lrr: {type: float, low: 0.0001, high: 0.1}}}"],
+         OVERRIDE, "training.hpo.search_space.training.optimizer.lrr", r"is not a key of the recipe"),
+    Case("fairness-attribute-not-a-column", ["churn", "evaluation.gates.fairness.attribute=genderr"], OVERRIDE,
+         "evaluation.gates.fairness.attribute", r"'genderr' is not a data column.*\(did you mean 'gender'\?\)"),
+    Case("target-among-features", ["churn"], (D, "target: tenure_months"), "data.target",
+         r"data.target 'tenure_months' must not be among data.features",
+         [replace(D, "target: churned", "target: tenure_months"), replace(D, "    churned: {not_null: true, in_set: [0, 1]}\n", "")]),
+    Case("quantization-not-for-backend", ["support_assistant", "model.quantization=gguf", "serving=ray_serve"], OVERRIDE,
+         "model.quantization", r"model.quantization gguf is not supported by serving.backend ray_serve"),
+    Case("vllm-needs-llm", ["churn", "serving=vllm"], ("recipes/serving/vllm.yaml", "backend: vllm"), "serving.backend",
+         r"serving.backend vllm needs model.kind llm, not tabular"),
+    Case("tensor-parallel-above-gpus", ["support_assistant", "serving.tensor_parallel_size=2"], OVERRIDE,
+         "serving.tensor_parallel_size", r"serving.tensor_parallel_size \(2\) must be <= serving.resources.gpu \(1\)"),
+    Case("gate-for-unknown-metric", ["churn", "+evaluation.gates.min_acuracy=0.5"], OVERRIDE, "evaluation.gates.min_acuracy",
+         r"unknown gate 'min_acuracy' \(did you mean 'min_accuracy'\?\)"),
+    Case("replicas-min-above-max", ["churn", "serving.replicas.min=5", "serving.replicas.max=2"], OVERRIDE,
+         "serving.replicas.min", r"serving.replicas.min \(5\) must be <= serving.replicas.max \(2\)"),
+    Case("metric-for-wrong-task", ["churn", "evaluation.metrics=[accuracy,mrr]"], OVERRIDE, "evaluation.metrics.1",
+         r"evaluation.metrics mrr does not apply to model.task classification"),
+    Case("chunk-overlap-not-below-size", ["support_assistant", "rag.chunking.overlap=900"], OVERRIDE, "rag.chunking.overlap",
+         r"rag.chunking.overlap \(900\) must be < rag.chunking.size \(800\)"),
+]
+
+
+def _expected_where(case: Case, root: Path) -> str:
+    if isinstance(case.where, str):
+        return case.where
+    file, marker = case.where
+    if marker is None:
+        return f"{file}:1"
+    lines = (root / file).read_text().splitlines()
+    number = next(i for i, line in enumerate(lines, 1) if marker.rstrip("\n") in line)
+    return f"{file}:{number}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_reported_exactly(case: Case, project: Path) -> None:
+    for edit in case.edits:
+        edit(project)
+    before = tree_snapshot(project)
+
+    result = run_cli("validate", *case.args)
+
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.stdout + result.stderr
+    prefix = f"{_expected_where(case, project)}: " + (f"{case.key}: " if case.key else "")
+    lines = [line for line in result.stderr.splitlines() if line.startswith(prefix)]
+    assert lines, f"no line starting {prefix!r} in:\n{result.stderr}"
+    assert re.search(case.message, lines[0][len(prefix):]), f"{lines[0]!r} !~ {case.message!r}"
+    assert tree_snapshot(project) == before, "validate must write nothing"
+    assert not (project / ".mlops").exists()
+
+
+def test_there_are_at_least_40_cases() -> None:
+    assert len(CASES) >= 40
+    assert len({c.id for c in CASES}) == len(CASES)

@@ -1,0 +1,57 @@
+"""Shared fixtures: a throwaway copy of the project, and the CLI run in-process."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None
+
+
+def run_cli(*args: str) -> CliResult:
+    from framework.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    return CliResult(result.exit_code, result.stdout, result.stderr, result.exception)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the repository's recipes and settings; the working directory."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    for name in ("recipes", "schemas"):
+        shutil.copytree(REPO / name, root / name)
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    monkeypatch.chdir(root)
+    return root
+
+
+def tree_snapshot(root: Path) -> dict[str, str]:
+    """Every file under root with a hash of its bytes: equal snapshots, nothing written."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
