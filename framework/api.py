@@ -116,11 +116,8 @@ def show(recipe: str, env: str | None = None, overrides: Sequence[str] = (), pro
     """The resolved recipe, defaults filled in, and where each key was set."""
     validated = load_recipe(recipe, env, overrides, project)
     resolved = validated.recipe.model_dump(mode="json")
-    locations = validated.composed.provenance.locations
-    leaves = [
-        Leaf(path, value, str(locations[path]) if path in locations else "(default)")
-        for path, value in _leaves(resolved)
-    ]
+    provenance = validated.composed.provenance
+    leaves = [Leaf(path, value, str(provenance.set_by(path) or "(default)")) for path, value in _leaves(resolved)]
     return ShowResult(validated.recipe.name, validated.recipe.environment, resolved, leaves)
 
 

@@ -223,8 +223,8 @@ def expectations_name_columns(r: Recipe) -> Iterator[Violation]:
         if column not in columns:
             yield Violation(
                 (f"data.expectations.columns.{column}", "data.features"),
-                f"data.expectations.columns names '{column}', which is not a data column (data.features, "
-                f"data.target, data.extra_columns){did_you_mean(column, columns)}",
+                f"data.expectations.columns.{column} checks a column that is not in data.features, "
+                f"data.target or data.extra_columns{did_you_mean(column, columns)}",
             )
         if expectation.min is not None and expectation.max is not None and expectation.min > expectation.max:
             yield Violation(
@@ -261,7 +261,8 @@ def metrics_fit_task(r: Recipe) -> Iterator[Violation]:
         if metric not in allowed:
             yield Violation(
                 (f"evaluation.metrics.{index}", "model.kind"),
-                f"evaluation.metrics {metric} does not apply to {what} (model.kind {r.model.kind}); use {', '.join(allowed)}",
+                f"evaluation.metrics.{index} ({metric}) does not apply to {what} (model.kind {r.model.kind}); "
+                f"use {', '.join(allowed)}",
             )
 
 
@@ -269,7 +270,7 @@ def metrics_fit_task(r: Recipe) -> Iterator[Violation]:
 def gates_name_metrics(r: Recipe) -> Iterator[Violation]:
 
 
-    for key in r.evaluation.gates.thresholds():
+    for key in r.evaluation.gates.__pydantic_extra__ or {}:
         match = re.match(r"^(min|max)_(.+)$", key)
         metric = match.group(2) if match else None
         if metric is None or metric not in r.evaluation.metrics:
@@ -277,7 +278,7 @@ def gates_name_metrics(r: Recipe) -> Iterator[Violation]:
             candidates += ["max_latency_p95_ms", "max_model_size_mb", "fairness", "onnx_parity_atol"]
             yield Violation(
                 (f"evaluation.gates.{key}", "evaluation.metrics"),
-                f"unknown gate '{key}'{did_you_mean(key, candidates)}: a threshold gate is min_<metric> or "
+                f"evaluation.gates.{key} is not a gate{did_you_mean(key, candidates)}: a threshold gate is min_<metric> or "
                 f"max_<metric> for a metric in evaluation.metrics ({', '.join(r.evaluation.metrics)})",
             )
 
@@ -309,12 +310,13 @@ def hpo_keys_exist(r: Recipe) -> Iterator[Violation]:
         if value is _MISSING:
             yield Violation(
                 (f"training.hpo.search_space.{key}",),
-                f"training.hpo.search_space key '{key}' is not a key of the recipe (write a dotted path such as training.optimizer.lr)",
+                f"training.hpo.search_space.{key}: '{key}' is not a key of the recipe "
+                "(write a dotted path such as training.optimizer.lr)",
             )
         elif param.type in ("float", "int") and (isinstance(value, bool) or not isinstance(value, (int, float))):
             yield Violation(
                 (f"training.hpo.search_space.{key}",),
-                f"training.hpo.search_space '{key}' is a {param.type} range but the recipe value is {type(value).__name__}",
+                f"training.hpo.search_space.{key} is a {param.type} range but the recipe value is {type(value).__name__}",
             )
 
 

@@ -41,11 +41,11 @@ class Gates(Section):
     model_config = ConfigDict(
         extra="allow",
         json_schema_extra={
-            "patternProperties": {THRESHOLD_KEY: {"type": "number"}},
+            "patternProperties": {THRESHOLD_KEY: {"type": ["number", "null"]}},
             "additionalProperties": False,
         },
     )
-    __pydantic_extra__: dict[str, float]
+    __pydantic_extra__: dict[str, float | None]  # null switches an inherited gate off
 
     max_latency_p95_ms: Annotated[float, Field(gt=0)] | None = Field(
         default=None, description="p95 latency at batch 1 on ONNX Runtime, in milliseconds."
@@ -59,8 +59,8 @@ class Gates(Section):
     )
 
     def thresholds(self) -> dict[str, float]:
-        """`min_<metric>` / `max_<metric>` gates by key."""
-        return dict(self.__pydantic_extra__ or {})
+        """`min_<metric>` / `max_<metric>` gates by key (switched-off ones left out)."""
+        return {k: v for k, v in (self.__pydantic_extra__ or {}).items() if v is not None}
 
 
 class RetrievalEvaluation(Section):

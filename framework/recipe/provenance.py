@@ -77,6 +77,17 @@ class Provenance:
         for key in [k for k in self.locations if k.startswith(prefix)]:
             del self.locations[key]
 
+    def set_by(self, path: str) -> Location | None:
+        """Where `path` itself was set: its own entry, or an override of a parent."""
+        if path in self.locations:
+            return self.locations[path]
+        while "." in path:
+            path = path.rpartition(".")[0]
+            where = self.locations.get(path)
+            if where is not None and where.file == OVERRIDE_SOURCE:
+                return where
+        return None
+
     def locate(self, path: str) -> Location | None:
         """Where `path` was set, else where the first key below it was, else its nearest parent."""
         below = [loc for key, loc in self.locations.items() if key.startswith(path + ".")]

@@ -170,11 +170,11 @@ CASES = [
     Case("tensor-parallel-above-gpus", ["support_assistant", "serving.tensor_parallel_size=2"], OVERRIDE,
          "serving.tensor_parallel_size", r"serving.tensor_parallel_size \(2\) must be <= serving.resources.gpu \(1\)"),
     Case("gate-for-unknown-metric", ["churn", "+evaluation.gates.min_acuracy=0.5"], OVERRIDE, "evaluation.gates.min_acuracy",
-         r"unknown gate 'min_acuracy' \(did you mean 'min_accuracy'\?\)"),
+         r"evaluation.gates.min_acuracy is not a gate \(did you mean 'min_accuracy'\?\)"),
     Case("replicas-min-above-max", ["churn", "serving.replicas.min=5", "serving.replicas.max=2"], OVERRIDE,
          "serving.replicas.min", r"serving.replicas.min \(5\) must be <= serving.replicas.max \(2\)"),
     Case("metric-for-wrong-task", ["churn", "evaluation.metrics=[accuracy,mrr]"], OVERRIDE, "evaluation.metrics.1",
-         r"evaluation.metrics mrr does not apply to model.task classification"),
+         r"evaluation.metrics.1 \(mrr\) does not apply to model.task classification"),
     Case("chunk-overlap-not-below-size", ["support_assistant", "rag.chunking.overlap=900"], OVERRIDE, "rag.chunking.overlap",
          r"rag.chunking.overlap \(900\) must be < rag.chunking.size \(800\)"),
 ]

@@ -1,0 +1,67 @@
+"""Cross-field rules: each fires on its case, stays quiet on the examples, and names
+every key involved in its message."""
+
+from __future__ import annotations
+
+import pytest
+
+from framework import api
+from framework.recipe.checks import CHECKS, run_checks
+from framework.recipe.compose import compose_recipe
+from framework.recipe.recipe import Recipe
+from framework.project import Project
+from tests.conftest import REPO
+
+HPO = "+training.hpo={metric: %s, search_space: {%s: {type: float, low: 0.0001, high: 0.1}}}"
+TRIGGERS = {
+    "tabular_needs_data_and_training": ("churn", ["~training"]),
+    "backend_matches_model_kind": ("churn", ["serving=vllm"]),
+    "rag_needs_llm": ("churn", ["+rag=project_docs"]),
+    "quantization_fits_backend": ("support_assistant", ["model.quantization=gguf", "serving=ray_serve"]),
+    "batch_sizes_fit": ("churn", ["serving.max_batch_size=4"]),
+    "gpu_instances_need_gpus": ("churn", ["serving.instances.kind=gpu"]),
+    "tensor_parallel_fits_gpus": ("support_assistant", ["serving.tensor_parallel_size=2"]),
+    "served_context_fits_model": ("support_assistant", ["serving.max_model_len=100000"]),
+    "replicas_ordered": ("churn", ["serving.replicas.min=5", "serving.replicas.max=2"]),
+    "ray_serve_accepts_a_batch": ("churn", ["serving=ray_serve", "serving.max_ongoing_requests=4"]),
+    "torchscript_only_on_triton": ("churn", ["serving=ray_serve", "serving.format=torchscript"]),
+    "canary_steps_rise_to_100": ("churn", ["rollout.steps=[10,50]"]),
+    "traffic_routing_needs_istio": ("churn", ["deploy.istio=false"]),
+    "target_not_a_feature": ("churn", ["data.target=tenure_months"]),
+    "columns_unique": ("churn", ["data.features=[tenure_months,tenure_months]", "data.categorical=[]"]),
+    "categorical_are_features": ("churn", ["data.categorical=[region]"]),
+    "expectations_name_columns": ("churn", ["+data.expectations.columns.regoin={not_null: true}"]),
+    "class_fraction_needs_classes": ("churn", ["model.task=regression", "evaluation.metrics=[mae]", "evaluation.gates={}"]),
+    "metrics_fit_task": ("churn", ["evaluation.metrics=[accuracy,mrr]"]),
+    "gates_name_metrics": ("churn", ["+evaluation.gates.min_f2=0.5"]),
+    "hpo_metric_is_evaluated": ("churn", [HPO % ("f2", "training.optimizer.lr")]),
+    "hpo_keys_exist": ("churn", [HPO % ("f1", "training.optimizer.lrr")]),
+    "fairness_attribute_is_a_column": ("churn", ["evaluation.gates.fairness.attribute=region"]),
+    "retrieval_eval_needs_rag": ("support_assistant", ["evaluation.retrieval.k=50"]),
+    "distillation_needs_tabular": ("support_assistant", ["+training=ray_cpu", "+training.distillation={teacher: 'models:/big@champion'}"]),
+    "checkpoints_within_epochs": ("churn", ["training.epochs=1", "training.checkpoint.every_epochs=2"]),
+    "chunks_overlap_less_than_size": ("support_assistant", ["rag.chunking.overlap=900"]),
+    "mmr_fetches_enough": ("support_assistant", ["rag.retriever.fetch_k=2"]),
+    "prompt_has_placeholders": ("support_assistant", ["+rag.prompt='Answer: {question}'"]),
+}
+
+
+def test_every_rule_has_a_trigger() -> None:
+    assert sorted(rule.__name__ for rule in CHECKS) == sorted(TRIGGERS)
+
+
+@pytest.mark.parametrize("rule", CHECKS, ids=[rule.__name__ for rule in CHECKS])
+def test_rule_fires_and_names_every_key(rule) -> None:
+    recipe_name, overrides = TRIGGERS[rule.__name__]
+    composed = compose_recipe(Project.discover(REPO), recipe_name, overrides=overrides)
+    recipe = Recipe.model_validate(composed.config)
+    violations = list(rule(recipe))
+    assert violations, f"{rule.__name__} did not fire on {overrides}"
+    for violation in violations:
+        for key in violation.keys:
+            assert key in violation.message, f"{key!r} not named in {violation.message!r}"
+
+
+@pytest.mark.parametrize("recipe", ["churn", "support_assistant"])
+def test_examples_break_no_rule(recipe: str) -> None:
+    assert run_checks(api.load_recipe(recipe, project=REPO).recipe) == []
