@@ -1,15 +1,14 @@
-"""Compose a recipe with Hydra's compose API and record where every key came from.
+"""Compose a recipe with Hydra and record where every key came from.
 
-compose -> `OmegaConf.to_container(resolve=True)` -> plain dict (validated elsewhere).
-Hydra's global state is saved and restored around each call, so the API can be
-called any number of times in one process, even inside a Hydra application.
+Hydra composition (hydra_engine.py) -> `OmegaConf.to_container(resolve=True)` ->
+plain dict (validated elsewhere). No global Hydra state is involved, so the API can
+be called any number of times in one process, even inside a Hydra application.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import yaml
 
 from framework.errors import OVERRIDE_SOURCE, Location, Problem, RecipeError
 from framework.project import Project, display_path
+from framework.recipe.hydra_engine import HydraComposition
 from framework.recipe.provenance import Provenance, parse_yaml_nodes, yaml_problem
 from framework.recipe.suggest import did_you_mean, one_of
 
@@ -79,63 +79,22 @@ def compose_recipe(
     groups = set(source.groups())
     _check_group_overrides(source, parsed, groups)
 
-    from hydra import compose
-
-    defaults: list[Any] = []
+    provenance: Provenance | None = None
     try:
-        with _isolated_hydra(source.config_dir), _merge_order(defaults):
-            cfg = compose(config_name=source.name, overrides=list(overrides))
+        composition = HydraComposition(source.config_dir, source.name, overrides)
+        provenance = _file_provenance(source, composition.defaults)
+        cfg = composition.merge()
     except RecipeError:
         raise
     except yaml.MarkedYAMLError as exc:
         raise RecipeError(_find_yaml_error(source, exc)) from None
     except Exception as exc:  # Hydra's and OmegaConf's errors, mapped to file:line
-        merged = _file_provenance(source, defaults) if defaults else None
-        raise RecipeError([_composition_problem(source, exc, merged)]) from None
+        raise RecipeError([_composition_problem(source, exc, provenance)]) from None
 
-    provenance = _file_provenance(source, defaults)
     for override in parsed:
         if override.key_or_group not in groups:
             provenance.set_override(_override_path(override))
     return Composed(source, overrides, _resolve(cfg, provenance), provenance)
-
-
-@contextmanager
-def _isolated_hydra(config_dir: Path) -> Iterator[None]:
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.initialize import get_gh_backup, restore_gh_from_backup
-
-    backup = get_gh_backup()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base=None):
-            yield
-    finally:
-        restore_gh_from_backup(backup)
-
-
-@contextmanager
-def _merge_order(captured: list[Any]) -> Iterator[None]:
-    """The defaults list Hydra merges during the compose call inside this block.
-
-    Hydra keeps it internal; this wraps the method that receives it on the loader
-    instance of the current (isolated) Hydra only, instead of computing it twice.
-    """
-    from hydra.core.global_hydra import GlobalHydra
-
-    loader = GlobalHydra.instance().config_loader()
-    merge = loader._compose_config_from_defaults_list
-
-    def capture(defaults: list[Any], repo: Any) -> Any:
-        captured[:] = defaults
-        return merge(defaults=defaults, repo=repo)
-
-    loader._compose_config_from_defaults_list = capture
-    try:
-        yield
-    finally:
-        del loader._compose_config_from_defaults_list
 
 
 def _check_primary_file(file: Path) -> None:

@@ -90,3 +90,26 @@ def test_a_surrounding_hydra_app_keeps_its_state(tmp_path: Path) -> None:
 def test_overrides_do_not_stick_to_later_calls() -> None:
     api.load_recipe("churn", overrides=["training.epochs=3"], project=REPO)
     assert api.load_recipe("churn", project=REPO).recipe.training.epochs == 10
+
+
+OVERRIDE_SETS = [
+    [],
+    ["training=ray_gpu", "training.epochs=3", "+deploy.labels.team=risk", "rollout=bandit"],
+    ["serving=ray_serve", "~monitoring.drift", "serving.dynamic_batching.preferred_batch_sizes=[4,8]"],
+]
+
+
+@pytest.mark.parametrize("overrides", OVERRIDE_SETS, ids=["plain", "groups-values-additions", "deletions-lists"])
+@pytest.mark.parametrize(("recipe", "env"), [("churn", "dev"), ("churn", "prod"), ("support_assistant", "staging")])
+def test_composition_equals_hydras_compose_api(recipe: str, env: str, overrides: list[str]) -> None:
+    from omegaconf import OmegaConf
+
+    from framework.project import Project
+    from framework.recipe.compose import compose_recipe
+    from framework.recipe.hydra_engine import VERSION_BASE
+
+    if recipe == "support_assistant":
+        overrides = [o for o in overrides if not o.startswith(("training", "serving", "~monitoring"))]
+    with initialize_config_dir(config_dir=str(REPO / "recipes"), version_base=VERSION_BASE):
+        expected = OmegaConf.to_container(compose(recipe, [*overrides, f"env={env}"]), resolve=True)
+    assert compose_recipe(Project.discover(REPO), recipe, env, overrides).config == expected

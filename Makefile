@@ -1,0 +1,35 @@
+# The two commands of README.md: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: setup demo test bench schema clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+# The main job on the embedded default. Until `mlops apply` exists it composes,
+# validates and explains the example recipes.
+demo: setup
+	$(BIN)/mlops validate --all-envs
+	$(BIN)/mlops show churn --env prod --provenance | head -n 25
+	$(BIN)/mlops schema --check
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/cli.py
+
+schema: setup
+	$(BIN)/mlops schema
+
+clean:
+	rm -rf $(VENV) .mlops .pytest_cache
