@@ -6,6 +6,7 @@ Heavy modules load inside commands, so `mlops --help` stays fast.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Annotated, Any, Callable, Optional
 
@@ -91,7 +92,14 @@ def show(
     else:
         from framework.render_text import to_yaml
 
-        print(to_yaml(result.resolved), end="")
+        text = to_yaml(result.resolved)
+        if sys.stdout.isatty():  # colour for people; plain YAML for pipes and files
+            from rich.console import Console
+            from rich.syntax import Syntax
+
+            Console().print(Syntax(text, "yaml", background_color="default"))
+        else:
+            print(text, end="")
 
 
 @app.command()
@@ -106,11 +114,16 @@ def schema(
         api.check_schemas()
         print("schemas are up to date")
     else:
+        from framework.project import display_path
+
         for path in api.write_schemas().written:
-            print(f"wrote {path}")
+            print(f"wrote {display_path(path)}")
 
 
 def main() -> None:
+    # pydantic scans every installed distribution for plugins on first use (~25 ms of
+    # start-up); the CLI uses none. A user can still enable them by setting the variable.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     app()
 
 

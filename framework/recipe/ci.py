@@ -1,6 +1,5 @@
 """`ci`: the generated GitHub Actions pipeline of a recipe."""
 
-from __future__ import annotations
 
 from typing import Annotated, Literal
 

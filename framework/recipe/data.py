@@ -1,6 +1,5 @@
 """`data`: where the training data comes from, what it must look like, how it splits."""
 
-from __future__ import annotations
 
 from typing import Annotated, Literal
 

@@ -1,6 +1,5 @@
 """`deploy`: where and as whom the system runs on Kubernetes."""
 
-from __future__ import annotations
 
 from typing import Annotated, Literal
 

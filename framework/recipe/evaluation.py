@@ -5,7 +5,6 @@ gates, any `min_<metric>` / `max_<metric>` key sets a threshold on a metric list
 `metrics` (checked in checks.py, which knows the metric list).
 """
 
-from __future__ import annotations
 
 from typing import Annotated, Literal
 

@@ -1,6 +1,5 @@
 """`model`: what is trained (tabular) or served (llm); `kind` selects the variant."""
 
-from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 

@@ -1,6 +1,5 @@
 """`monitoring`: Prometheus metrics, drift detection, alerts and the Grafana dashboard."""
 
-from __future__ import annotations
 
 from typing import Annotated, Literal
 

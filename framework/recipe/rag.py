@@ -1,6 +1,5 @@
 """`rag`: retrieval-augmented generation over a document corpus (LLM recipes)."""
 
-from __future__ import annotations
 
 from typing import Annotated, Literal
 

@@ -1,6 +1,5 @@
 """The whole recipe: every section, validated after Hydra composed and resolved it."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

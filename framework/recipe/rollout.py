@@ -1,6 +1,5 @@
 """`rollout`: how a candidate replaces the champion; `strategy` selects the variant."""
 
-from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 

@@ -1,6 +1,5 @@
 """`serving`: how the model answers requests; `backend` selects Triton, Ray Serve or vLLM."""
 
-from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 

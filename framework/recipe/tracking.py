@@ -1,6 +1,5 @@
 """`tracking`: MLflow experiment tracking and model registry."""
 
-from __future__ import annotations
 
 from pydantic import Field
 

@@ -1,6 +1,5 @@
 """`training`: how and where the model trains; `engine` selects Ray Train or a PyTorchJob."""
 
-from __future__ import annotations
 
 import re
 from typing import Annotated, Literal, Union

@@ -4,7 +4,6 @@ Limits are those of the systems the names end up in, so a recipe that validates
 never fails at deploy time on a name or a quantity.
 """
 
-from __future__ import annotations
 
 import re
 from typing import Annotated, Any
