@@ -131,14 +131,16 @@ def _check_group_overrides(source: RecipeSource, parsed: list[Any], groups: set[
         group = override.key_or_group
         if group not in groups or override.is_delete() or override.package:
             continue
-        option, options = override.value(), source.options(group)
-        if not isinstance(option, str):
+        value, options = override.value(), source.options(group)
+        chosen = value if isinstance(value, list) else [value]  # Hydra merges a list of options
+        if not all(isinstance(option, str) for option in chosen):
             raise RecipeError(
                 [Problem(Location(OVERRIDE_SOURCE), group,
                          f"'{group}' is a group: choose one of its options ({one_of(options)}), not a value")]
             )
-        if option not in options:
-            raise RecipeError([Problem(Location(OVERRIDE_SOURCE), group, _unknown_option(option, options))])
+        for option in chosen:
+            if option not in options:
+                raise RecipeError([Problem(Location(OVERRIDE_SOURCE), group, _unknown_option(option, options))])
 
 
 def _unknown_option(option: str, options: list[str]) -> str:
@@ -250,6 +252,11 @@ def _composition_problem(source: RecipeSource, exc: Exception, provenance: Prove
         siblings = provenance.children(parent) if provenance else []
         hint = did_you_mean(leaf, siblings, prefix=parent)
         return Problem(Location(OVERRIDE_SOURCE), key, f"no such key to override{hint}; to add a new key write '+{key}=...'")
+    sweep = re.match(r"Ambiguous value for argument '([^']+)'", message)
+    if sweep:
+        return Problem(Location(OVERRIDE_SOURCE), sweep.group(1),
+                       "several values make a sweep, which validates one recipe at a time: "
+                       "give one value, or write a list in brackets, e.g. key=[1,2]")
     if "Could not append to config" in message:
         key = re.search(r"at '([^']+)'", str(exc))
         return Problem(Location(OVERRIDE_SOURCE), key.group(1) if key else "", "key already exists: drop the '+' to override it")

@@ -76,6 +76,10 @@ def _message(error: ErrorDetails, path: str, loc: tuple[Any, ...], root: type[Ba
         expected = str(ctx.get("expected", ""))
         options = [o.strip().strip("'") for o in expected.replace(" or ", ", ").split(",")]
         return f"'{given}' is not allowed{did_you_mean(str(given), options)}; one of: {expected}"
+    if kind in ("too_short", "too_long"):
+        bound = "at least" if kind == "too_short" else "at most"
+        limit = ctx.get("min_length" if kind == "too_short" else "max_length")
+        return f"must have {bound} {limit} item{'s' if limit != 1 else ''}, got {ctx.get('actual_length')}"
     if kind in _TYPE_WORDS:
         return f"must be {_TYPE_WORDS[kind]}, got {_describe(given)}"
     text = error["msg"].replace("Input should be", "must be").replace("Value error, ", "")

@@ -112,6 +112,11 @@ CASES = [
     Case("unknown-env", ["churn", "--env", "qa"], OVERRIDE, "env", r"^unknown option 'qa'; options: dev, prod, staging"),
     Case("unknown-recipe", ["chrun"], "recipes", "", r"^unknown recipe 'chrun' \(did you mean 'churn'\?\)"),
     Case("recipe-path-not-found", ["recipes/nope.yaml"], "recipes/nope.yaml", "", r"^recipe file not found"),
+    Case("override-is-a-sweep", ["churn", "training.epochs=1,2"], OVERRIDE, "training.epochs=1,2",
+         r"^several values make a sweep"),
+    Case("list-too-short", ["churn", "data.features=[]"], OVERRIDE, "data.features", r"^must have at least 1 item, got 0"),
+    Case("group-list-with-unknown-option", ["churn", "training=[ray_cpu,nope]"], OVERRIDE, "training",
+         r"^unknown option 'nope'; options: pytorchjob_gpu, ray_cpu, ray_gpu"),
     Case("override-does-not-parse", ["churn", "training.epochs=[1"], OVERRIDE, "training.epochs=[1", r"^cannot parse override"),
     # --- names ---------------------------------------------------------------------------------------
     Case("name-uppercase", ["churn", "name=Churn"], OVERRIDE, "name", r"^'Churn' is not a valid name"),
