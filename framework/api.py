@@ -17,6 +17,7 @@ from framework.project import Project, display_path
 __all__ = [
     "RecipeStatus", "ValidateResult", "ShowResult", "Leaf", "SchemaResult",
     "load_recipe", "validate", "show", "write_schemas", "check_schemas", "recipe_envs",
+    "GenerateResult", "generate", "PlanResult", "plan",
 ]
 
 
@@ -155,3 +156,70 @@ def check_schemas(project: Project | Path | None = None) -> SchemaResult:
             [Problem(Location(display_path(p)), "", "differs from the models: run `mlops schema` and commit") for p in drifted]
         )
     return SchemaResult([], [])
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    recipes: list[tuple[str, str]]  # (recipe, env) rendered
+    added: list[Path]
+    changed: list[Path]
+    removed: list[Path]
+    unchanged: int
+
+
+def generate(
+    recipes: Sequence[str] = (),
+    env: str | None = None,
+    all_envs: bool = False,
+    check: bool = False,
+    project: Project | Path | None = None,
+) -> GenerateResult:
+    """Render recipes (all when none are named) into generated/ and the workflows dir.
+
+    With `check`, nothing is written and a DriftError lists what differs (added,
+    changed with a short diff, stale). Recipe errors raise before anything is written.
+    """
+    from framework import generate as gen
+
+    proj = _project(project)
+    names = list(recipes) or proj.recipe_names()
+    rendered, problems = [], []
+    for name in names:
+        envs: list[str | None] = list(recipe_envs(name, proj)) if all_envs else [env]
+        for one_env in envs or [None]:
+            try:
+                rendered.append(gen.render_env(proj, load_recipe(name, one_env, (), proj)))
+            except MlopsError as error:
+                problems.extend(error.problems)
+    if problems:
+        raise MlopsError(problems)
+    gen.check_no_collisions(rendered)
+    expected = gen.expected_outputs(proj, rendered)
+    everything = not recipes and all_envs
+    changes = gen.compare(expected, gen.owned_files(proj, rendered, everything))
+    if check and changes.any:
+        raise DriftError(gen.drift_problems(changes))
+    if not check:
+        gen.write(expected, changes)
+    unchanged = len(expected) - len(changes.added) - len(changes.changed)
+    return GenerateResult([(r.recipe, r.env) for r in rendered], changes.added, changes.changed, changes.removed, unchanged)
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    recipe: str
+    env: str
+    lines: list[str]  # what would change, in domain terms
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.lines)
+
+
+def plan(recipe: str, env: str | None = None, overrides: Sequence[str] = (), project: Project | Path | None = None) -> PlanResult:
+    """What generating (and so applying) would change for one recipe and env."""
+    from framework.plan import plan_changes
+
+    proj = _project(project)
+    validated = load_recipe(recipe, env, overrides, proj)
+    return PlanResult(validated.recipe.name, validated.recipe.environment, plan_changes(proj, validated))

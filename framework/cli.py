@@ -14,7 +14,7 @@ import typer
 
 app = typer.Typer(
     name="mlops",
-    help="Turn recipes into running ML systems: validate, show and export the recipe language.",
+    help="Turn recipes into running ML systems: validate, explain, generate and plan recipes.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -118,6 +118,46 @@ def schema(
 
         for path in api.write_schemas().written:
             print(f"wrote {display_path(path)}")
+
+
+@app.command()
+@_reports_errors
+def generate(
+    recipes: Annotated[Optional[list[str]], typer.Argument(metavar="[RECIPE]...", help="Recipes (all when none).")] = None,
+    env: EnvOption = None,
+    all_envs: Annotated[bool, typer.Option("--all-envs", help="Generate every env overlay of each recipe.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 2 if committed output differs.")] = False,
+) -> None:
+    """Write generated/<recipe>/<env>/ and the workflows; --check reports drift (exit 2)."""
+    from framework import api
+    from framework.project import display_path
+
+    result = api.generate(recipes or [], env=env, all_envs=all_envs, check=check)
+    for kind, paths in (("added", result.added), ("changed", result.changed), ("removed", result.removed)):
+        for path in paths:
+            print(f"{kind:8} {display_path(path)}")
+    combos = ", ".join(f"{r} ({e})" for r, e in result.recipes)
+    verdict = "up to date" if check else f"{len(result.added) + len(result.changed) + len(result.removed)} files changed"
+    print(f"{verdict}: {combos}")
+
+
+@app.command()
+@_reports_errors
+def plan(
+    recipe: Annotated[str, typer.Argument(help="Recipe name or path.")],
+    env: EnvOption = None,
+) -> None:
+    """What apply would change, in domain terms. Exit 0 when nothing, 2 when something."""
+    from framework import api
+
+    result = api.plan(recipe, env=env)
+    if not result.changes:
+        print(f"{result.recipe} ({result.env}): no changes")
+        return
+    print(f"{result.recipe} ({result.env}):")
+    for line in result.lines:
+        print(f"  {line}")
+    raise typer.Exit(2)
 
 
 def main() -> None:

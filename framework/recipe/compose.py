@@ -55,6 +55,8 @@ def locate(project: Project, recipe: str) -> RecipeSource:
         file = file.resolve()
         return RecipeSource(file.stem, file, file.parent)
     file = project.recipes_dir / f"{recipe}.yaml"
+    if recipe and not file.is_file():  # by its name: `support-assistant` is support_assistant.yaml
+        file = project.recipes_dir / f"{recipe.replace('-', '_')}.yaml"
     if not recipe or not file.is_file():
         known = project.recipe_names()
         raise RecipeError(
@@ -66,7 +68,7 @@ def locate(project: Project, recipe: str) -> RecipeSource:
                 )
             ]
         )
-    return RecipeSource(recipe, file, project.recipes_dir)
+    return RecipeSource(file.stem, file, project.recipes_dir)
 
 
 def compose_recipe(

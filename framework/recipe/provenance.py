@@ -7,6 +7,7 @@ numbers), so every key path maps to the place that last set it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,14 +17,27 @@ from framework.errors import OVERRIDE_SOURCE, Location, Problem, RecipeError
 from framework.project import display_path
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
+
+
 def parse_yaml_nodes(path: Path) -> yaml.Node | None:
     """The YAML node tree of a file; a syntax error becomes a `file:line` RecipeError."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise RecipeError([Problem(Location(display_path(path)), "", f"cannot read: {exc.strerror}")]) from None
+    return _parse_cached(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_cached(path: Path, mtime_ns: int, size: int) -> yaml.Node | None:
+    """Keyed by modification time and size, so an edited file is parsed again."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RecipeError([Problem(Location(display_path(path)), "", f"cannot read: {exc.strerror}")]) from None
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         raise RecipeError([yaml_problem(path, exc)]) from None
 
