@@ -200,7 +200,7 @@ def generate(
     if check and changes.any:
         raise DriftError(gen.drift_problems(changes))
     if not check:
-        gen.write(expected, changes)
+        gen.write(proj, expected, changes)
     unchanged = len(expected) - len(changes.added) - len(changes.changed)
     return GenerateResult([(r.recipe, r.env) for r in rendered], changes.added, changes.changed, changes.removed, unchanged)
 

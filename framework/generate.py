@@ -151,17 +151,24 @@ def _short_diff(old: str, new: str, path: Path, max_lines: int = 12) -> str:
     return "\n".join(lines)
 
 
-def write(expected: dict[Path, str], changes: Changes) -> None:
-    """New and changed files atomically, then stale ones removed (and emptied dirs)."""
-    from framework.fsutil import write_files_atomic
+def write(project: Project, expected: dict[Path, str], changes: Changes) -> None:
+    """generated/ swapped in whole (atomic); then each workflow file replaced atomically.
 
-    write_files_atomic({p: expected[p] for p in (*changes.added, *changes.changed)})
+    A kill between the two steps leaves current artifacts and stale workflows, which
+    the next `generate` (or `generate --check`) reports and fixes.
+    """
+    from framework.fsutil import update_tree_atomically, write_files_atomic
+
+    root = project.generated_dir
+    writes = {p: expected[p] for p in (*changes.added, *changes.changed)}
+    inside = {p: t for p, t in writes.items() if p.is_relative_to(root)}
+    deletes = [p for p in changes.removed if p.is_relative_to(root)]
+    if inside or deletes:
+        update_tree_atomically(root, inside, deletes)
+    write_files_atomic({p: t for p, t in writes.items() if not p.is_relative_to(root)})
     for path in changes.removed:
-        path.unlink(missing_ok=True)
-        parent = path.parent
-        while parent.is_dir() and not any(parent.iterdir()):
-            parent.rmdir()
-            parent = parent.parent
+        if not path.is_relative_to(root):
+            path.unlink(missing_ok=True)
 
 
 def drift_problems(changes: Changes) -> list[Problem]:

@@ -215,6 +215,22 @@ def categorical_are_features(r: Recipe) -> Iterator[Violation]:
 
 
 @check
+def categories_are_known(r: Recipe) -> Iterator[Violation]:
+    """The model's input width (Triton's dims, the ONNX signature) is fixed at generate
+    time, so each categorical feature lists its categories."""
+    if r.data is None:
+        return
+    for column in r.data.categorical:
+        expectation = r.data.expectations.columns.get(column)
+        if expectation is None or not expectation.in_set:
+            yield Violation(
+                ("data.categorical", f"data.expectations.columns.{column}.in_set"),
+                f"data.categorical '{column}' needs data.expectations.columns.{column}.in_set listing its "
+                "categories: they fix the width of the model input",
+            )
+
+
+@check
 def expectations_name_columns(r: Recipe) -> Iterator[Violation]:
     if r.data is None:
         return

@@ -30,6 +30,7 @@ TRIGGERS = {
     "target_not_a_feature": ("churn", ["data.target=tenure_months"]),
     "columns_unique": ("churn", ["data.features=[tenure_months,tenure_months]", "data.categorical=[]"]),
     "categorical_are_features": ("churn", ["data.categorical=[region]"]),
+    "categories_are_known": ("churn", ["~data.expectations.columns.contract"]),
     "expectations_name_columns": ("churn", ["+data.expectations.columns.regoin={not_null: true}"]),
     "class_fraction_needs_classes": ("churn", ["model.task=regression", "evaluation.metrics=[mae]", "evaluation.gates={}"]),
     "metrics_fit_task": ("churn", ["evaluation.metrics=[accuracy,mrr]"]),

@@ -1,0 +1,195 @@
+"""Triton's config.pbtxt: parsed strictly by Triton's own ModelConfig message."""
+
+from __future__ import annotations
+
+import jinja2
+import pytest
+import yaml
+from google.protobuf import text_format
+from jinja2.sandbox import SandboxedEnvironment
+from tritonclient.grpc import model_config_pb2 as mc
+
+from framework import api
+from framework.signature import model_signature
+from framework.targets import triton
+from framework.targets.common import header
+from tests.conftest import REPO
+from tests.targets.conftest import load_variant
+
+
+def parse(text: str) -> mc.ModelConfig:
+    # Parse, not Merge: unknown or repeated scalar fields are errors.
+    return text_format.Parse(text, mc.ModelConfig())
+
+
+def only_config(recipe) -> tuple[str, mc.ModelConfig]:
+    artifacts = triton.render(recipe)
+    assert len(artifacts) == 1
+    (artifact,) = artifacts
+    assert artifact.path == f"triton/{recipe.serving.model_name or recipe.name}/config.pbtxt"
+    assert artifact.scope == "env"
+    return artifact.text, parse(artifact.text)
+
+
+def test_every_variant(recipe):
+    if recipe.serving.backend != "triton":
+        assert triton.render(recipe) == []
+        return
+    text, config = only_config(recipe)
+    assert text.startswith(header(recipe)) and text.endswith("\n")
+    signature = model_signature(recipe)
+    serving = recipe.serving
+    assert config.name == recipe.name
+    assert config.platform == triton.PLATFORMS[serving.format]
+    assert config.max_batch_size == serving.max_batch_size > 0
+    assert [(t.name, t.data_type, list(t.dims)) for t in config.input] == [
+        (signature.input.name, mc.DataType.TYPE_FP32, [signature.input.width])
+    ]
+    assert [(t.name, t.data_type, list(t.dims)) for t in config.output] == [
+        (signature.output.name, mc.DataType.TYPE_FP32, [signature.output.width])
+    ]
+    kind = {"cpu": mc.ModelInstanceGroup.KIND_CPU, "gpu": mc.ModelInstanceGroup.KIND_GPU}[serving.instances.kind]
+    assert [(g.count, g.kind) for g in config.instance_group] == [(serving.instances.count, kind)]
+    assert config.HasField("dynamic_batching")
+    assert list(config.dynamic_batching.preferred_batch_size) == serving.dynamic_batching.preferred_batch_sizes
+    assert len(config.model_warmup) == int(serving.warmup)
+
+
+def test_churn():
+    recipe = load_variant("churn-dev")
+    _, config = only_config(recipe)
+    assert config.name == "churn"
+    assert config.platform == "onnxruntime_onnx"
+    assert config.default_model_filename == "model.onnx"
+    assert config.max_batch_size == 32
+    (inp,) = config.input
+    assert (inp.name, inp.data_type, list(inp.dims)) == ("features", mc.DataType.TYPE_FP32, [13])
+    (out,) = config.output
+    assert (out.name, out.data_type, list(out.dims)) == ("probabilities", mc.DataType.TYPE_FP32, [2])
+    assert list(config.dynamic_batching.preferred_batch_size) == [8, 16, 32]
+    assert config.dynamic_batching.max_queue_delay_microseconds == 500
+    (group,) = config.instance_group
+    assert (group.count, group.kind) == (2, mc.ModelInstanceGroup.KIND_CPU)
+    assert config.version_policy.WhichOneof("policy_choice") == "latest"
+    assert config.version_policy.latest.num_versions == 2
+    (warmup,) = config.model_warmup
+    assert warmup.batch_size == 1
+    assert list(warmup.inputs) == ["features"]
+    sample = warmup.inputs["features"]
+    assert (sample.data_type, list(sample.dims), sample.zero_data) == (mc.DataType.TYPE_FP32, [13], True)
+
+
+def test_churn_input_width_is_the_data_files_one_hot_width():
+    data = yaml.safe_load((REPO / "recipes" / "data" / "churn_csv.yaml").read_text())
+    numeric = [f for f in data["features"] if f not in data["categorical"]]
+    one_hot = [data["expectations"]["columns"][c]["in_set"] for c in data["categorical"]]
+    assert (len(numeric), [len(c) for c in one_hot]) == (6, [3, 4])
+    _, config = only_config(load_variant("churn-dev"))
+    assert list(config.input[0].dims) == [6 + 3 + 4]
+
+
+def test_torchscript_gpu():
+    _, config = only_config(load_variant("churn-torchscript-gpu"))
+    assert config.platform == "pytorch_libtorch"
+    assert config.default_model_filename == "model.pt"
+    assert [(t.name, list(t.dims)) for t in config.input] == [("INPUT__0", [13])]
+    assert [(t.name, list(t.dims)) for t in config.output] == [("OUTPUT__0", [2])]
+    assert [g.kind for g in config.instance_group] == [mc.ModelInstanceGroup.KIND_GPU]
+    assert list(config.model_warmup[0].inputs) == ["INPUT__0"]
+
+
+@pytest.mark.parametrize("variant", ["support-dev", "support-prod", "churn-ray-serve"])
+def test_nothing_for_other_backends(variant: str):
+    recipe = load_variant(variant)
+    assert recipe.serving.backend != "triton"
+    assert triton.render(recipe) == []
+
+
+def test_model_name_names_directory_and_config():
+    recipe = api.load_recipe("churn", overrides=["+serving.model_name=churn-mlp"], project=REPO).recipe
+    (artifact,) = triton.render(recipe)
+    assert artifact.path == "triton/churn-mlp/config.pbtxt"
+    assert parse(artifact.text).name == "churn-mlp"
+
+
+def test_without_batching_dims_are_full_shapes_and_no_batcher():
+    overrides = ["serving.max_batch_size=0", "~serving.dynamic_batching.preferred_batch_sizes"]
+    recipe = api.load_recipe("churn", overrides=overrides, project=REPO).recipe
+    assert recipe.serving.dynamic_batching is not None  # set in the recipe, yet meaningless without batching
+    _, config = only_config(recipe)
+    assert config.max_batch_size == 0
+    assert list(config.input[0].dims) == [-1, 13]
+    assert list(config.output[0].dims) == [-1, 2]
+    assert not config.HasField("dynamic_batching")
+    assert list(config.model_warmup[0].inputs["features"].dims) == [1, 13]
+
+
+def test_regression_specific_versions_no_warmup():
+    overrides = [
+        "model.task=regression",
+        "~data.expectations.table.min_class_fraction",
+        "evaluation.metrics=[rmse]",
+        "~evaluation.gates.min_accuracy",
+        "~evaluation.gates.min_roc_auc",
+        "+serving.version_policy.specific=[3,1,3]",
+        "serving.warmup=false",
+        "serving.dynamic_batching.preferred_batch_sizes=[]",
+    ]
+    recipe = api.load_recipe("churn", overrides=overrides, project=REPO).recipe
+    text, config = only_config(recipe)
+    assert [(t.name, list(t.dims)) for t in config.output] == [("prediction", [1])]
+    assert config.version_policy.WhichOneof("policy_choice") == "specific"
+    assert list(config.version_policy.specific.versions) == [1, 3]
+    assert len(config.model_warmup) == 0 and "model_warmup" not in text
+    assert config.HasField("dynamic_batching") and list(config.dynamic_batching.preferred_batch_size) == []
+
+
+def test_no_version_limit_serves_all_versions():
+    recipe = api.load_recipe("churn", overrides=["serving.version_policy.latest=null"], project=REPO).recipe
+    _, config = only_config(recipe)
+    assert config.version_policy.WhichOneof("policy_choice") == "all"
+
+
+def test_parsing_is_strict():
+    """The checks above would catch a misspelled field: Parse refuses what ModelConfig lacks."""
+    text, _ = only_config(load_variant("churn-dev"))
+    with pytest.raises(text_format.ParseError, match="max_batch_sizes"):
+        parse(text.replace("max_batch_size:", "max_batch_sizes:"))
+
+
+def test_deterministic():
+    first = triton.render(load_variant("churn-prod"))
+    second = triton.render(load_variant("churn-prod"))
+    assert first == second
+    assert first[0].text.encode() == second[0].text.encode()
+
+
+@pytest.mark.parametrize(
+    "value", ['plain', 'quote " and \\ backslash', "new\nline\ttab\rreturn 'single'", "é ü 模型", "\x00\x7f"]
+)
+def test_strings_are_escaped(value: str):
+    config = parse(f"name: {triton.pb_string(value)}\n")
+    assert config.name == value
+
+
+def test_environment_is_sandboxed_and_strict():
+    env = triton.environment()
+    assert isinstance(env, SandboxedEnvironment)
+    assert env.undefined is jinja2.StrictUndefined
+    with pytest.raises(jinja2.exceptions.SecurityError):
+        env.from_string("{{ name.__class__.__mro__ }}").render(name="x")
+
+
+def test_template_typo_raises_instead_of_rendering_empty():
+    recipe = load_variant("churn-dev")
+    template = triton.environment().get_template(triton.TEMPLATE)
+    context = triton.config_context(recipe)
+    assert parse(template.render(context))  # the complete context renders
+    # Every key is read by the template, and a missing one is an error, not "".
+    for key in context:
+        partial = {k: v for k, v in context.items() if k != key}
+        with pytest.raises(jinja2.UndefinedError, match=key):
+            template.render(partial)
+    # Same for a misspelled attribute inside the template.
+    with pytest.raises(jinja2.UndefinedError, match="nmae"):
+        triton.environment().from_string("name: {{ input.nmae | pbstr }}").render(context)
