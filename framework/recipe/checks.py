@@ -85,14 +85,24 @@ def quantization_fits_backend(r: Recipe) -> Iterator[Violation]:
 @check
 def batch_sizes_fit(r: Recipe) -> Iterator[Violation]:
     batching = getattr(r.serving, "dynamic_batching", None)
-    if batching is None or not batching.preferred_batch_sizes:
-        return
+    if batching is None or not batching.preferred_batch_sizes or r.serving.max_batch_size == 0:
+        return  # without batches, batching_needs_batches says what is wrong
     largest = max(batching.preferred_batch_sizes)
     if r.serving.max_batch_size < largest:
         yield Violation(
             ("serving.max_batch_size", "serving.dynamic_batching.preferred_batch_sizes"),
             f"serving.max_batch_size ({r.serving.max_batch_size}) must be >= the largest of "
             f"serving.dynamic_batching.preferred_batch_sizes ({largest})",
+        )
+
+
+@check
+def batching_needs_batches(r: Recipe) -> Iterator[Violation]:
+    if getattr(r.serving, "dynamic_batching", None) is not None and r.serving.max_batch_size == 0:
+        yield Violation(
+            ("serving.dynamic_batching", "serving.max_batch_size"),
+            "serving.dynamic_batching needs serving.max_batch_size > 0; set serving.dynamic_batching "
+            "to null to serve without batching",
         )
 
 

@@ -3,7 +3,8 @@
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from framework.recipe.base import Section
 from framework.recipe.types import Fraction, PositiveInt
@@ -42,6 +43,14 @@ class ColumnExpectation(Section):
         default=None, min_length=1, description="The only values allowed."
     )
     unique: bool = Field(default=False, description="Values must not repeat.")
+
+    @field_validator("in_set")
+    @classmethod
+    def _categories_once(cls, values: list | None) -> list | None:
+        repeated = sorted({str(v) for v in values or [] if values.count(v) > 1})
+        if repeated:
+            raise PydanticCustomError("in_set", f"lists {', '.join(repeated)} more than once")
+        return values
     max_null_fraction: Fraction | None = Field(default=None, description="Largest allowed share of nulls.")
 
 

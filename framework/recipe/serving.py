@@ -3,7 +3,8 @@
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from framework.recipe.base import Section
 from framework.recipe.types import ImageRef, Name, PositiveInt, Quantity
@@ -44,7 +45,15 @@ class Instances(Section):
 
 class VersionPolicy(Section):
     latest: PositiveInt | None = Field(default=1, description="Serve the N newest versions.")
-    specific: list[PositiveInt] | None = Field(default=None, description="Serve exactly these versions.")
+    specific: list[PositiveInt] | None = Field(
+        default=None, description="Serve exactly these versions (instead of the newest ones)."
+    )
+
+    @model_validator(mode="after")
+    def _one_policy(self):
+        if self.specific is not None and self.latest is not None and "latest" in self.model_fields_set:
+            raise PydanticCustomError("version_policy", "set latest or specific, not both")
+        return self
 
 
 class _Serving(Section):

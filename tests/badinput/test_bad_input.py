@@ -117,6 +117,12 @@ CASES = [
     Case("list-too-short", ["churn", "data.features=[]"], OVERRIDE, "data.features", r"^must have at least 1 item, got 0"),
     Case("group-list-with-unknown-option", ["churn", "training=[ray_cpu,nope]"], OVERRIDE, "training",
          r"^unknown option 'nope'; options: pytorchjob_gpu, ray_cpu, ray_gpu"),
+    Case("category-listed-twice", ["churn", "data.expectations.columns.contract.in_set=[a,b,a]"], OVERRIDE,
+         "data.expectations.columns.contract.in_set", r"^lists a more than once"),
+    Case("two-version-policies", ["churn", "+serving.version_policy.specific=[1,2]"], (T, "version_policy:"),
+         "serving.version_policy", r"^set latest or specific, not both"),
+    Case("batching-without-batches", ["churn", "serving.max_batch_size=0"], (T, "dynamic_batching:"), "serving.dynamic_batching",
+         r"serving.dynamic_batching needs serving.max_batch_size > 0"),
     Case("override-does-not-parse", ["churn", "training.epochs=[1"], OVERRIDE, "training.epochs=[1", r"^cannot parse override"),
     # --- names ---------------------------------------------------------------------------------------
     Case("name-uppercase", ["churn", "name=Churn"], OVERRIDE, "name", r"^'Churn' is not a valid name"),

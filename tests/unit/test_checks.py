@@ -19,6 +19,7 @@ TRIGGERS = {
     "rag_needs_llm": ("churn", ["+rag=project_docs"]),
     "quantization_fits_backend": ("support_assistant", ["model.quantization=gguf", "serving=ray_serve"]),
     "batch_sizes_fit": ("churn", ["serving.max_batch_size=4"]),
+    "batching_needs_batches": ("churn", ["serving.max_batch_size=0"]),
     "gpu_instances_need_gpus": ("churn", ["serving.instances.kind=gpu"]),
     "tensor_parallel_fits_gpus": ("support_assistant", ["serving.tensor_parallel_size=2"]),
     "served_context_fits_model": ("support_assistant", ["serving.max_model_len=100000"]),
