@@ -183,6 +183,16 @@ def canary_steps_rise_to_100(r: Recipe) -> Iterator[Violation]:
 
 
 @check
+def analysis_needs_metrics(r: Recipe) -> Iterator[Violation]:
+    if r.rollout.strategy != "direct" and not r.monitoring.metrics.enabled:
+        yield Violation(
+            ("rollout.strategy", "monitoring.metrics.enabled"),
+            f"rollout.strategy {r.rollout.strategy} is judged on live metrics: it needs "
+            "monitoring.metrics.enabled true (or use strategy direct)",
+        )
+
+
+@check
 def traffic_routing_needs_istio(r: Recipe) -> Iterator[Violation]:
     if r.rollout.strategy in ("canary", "shadow", "blue_green", "bandit") and not r.deploy.istio:
         yield Violation(

@@ -70,6 +70,7 @@ class BlueGreenRollout(_Rollout):
     strategy: Literal["blue_green"] = Field(description="Start the candidate beside the champion, then switch all traffic.")
     preview_duration: Duration = Field(default="10m", description="Time the candidate is checked on the preview route.")
     auto_promote: bool = Field(default=True, description="Switch without a manual promote when analysis passes.")
+    header: HeaderOverride = Field(default_factory=HeaderOverride, description="Header that routes to the preview.")
 
 
 Rollout = Annotated[

@@ -199,8 +199,9 @@ def resolved_recipe_yaml(recipe) -> str:
 
 
 def uses_argo_rollout(recipe) -> bool:
-    """Canary and blue/green steps are driven by an Argo Rollout (see README)."""
-    return recipe.rollout.strategy in ("canary", "blue_green")
+    """Canary and blue/green steps are driven by an Argo Rollout (see README); Ray Serve
+    pods belong to KubeRay, so there the serving app routes traffic itself."""
+    return recipe.rollout.strategy in ("canary", "blue_green") and recipe.serving.backend != "ray_serve"
 
 
 def workload_ref(recipe) -> dict[str, str]:

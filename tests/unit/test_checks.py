@@ -27,6 +27,7 @@ TRIGGERS = {
     "ray_serve_accepts_a_batch": ("churn", ["serving=ray_serve", "serving.max_ongoing_requests=4"]),
     "torchscript_only_on_triton": ("churn", ["serving=ray_serve", "serving.format=torchscript"]),
     "canary_steps_rise_to_100": ("churn", ["rollout.steps=[10,50]"]),
+    "analysis_needs_metrics": ("churn", ["monitoring.metrics.enabled=false"]),
     "traffic_routing_needs_istio": ("churn", ["deploy.istio=false"]),
     "target_not_a_feature": ("churn", ["data.target=tenure_months"]),
     "columns_unique": ("churn", ["data.features=[tenure_months,tenure_months]", "data.categorical=[]"]),

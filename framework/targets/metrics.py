@@ -1,0 +1,370 @@
+"""Metric names and PromQL: the one contract between whatever exposes metrics (the
+framework's serving app, Triton, vLLM, the drift job) and whatever reads them (the
+PrometheusRule, the Argo AnalysisTemplate, the Grafana dashboard, `mlops rollout`).
+
+Import-light on purpose (stdlib only): the serving app builds its Prometheus metrics
+from the `MetricSpec`s below, and the targets build every query with the functions
+below, so a renamed metric or label changes in one place.
+
+Conventions
+* Latency is always in **seconds** (Prometheus' base unit): every latency query
+  returns seconds, and thresholds given in ms by the recipe are divided by 1000.
+* Error rate is a **ratio** in [0, 1] (failed / all requests), like the recipe's
+  `max_error_rate`.
+* A query's `window` is a Prometheus range (`5m`, `1h30m`) or a Grafana variable
+  (`$__rate_interval`).
+* Scope: series scraped through the recipe's Service carry `namespace` and `service`
+  (set by the Prometheus operator); queries select `namespace="<deploy.namespace>",
+  service="<names.service>"`. Ray Serve replicas are not behind a Service of ours:
+  their series are selected by `namespace` and the app's `model` label.
+
+Who exposes what
+* The framework's serving app (`mlops serve`, local apply, and Ray Serve):
+  `APP_METRICS`. Locally it exposes them with prometheus_client under these names. On
+  Ray Serve it records them with `ray.util.metrics`, whose exporter (port `metrics`,
+  8080, of every Ray pod) prefixes `ray_`: queries for backend ray_serve use
+  `RAY_PREFIX + name`. `model` is the registered model name
+  (`recipe.registered_model`), `version` its MLflow model version, `status` the HTTP
+  status code as text ("200", "503"); 5xx are errors, 4xx are the client's.
+* Triton (backend triton): its own metrics on port `metrics` (8002), started with
+  `--metrics-config=summary_latencies=true` (`TRITON_ARGS`): requests are
+  `nv_inference_request_success` + `nv_inference_request_failure` (labels model,
+  version, and reason on failures); latency quantiles come from the summary
+  `nv_inference_request_summary_us{quantile=...}` (microseconds, per pod, a sliding
+  window): a summary's quantiles cannot be aggregated, so we take the worst pod's
+  worst value in the window (an upper bound, the safe side for alerts and analysis).
+  Triton's default summary quantiles (0.5, 0.9, 0.95, 0.99, 0.999) cover `QUANTILES`.
+* vLLM (backend vllm): its OpenAI server exposes on its API port (`http`, path
+  /metrics) the engine's `vllm:*` metrics and, through
+  prometheus-fastapi-instrumentator, `http_requests_total{handler,method,status}`
+  with status grouped as "2xx".."5xx". Requests and errors count the OpenAI routes
+  (`handler=~"/v1/.+"`, 5xx = errors): `vllm:request_success_total` only counts
+  requests the engine finished (by `finished_reason`), never the failed ones, so it
+  is shown on the dashboard but not used for ratios. Latency is
+  `vllm:e2e_request_latency_seconds` (histogram, label model_name). vLLM has no
+  model-version label: traffic per version uses the pods' track label.
+* Drift: the drift job (`mlops monitor`, a CronJob) pushes `model_drift_score{model,
+  feature}` to the Pushgateway (`PUSHGATEWAY_ADDRESS`) with grouping key
+  `job=DRIFT_JOB, namespace=<deploy.namespace>, model=<registered model>`; the
+  Pushgateway is scraped with honor_labels, so the series keep those labels.
+  `feature="__overall__"` is the dataset-level score.
+* Tracks: every serving pod carries the pod label `TRACK_LABEL`
+  (`mlops.dev/track: stable|candidate`); the ServiceMonitor copies it to the series
+  as `TRACK` (`mlops_dev_track`), so the canary analysis judges the candidate alone.
+* Infrastructure: cAdvisor (`container_cpu_usage_seconds_total`,
+  `container_memory_working_set_bytes`) and NVIDIA's dcgm-exporter
+  (`DCGM_FI_DEV_GPU_UTIL`, percent, with `namespace`/`pod` of the workload: the GPU
+  operator's ServiceMonitor scrapes it with honorLabels).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+# Where Argo Rollouts and `mlops rollout` query Prometheus (the prometheus-operator's
+# governing Service in the kube-prometheus-stack's namespace).
+PROMETHEUS_ADDRESS = "http://prometheus-operated.monitoring.svc:9090"
+PUSHGATEWAY_ADDRESS = "http://prometheus-pushgateway.monitoring.svc:9091"
+DRIFT_JOB = "mlops-drift"
+
+LATENCY_UNIT = "s"  # every latency query returns seconds
+QUANTILES = (0.5, 0.95, 0.99)
+MIN_RATE_WINDOW_SECONDS = 300  # rate() windows: at least 5m and 4 scrape intervals
+
+
+# --- what the framework's serving app exposes ---------------------------------------
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric of the serving app: the serving app creates it from this."""
+
+    name: str  # as exposed by prometheus_client (counters end in _total)
+    kind: str  # counter | histogram | gauge
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] | None = None
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        """The series names Prometheus stores for it."""
+        if self.kind == "histogram":
+            return (f"{self.name}_bucket", f"{self.name}_sum", f"{self.name}_count")
+        return (self.name,)
+
+
+REQUESTS = MetricSpec(
+    "mlops_requests_total", "counter", "Prediction requests answered, by HTTP status code.", ("model", "version", "status")
+)
+REQUEST_DURATION = MetricSpec(
+    "mlops_request_duration_seconds", "histogram", "Time to answer a prediction request, in seconds.",
+    ("model", "version"), (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+BATCH_SIZE = MetricSpec(
+    "mlops_batch_size", "histogram", "Rows in each batch the model ran.", (), (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+)
+INFLIGHT = MetricSpec("mlops_inflight_requests", "gauge", "Requests being answered now.")
+ROLLOUT_WEIGHT = MetricSpec(
+    "mlops_rollout_weight", "gauge", "Percent of traffic the in-app router sends to a model version.", ("model", "version")
+)
+APP_METRICS = (REQUESTS, REQUEST_DURATION, BATCH_SIZE, INFLIGHT, ROLLOUT_WEIGHT)
+ERROR_STATUS = "5.."  # regex over the status label: server errors
+
+DRIFT_SCORE = MetricSpec(
+    "model_drift_score", "gauge", "Drift score of a feature (PSI or Evidently) of served traffic vs. the reference.",
+    ("model", "feature"),
+)
+OVERALL_FEATURE = "__overall__"
+
+RAY_PREFIX = "ray_"  # ray.util.metrics' exporter prefixes every application metric
+
+# --- what the servers expose -----------------------------------------------------------
+TRITON_SUCCESS = "nv_inference_request_success"
+TRITON_FAILURE = "nv_inference_request_failure"
+TRITON_LATENCY_SUMMARY = "nv_inference_request_summary_us"
+TRITON_ARGS = ("--metrics-config=summary_latencies=true",)
+
+VLLM_HTTP_REQUESTS = "http_requests_total"
+VLLM_API_HANDLERS = "/v1/.+"  # the OpenAI routes (health, metrics and the like excluded)
+VLLM_ERROR_STATUS = "5xx"
+VLLM_E2E_LATENCY = "vllm:e2e_request_latency_seconds"
+VLLM_REQUEST_SUCCESS = "vllm:request_success_total"
+
+CPU_SECONDS = "container_cpu_usage_seconds_total"
+MEMORY_WORKING_SET = "container_memory_working_set_bytes"
+GPU_UTILIZATION = "DCGM_FI_DEV_GPU_UTIL"
+
+# --- pod labels Prometheus sees ---------------------------------------------------------
+TRACK_LABEL = "mlops.dev/track"
+STABLE, CANDIDATE = "stable", "candidate"
+
+
+def prometheus_label(pod_label: str) -> str:
+    """A pod label as the Prometheus operator copies it (podTargetLabels)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", pod_label)
+
+
+TRACK = prometheus_label(TRACK_LABEL)  # mlops_dev_track
+
+# Every series name a query of this module reads (tests check artifacts against it).
+SERIES_NAMES = frozenset(
+    [s for spec in APP_METRICS for s in spec.series]
+    + [RAY_PREFIX + s for spec in APP_METRICS for s in spec.series]
+    + list(DRIFT_SCORE.series)
+    + [TRITON_SUCCESS, TRITON_FAILURE, TRITON_LATENCY_SUMMARY]
+    + [VLLM_HTTP_REQUESTS, f"{VLLM_E2E_LATENCY}_bucket", VLLM_REQUEST_SUCCESS]
+    + [CPU_SECONDS, MEMORY_WORKING_SET, GPU_UTILIZATION]
+)
+
+
+# --- durations ---------------------------------------------------------------------------
+_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_WINDOW = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$|^\$__(?:rate_interval|interval|range)$")
+
+
+def seconds(duration: str) -> float:
+    """'1h30m' -> 5400.0 (the recipe's duration syntax)."""
+    return sum(int(n) * _UNITS[u] for n, u in _PART.findall(duration))
+
+
+def duration(value: str | float) -> str:
+    """A duration (text or seconds) as h/m/s/ms, largest unit first: what Prometheus,
+    the Prometheus operator and Go's time.ParseDuration (Argo) all accept ('1d' -> '24h')."""
+    total_ms = round((seconds(value) if isinstance(value, str) else value) * 1000)
+    if total_ms <= 0:
+        return "0s"
+    text = ""
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, total_ms = divmod(total_ms, size)
+        if count:
+            text += f"{count}{unit}"
+    return text
+
+
+def rate_window(recipe) -> str:
+    """The rate() window for alerts: at least 5m and four scrape intervals."""
+    scrape = seconds(recipe.monitoring.metrics.scrape_interval)
+    return duration(max(MIN_RATE_WINDOW_SECONDS, 4 * scrape))
+
+
+# --- scope -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scope:
+    """Label matchers that select one recipe's series: ((label, op, value), ...)."""
+
+    matchers: tuple[tuple[str, str, str], ...]
+
+    def add(self, label: str, value: str, op: str = "=") -> Scope:
+        return Scope(self.matchers + ((label, op, value),))
+
+    def selector(self, name: str, *extra: tuple[str, str, str]) -> str:
+        inner = ",".join(f"{label}{op}{json.dumps(value)}" for label, op, value in self.matchers + extra)
+        return f"{name}{{{inner}}}"
+
+
+def _server_name(recipe) -> str:
+    return f"{recipe.name}-server"  # = common.names(recipe).server (kept import-free)
+
+
+def on_ray(recipe) -> bool:
+    return recipe.serving.backend == "ray_serve"
+
+
+def scope(recipe, service: str | None = None, track: str | None = None) -> Scope:
+    """The recipe's serving series; `service` picks another Service (blue/green's preview),
+    `track` one track (stable or candidate)."""
+    ns = ("namespace", "=", recipe.deploy.namespace)
+    if on_ray(recipe):
+        result = Scope((ns, ("model", "=", recipe.registered_model)))
+    else:
+        result = Scope((ns, ("service", "=", service or recipe.name)))
+    return result.add(TRACK, track) if track else result
+
+
+def _window(window: str) -> str:
+    if not _WINDOW.match(window):
+        raise ValueError(f"not a Prometheus range or Grafana interval: {window!r}")
+    return window
+
+
+def number(value: float) -> str:
+    """A threshold as PromQL and Argo expressions write it (0.01, 250, 1e-05)."""
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def _sum(by: tuple[str, ...], expr: str) -> str:
+    return f"sum by ({', '.join(by)}) ({expr})" if by else f"sum({expr})"
+
+
+# --- requests and errors -----------------------------------------------------------------
+def _requests(recipe, fn: str, window: str, s: Scope, by: tuple[str, ...]) -> str:
+    w = _window(window)
+    backend = recipe.serving.backend
+    if backend == "triton":
+        ok = _sum(by, f"{fn}({s.selector(TRITON_SUCCESS)}[{w}])")
+        failed = _sum(by, f"{fn}({s.selector(TRITON_FAILURE)}[{w}])")
+        # Failure counters may be absent (created on the first failure): count them as 0.
+        return f"({ok} + ({failed} or {ok} * 0))"
+    if backend == "vllm":
+        return _sum(by, f"{fn}({s.selector(VLLM_HTTP_REQUESTS, ('handler', '=~', VLLM_API_HANDLERS))}[{w}])")
+    return _sum(by, f"{fn}({s.selector(RAY_PREFIX + REQUESTS.name)}[{w}])")
+
+
+def _errors(recipe, window: str, s: Scope, by: tuple[str, ...]) -> str:
+    w = _window(window)
+    backend = recipe.serving.backend
+    if backend == "triton":
+        return _sum(by, f"rate({s.selector(TRITON_FAILURE)}[{w}])")
+    if backend == "vllm":
+        sel = s.selector(VLLM_HTTP_REQUESTS, ("handler", "=~", VLLM_API_HANDLERS), ("status", "=", VLLM_ERROR_STATUS))
+        return _sum(by, f"rate({sel}[{w}])")
+    return _sum(by, f"rate({s.selector(RAY_PREFIX + REQUESTS.name, ('status', '=~', ERROR_STATUS))}[{w}])")
+
+
+def request_rate(recipe, window: str, s: Scope | None = None, by: tuple[str, ...] = ()) -> str:
+    """Requests per second."""
+    return _requests(recipe, "rate", window, s or scope(recipe), by)
+
+
+def request_count(recipe, window: str, s: Scope | None = None) -> str:
+    """Requests answered during the window."""
+    return _requests(recipe, "increase", window, s or scope(recipe), ())
+
+
+def error_ratio(recipe, window: str, s: Scope | None = None, by: tuple[str, ...] = ()) -> str:
+    """Failed / all requests, in [0, 1] (no series when there was no request)."""
+    s = s or scope(recipe)
+    total = request_rate(recipe, window, s, by)
+    # Error series may not exist yet: then 0 (with the labels of a series that does).
+    present = (
+        _sum(by, f"rate({s.selector(TRITON_SUCCESS)}[{_window(window)}])") if recipe.serving.backend == "triton" else total
+    )
+    return f"({_errors(recipe, window, s, by)} or {present} * 0) / {total}"
+
+
+def version_labels(recipe) -> tuple[str, ...]:
+    """What tells model versions apart in the series of the backend."""
+    return (TRACK,) if recipe.serving.backend == "vllm" else ("version",)
+
+
+def traffic_by_version(recipe, window: str, s: Scope | None = None) -> str:
+    """Requests per second of each model version (vLLM: of each track)."""
+    return request_rate(recipe, window, s, version_labels(recipe))
+
+
+def finished_requests(recipe, window: str, s: Scope | None = None) -> str:
+    """vLLM only: requests the engine finished per second, by finished_reason."""
+    s = s or scope(recipe)
+    return f"sum by (finished_reason) (rate({s.selector(VLLM_REQUEST_SUCCESS)}[{_window(window)}]))"
+
+
+def rollout_weight(recipe, s: Scope | None = None) -> str:
+    """Ray Serve only: the in-app router's percent of traffic per version."""
+    s = s or scope(recipe)
+    return f"max by (version) ({s.selector(RAY_PREFIX + ROLLOUT_WEIGHT.name)})"
+
+
+# --- latency -----------------------------------------------------------------------------
+def latency_quantile(recipe, quantile: float, window: str, s: Scope | None = None, by: tuple[str, ...] = ()) -> str:
+    """The `quantile` of request latency, in seconds."""
+    if quantile not in QUANTILES:
+        raise ValueError(f"quantile {quantile} is not one of {QUANTILES}")
+    s = s or scope(recipe)
+    w = _window(window)
+    backend = recipe.serving.backend
+    if backend == "triton":
+        sel = s.selector(TRITON_LATENCY_SUMMARY, ("quantile", "=", repr(quantile)))
+        worst = f"max by ({', '.join(by)}) " if by else "max"
+        return f"{worst}(max_over_time({sel}[{w}])) / 1000000"
+    name = f"{VLLM_E2E_LATENCY}_bucket" if backend == "vllm" else f"{RAY_PREFIX}{REQUEST_DURATION.name}_bucket"
+    return f"histogram_quantile({number(quantile)}, sum by ({', '.join(('le', *by))}) (rate({s.selector(name)}[{w}])))"
+
+
+# --- drift -------------------------------------------------------------------------------
+def _drift_scope(recipe) -> Scope:
+    return Scope((("namespace", "=", recipe.deploy.namespace), ("model", "=", recipe.registered_model)))
+
+
+def drift_score(recipe, feature: str = OVERALL_FEATURE) -> str:
+    """The latest drift score of one feature (default: the dataset's)."""
+    return f"max({_drift_scope(recipe).selector(DRIFT_SCORE.name, ('feature', '=', feature))})"
+
+
+def drift_scores(recipe) -> str:
+    """The latest drift score of every feature (and `__overall__`)."""
+    return f"max by (feature) ({_drift_scope(recipe).selector(DRIFT_SCORE.name)})"
+
+
+# --- resources of the serving pods -------------------------------------------------------
+def _pods(recipe) -> Scope:
+    prefix = f"{recipe.name}-serve" if on_ray(recipe) else _server_name(recipe)  # RayService / Deployment pods
+    return Scope((("namespace", "=", recipe.deploy.namespace), ("pod", "=~", f"{prefix}-.+")))
+
+
+def cpu_usage(recipe, window: str) -> str:
+    """CPU cores used by each serving pod (its containers, not the pause container)."""
+    sel = _pods(recipe).selector(CPU_SECONDS, ("container", "!=", ""), ("container", "!=", "POD"))
+    return f"sum by (pod) (rate({sel}[{_window(window)}]))"
+
+
+def memory_working_set(recipe) -> str:
+    """Working-set bytes of each serving pod (what the OOM killer looks at)."""
+    sel = _pods(recipe).selector(MEMORY_WORKING_SET, ("container", "!=", ""), ("container", "!=", "POD"))
+    return f"sum by (pod) ({sel})"
+
+
+def gpu_utilization(recipe) -> str:
+    """GPU utilisation (percent) of each serving pod, averaged over its GPUs."""
+    return f"avg by (pod) ({_pods(recipe).selector(GPU_UTILIZATION)})"
+
+
+# --- conditions --------------------------------------------------------------------------
+def above(query: str, threshold: float) -> str:
+    return f"{query} > {number(threshold)}"
+
+
+def with_min_requests(query: str, recipe, window: str, minimum: int, s: Scope | None = None) -> str:
+    """`query`, or no result while fewer than `minimum` requests were answered in the
+    window (an Argo measurement is then inconclusive rather than judged on noise)."""
+    return f"({query}) and on() ({request_count(recipe, window, s)} >= {minimum})"
