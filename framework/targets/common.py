@@ -5,6 +5,7 @@ files (a Service's selector, a ServiceMonitor's port, a RayJob's ConfigMap...)."
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,7 +158,7 @@ def resources(cpu: str, memory: str, gpu: float | int = 0) -> dict[str, Any]:
     """Requests equal to limits (Guaranteed QoS); GPUs as nvidia.com/gpu."""
     amounts: dict[str, Any] = {"cpu": str(cpu), "memory": str(memory)}
     if gpu:
-        amounts[GPU_RESOURCE] = str(int(gpu))
+        amounts[GPU_RESOURCE] = str(math.ceil(gpu))  # Kubernetes hands out whole GPUs
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 

@@ -1,0 +1,370 @@
+"""KubeRay target: the training RayJob, the Ray Serve config and the RayService.
+
+Pure: builds dicts and dumps them with `common.yaml_text`; imports no ray. The
+contract with the runtime is small and lives here as constants:
+
+* the RayJob entrypoint is `python -m framework.runtime.train <resolved recipe>`,
+  the same command `mlops apply --target local` runs on an embedded Ray;
+* Ray Serve imports `framework.runtime.serve:app`, an application *builder*
+  (Ray only passes `args` to a builder function), called with
+  `{"recipe": <resolved recipe>}`; its deployment must be named `SERVE_DEPLOYMENT`
+  so the `deployments` overrides below apply to it (Serve rejects unknown names).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import yaml
+
+from framework.recipe.training import RayHead
+from framework.recipe.types import duration_seconds, quantity_value
+from framework.targets import Artifact
+from framework.targets import common
+from framework.targets.common import names
+
+RAY_VERSION = "2.60.0"  # must match the Ray in deploy.image and serving.image
+TRAIN_MODULE = "framework.runtime.train"
+SERVE_IMPORT_PATH = "framework.runtime.serve:app"
+SERVE_DEPLOYMENT = "ModelServer"
+
+# With shutdownAfterJobFinishes the cluster (GPU nodes included) is deleted this long
+# after the job ends. Logs survive it: the submitter Job, which tails them, is kept.
+RAYJOB_TTL_SECONDS = 600
+
+TMP_DIR = "/tmp"
+# Ports named like KubeRay's defaults. Every Ray pod exports its metrics (Ray Serve's
+# app metrics included, see targets/metrics.py) on the port named "metrics".
+METRICS_PORT = ("metrics", 8080)
+HEAD_PORTS = (("gcs-server", 6379), ("dashboard", 8265), ("client", 10001), METRICS_PORT)
+
+# Small fixed sizes for the pods Ray runs beside the head and workers.
+SUBMITTER_RESOURCES = ("500m", "1Gi")
+AUTOSCALER_RESOURCES = ("500m", "512Mi")
+
+
+# --- shared pieces ------------------------------------------------------------------
+
+
+def cpu_quantity(cpus: float) -> str:
+    """A CPU count as a Kubernetes quantity: 4.0 -> "4", 0.5 -> "500m"."""
+    return str(int(cpus)) if float(cpus).is_integer() else f"{round(cpus * 1000)}m"
+
+
+def _runtime_env(recipe) -> dict[str, Any]:
+    """Environment of the job driver, its workers and the Serve replicas. Only plain
+    values: secrets come from the pod env (secretKeyRef), which Ray workers inherit,
+    so a token never lands in the RayJob spec or the Serve config."""
+    env = {"MLOPS_RECIPE": common.recipe_path_in_pod(), "RAY_USAGE_STATS_ENABLED": "0"}
+    if recipe.tracking.uri:
+        env["MLFLOW_TRACKING_URI"] = recipe.tracking.uri
+    return {"env_vars": env}
+
+
+def _container_env(recipe, with_secrets: bool = True) -> list[dict[str, Any]]:
+    # Ray writes under /tmp/ray and Ray Train defaults its storage to ~/ray_results:
+    # HOME inside the /tmp emptyDir lets the root filesystem stay read-only.
+    # RAY_USAGE_STATS_ENABLED must be in the pod env: `ray start` reads it, not the job.
+    env = [{"name": "HOME", "value": TMP_DIR}, {"name": "RAY_USAGE_STATS_ENABLED", "value": "0"}]
+    return env + (common.secret_env(recipe) if with_secrets else [])
+
+
+def _tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"name": "tmp", "emptyDir": {}}, {"name": "tmp", "mountPath": TMP_DIR}
+
+
+def _dedupe(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def _pod_template(
+    recipe,
+    component: str,
+    container: dict[str, Any],
+    *,
+    service_account: str | None,
+    node_selector: dict[str, str] | None = None,
+    tolerations: list[dict[str, Any]] | None = None,
+    recipe_mount: bool = True,
+) -> dict[str, Any]:
+    """A restricted pod: non-root, no privilege escalation, read-only root with an
+    emptyDir at /tmp, the resolved recipe mounted read-only, no API token (Ray pods
+    do not call the Kubernetes API; KubeRay's autoscaler sidecar is the exception)."""
+    tmp_volume, tmp_mount = _tmp_volume()
+    volumes, mounts = [tmp_volume], [tmp_mount]
+    if recipe_mount:
+        recipe_vol, recipe_mnt = common.recipe_volume(recipe)
+        volumes.append(recipe_vol)
+        mounts.append(recipe_mnt)
+    spec: dict[str, Any] = {
+        "securityContext": common.pod_security_context(),
+        "containers": [{**container, "securityContext": common.container_security_context(), "volumeMounts": mounts}],
+        "volumes": volumes,
+    }
+    if service_account:
+        spec["serviceAccountName"] = service_account
+        spec["automountServiceAccountToken"] = False
+    selector = {**recipe.deploy.node_selector, **(node_selector or {})}
+    if selector:
+        spec["nodeSelector"] = selector
+    all_tolerations = _dedupe([common.toleration(t) for t in recipe.deploy.tolerations] + (tolerations or []))
+    if all_tolerations:
+        spec["tolerations"] = all_tolerations
+    return {"metadata": {"labels": common.labels(recipe, component)}, "spec": spec}
+
+
+def _head_group(recipe, component: str, image: str, cpu: str, memory: str, extra_ports=(), **pod) -> dict[str, Any]:
+    container = {
+        "name": "ray-head",
+        "image": image,
+        "env": _container_env(recipe),
+        "ports": [{"name": n, "containerPort": p} for n, p in (*HEAD_PORTS, *extra_ports)],
+        "resources": common.resources(cpu, memory),
+    }
+    return {
+        # num-cpus 0: the head only coordinates (GCS, dashboard, job driver, Serve
+        # controller); training workers and Serve replicas never land on it.
+        "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
+        "template": _pod_template(recipe, component, container, **pod),
+    }
+
+
+def _worker_group(
+    recipe,
+    component: str,
+    *,
+    image: str,
+    count: tuple[int, int, int],
+    cpu: str,
+    memory: str,
+    gpus: int,
+    gpu_type: str | None,
+    node_selector: dict[str, str] | None = None,
+    tolerations: list[dict[str, Any]] | None = None,
+    extra_ports=(),
+) -> dict[str, Any]:
+    replicas, min_replicas, max_replicas = count
+    container = {
+        "name": "ray-worker",
+        "image": image,
+        "env": _container_env(recipe),
+        "ports": [{"name": n, "containerPort": p} for n, p in (METRICS_PORT, *extra_ports)],
+        "resources": common.resources(cpu, memory, gpus),
+    }
+    selector, tols = dict(node_selector or {}), list(tolerations or [])
+    start_params: dict[str, str] = {}
+    if gpus:
+        gpu_selector, gpu_tolerations = common.gpu_scheduling(gpu_type)
+        selector, tols = {**gpu_selector, **selector}, gpu_tolerations + tols
+        start_params["num-gpus"] = str(gpus)
+    return {
+        "groupName": "workers",
+        "replicas": replicas,
+        "minReplicas": min_replicas,
+        "maxReplicas": max_replicas,
+        "rayStartParams": start_params,
+        "template": _pod_template(
+            recipe, component, container,
+            service_account=recipe.deploy.service_account, node_selector=selector, tolerations=tols,
+        ),
+    }
+
+
+# --- training: RayJob ---------------------------------------------------------------
+
+
+def train_entrypoint() -> str:
+    return f"python -m {TRAIN_MODULE} {common.recipe_path_in_pod()}"
+
+
+def _submitter_template(recipe) -> dict[str, Any]:
+    """The pod that runs `ray job submit` (KubeRay fills in the command when none is
+    given). Declared so it is as locked down as the cluster's pods; no secrets."""
+    container = {
+        "name": "ray-job-submitter",
+        "image": recipe.deploy.image,  # same Ray version as the head, as KubeRay's default does
+        "env": _container_env(recipe, with_secrets=False),
+        "resources": common.resources(*SUBMITTER_RESOURCES),
+    }
+    template = _pod_template(
+        recipe, "training", container, service_account=recipe.deploy.service_account, recipe_mount=False
+    )
+    template["spec"]["restartPolicy"] = "Never"  # a Job's pods must not restart in place
+    return template
+
+
+def rayjob(recipe) -> dict[str, Any]:
+    training = recipe.training
+    spot = training.spot
+    worker_selector: dict[str, str] = {}
+    worker_tolerations: list[dict[str, Any]] = []
+    if spot.enabled:
+        # Only workers go on spot nodes: losing the head loses the whole job.
+        worker_selector = dict(spot.node_selector)
+        worker_tolerations = [common.toleration(t) for t in spot.tolerations]
+    gpus = math.ceil(training.gpus_per_worker)  # Kubernetes only hands out whole GPUs
+    name = names(recipe).train_job
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "metadata": common.metadata(recipe, name, "training"),
+        "spec": {
+            "entrypoint": train_entrypoint(),
+            "runtimeEnvYAML": yaml.safe_dump(_runtime_env(recipe), sort_keys=True, default_flow_style=False),
+            "shutdownAfterJobFinishes": True,
+            "ttlSecondsAfterFinished": RAYJOB_TTL_SECONDS,
+            "activeDeadlineSeconds": int(duration_seconds(training.timeout)),
+            # Each retry is a fresh cluster running the same entrypoint, which resumes
+            # from the last checkpoint (training.checkpoint), so a spot preemption costs
+            # at most checkpoint.every_epochs epochs. Without spot a failure is final.
+            "backoffLimit": spot.max_retries if spot.enabled else 0,
+            "submitterPodTemplate": _submitter_template(recipe),
+            "rayClusterSpec": {
+                "rayVersion": RAY_VERSION,
+                "headGroupSpec": _head_group(
+                    recipe, "training", recipe.deploy.image, training.head.cpu, training.head.memory,
+                    service_account=recipe.deploy.service_account,
+                ),
+                "workerGroupSpecs": [
+                    _worker_group(
+                        recipe, "training",
+                        image=recipe.deploy.image,
+                        # fixed size: Ray Train needs all of its workers at once
+                        count=(training.workers,) * 3,
+                        cpu=cpu_quantity(training.cpus_per_worker),
+                        memory=training.memory_per_worker,
+                        gpus=gpus,
+                        gpu_type=training.gpu_type,
+                        node_selector=worker_selector,
+                        tolerations=worker_tolerations,
+                    )
+                ],
+            },
+        },
+    }
+
+
+# --- serving: Ray Serve config and RayService ---------------------------------------
+
+
+def target_ongoing_requests(serving) -> int:
+    """target_utilization (%) of the requests a replica accepts at once; the Serve
+    autoscaler adds replicas when the average goes above it."""
+    return max(1, math.floor(serving.max_ongoing_requests * serving.replicas.target_utilization / 100))
+
+
+def serve_config(recipe) -> dict[str, Any]:
+    """What `serve deploy` and RayService.serveConfigV2 take (ray.serve.schema.ServeDeploySchema)."""
+    serving = recipe.serving
+    resources = serving.resources
+    deployment = {
+        "name": SERVE_DEPLOYMENT,
+        # >= max_batch_size (a checked rule), else batches never fill
+        "max_ongoing_requests": serving.max_ongoing_requests,
+        "autoscaling_config": {
+            "min_replicas": serving.replicas.min,
+            "max_replicas": serving.replicas.max,
+            "target_ongoing_requests": target_ongoing_requests(serving),
+        },
+        # One replica per worker pod, whose size is the replica's: KubeRay rounds a
+        # pod's CPUs up for Ray, which would otherwise pack replicas onto fewer CPUs.
+        "max_replicas_per_node": 1,
+        "ray_actor_options": {
+            "num_cpus": quantity_value(resources.cpu),
+            "num_gpus": resources.gpu,
+            "memory": int(quantity_value(resources.memory)),
+        },
+    }
+    return {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": "0.0.0.0", "port": serving.port},
+        "applications": [
+            {
+                "name": recipe.name,
+                "route_prefix": "/",
+                "import_path": SERVE_IMPORT_PATH,
+                "args": {"recipe": common.recipe_path_in_pod()},
+                "runtime_env": _runtime_env(recipe),
+                "deployments": [deployment],
+            }
+        ],
+    }
+
+
+def _autoscaler_options() -> dict[str, Any]:
+    # KubeRay injects the autoscaler as a sidecar of the head; lock it down the same way
+    # (the head pod already has the /tmp volume).
+    _, tmp_mount = _tmp_volume()
+    return {
+        "upscalingMode": "Default",
+        "resources": common.resources(*AUTOSCALER_RESOURCES),
+        "securityContext": common.container_security_context(),
+        "env": [{"name": "HOME", "value": TMP_DIR}],
+        "volumeMounts": [tmp_mount],
+    }
+
+
+def rayservice(recipe, serve_config_text: str) -> dict[str, Any]:
+    serving = recipe.serving
+    resources = serving.resources
+    replicas = serving.replicas
+    serve_port = (("serve", serving.port),)  # KubeRay's serve Service targets the port named "serve"
+    head = RayHead()  # serving has no head section: the training head's defaults fit the Serve controller
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayService",
+        "metadata": common.metadata(recipe, names(recipe).ray_service, "serving"),
+        "spec": {
+            "serveConfigV2": serve_config_text,
+            # The head holds no replica; keep it out of the serve Service unless the
+            # workers may scale to zero, when only the head's proxy can take the request
+            # that wakes them up.
+            "excludeHeadPodFromServeSvc": replicas.min > 0,
+            "rayClusterConfig": {
+                "rayVersion": RAY_VERSION,
+                # Ray's autoscaler adds worker pods as Serve adds replicas (min..max).
+                "enableInTreeAutoscaling": True,
+                "autoscalerOptions": _autoscaler_options(),
+                "headGroupSpec": _head_group(
+                    recipe, "serving", serving.image, head.cpu, head.memory, extra_ports=serve_port,
+                    # No serviceAccountName: KubeRay then creates one for this cluster and
+                    # binds the autoscaler's pod-patching Role to it alone, rather than to
+                    # deploy.service_account, which every other pod of the recipe uses.
+                    service_account=None,
+                ),
+                "workerGroupSpecs": [
+                    _worker_group(
+                        recipe, "serving",
+                        image=serving.image,
+                        count=(replicas.min, replicas.min, replicas.max),
+                        cpu=resources.cpu,
+                        memory=resources.memory,
+                        gpus=resources.gpu,
+                        gpu_type=resources.gpu_type,
+                        extra_ports=serve_port,
+                    )
+                ],
+            },
+        },
+    }
+
+
+# --- entry point --------------------------------------------------------------------
+
+
+def render(recipe) -> list[Artifact]:
+    artifacts: list[Artifact] = []
+    if recipe.training is not None and recipe.training.engine == "ray":
+        artifacts.append(Artifact("ray/rayjob.yaml", common.yaml_text(recipe, rayjob(recipe))))
+    if recipe.serving.backend == "ray_serve":
+        # The RayService embeds the very bytes of serve_config.yaml, so what
+        # `serve deploy` and KubeRay run cannot drift apart.
+        config_text = common.yaml_text(recipe, serve_config(recipe))
+        artifacts.append(Artifact("ray/serve_config.yaml", config_text))
+        artifacts.append(Artifact("ray/rayservice.yaml", common.yaml_text(recipe, rayservice(recipe, config_text))))
+    return artifacts
