@@ -162,6 +162,28 @@ def ray_serve_accepts_a_batch(r: Recipe) -> Iterator[Violation]:
         )
 
 
+TRITON_FIXED_PORTS = {8001: "gRPC", 8002: "metrics"}
+
+
+@check
+def triton_port_is_free(r: Recipe) -> Iterator[Violation]:
+    if r.serving.backend == "triton" and r.serving.port in TRITON_FIXED_PORTS:
+        yield Violation(
+            ("serving.port",),
+            f"serving.port {r.serving.port} is Triton's {TRITON_FIXED_PORTS[r.serving.port]} port: choose another HTTP port",
+        )
+
+
+@check
+def whole_gpus_for_pytorchjob(r: Recipe) -> Iterator[Violation]:
+    if r.training is not None and r.training.engine == "pytorchjob" and r.training.gpus_per_worker % 1:
+        yield Violation(
+            ("training.gpus_per_worker", "training.engine"),
+            f"training.gpus_per_worker {r.training.gpus_per_worker} must be whole with training.engine pytorchjob: "
+            "pods get whole GPUs (fractions work with engine ray)",
+        )
+
+
 @check
 def torchscript_only_on_triton(r: Recipe) -> Iterator[Violation]:
     if getattr(r.serving, "format", "onnx") == "torchscript" and r.serving.backend != "triton":

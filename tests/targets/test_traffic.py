@@ -100,11 +100,6 @@ def test_subsets_select_the_serving_pods(recipe):
         assert labels.items() <= pod_labels.items()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contract pending in the kubernetes target: without Argo (shadow, bandit) the champion's pods "
-    "must carry mlops.dev/track: stable, else the DestinationRule's stable subset has no endpoints",
-)
 @pytest.mark.parametrize("variant", ["churn-shadow", "churn-bandit", "support-dev"])
 def test_champion_pods_carry_the_stable_track(variant):
     recipe = load_variant(variant)

@@ -113,9 +113,8 @@ def test_model_name_names_directory_and_config():
 
 
 def test_without_batching_dims_are_full_shapes_and_no_batcher():
-    overrides = ["serving.max_batch_size=0", "~serving.dynamic_batching.preferred_batch_sizes"]
+    overrides = ["serving.max_batch_size=0", "serving.dynamic_batching=null"]
     recipe = api.load_recipe("churn", overrides=overrides, project=REPO).recipe
-    assert recipe.serving.dynamic_batching is not None  # set in the recipe, yet meaningless without batching
     _, config = only_config(recipe)
     assert config.max_batch_size == 0
     assert list(config.input[0].dims) == [-1, 13]
@@ -132,6 +131,7 @@ def test_regression_specific_versions_no_warmup():
         "~evaluation.gates.min_accuracy",
         "~evaluation.gates.min_roc_auc",
         "+serving.version_policy.specific=[3,1,3]",
+        "serving.version_policy.latest=null",
         "serving.warmup=false",
         "serving.dynamic_batching.preferred_batch_sizes=[]",
     ]

@@ -25,6 +25,8 @@ TRIGGERS = {
     "served_context_fits_model": ("support_assistant", ["serving.max_model_len=100000"]),
     "replicas_ordered": ("churn", ["serving.replicas.min=5", "serving.replicas.max=2"]),
     "ray_serve_accepts_a_batch": ("churn", ["serving=ray_serve", "serving.max_ongoing_requests=4"]),
+    "triton_port_is_free": ("churn", ["+serving.port=8002"]),
+    "whole_gpus_for_pytorchjob": ("churn", ["training=pytorchjob_gpu", "training.gpus_per_worker=0.5"]),
     "torchscript_only_on_triton": ("churn", ["serving=ray_serve", "serving.format=torchscript"]),
     "canary_steps_rise_to_100": ("churn", ["rollout.steps=[10,50]"]),
     "analysis_needs_metrics": ("churn", ["monitoring.metrics.enabled=false"]),

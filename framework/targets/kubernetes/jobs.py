@@ -1,0 +1,111 @@
+"""Batch work: the PyTorchJob that trains (training.engine pytorchjob) and the CronJob
+that checks drift (monitoring.drift). Both run framework entrypoints from deploy.image
+on the mounted resolved recipe, like a local apply does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from framework.recipe.types import duration_seconds
+from framework.targets import common
+from framework.targets.kubernetes import pods
+
+TRAIN_COMPONENT = "training"
+DRIFT_COMPONENT = "drift"
+TRAIN_TTL_SECONDS = 86400  # finished jobs (and their logs) stay a day
+DRIFT_EXIT_CODE = 3  # framework.runtime.monitor: drift found (a decision, not a failure to retry)
+DRIFT_RESOURCES = ("1", "2Gi")  # a window of logged traffic against the training reference
+DRIFT_DEADLINE_SECONDS = 1800
+DRIFT_RETRIES = 2
+DRIFT_START_DEADLINE_SECONDS = 300
+
+
+def pytorchjob(recipe) -> dict[str, Any]:
+    """Kubeflow PyTorchJob: one Master and training.workers - 1 Workers, each a pod of
+    cpus/memory/gpus_per_worker; on spot nodes when training.spot.enabled."""
+    training = recipe.training
+    gpus = pods.whole_gpus(training.gpus_per_worker)
+    spot = training.spot
+    tmp_volume, tmp_mount = pods.tmp_dir(size_limit="20Gi")  # data copies, local checkpoints
+    shm_volume, shm_mount = pods.shm_dir("2Gi")  # DataLoader workers and NCCL
+    container = pods.runtime_container(
+        recipe, "pytorch", "train",  # the operator requires the container name "pytorch"
+        resources=common.resources(pods.cpu_quantity(training.cpus_per_worker), training.memory_per_worker, gpus),
+        mounts=[tmp_mount, shm_mount],
+    )
+    pod = pods.pod_spec(
+        recipe,
+        [container],
+        volumes=[tmp_volume, shm_volume],
+        gpu=gpus > 0,
+        gpu_type=training.gpu_type,
+        node_selector=dict(spot.node_selector) if spot.enabled else None,
+        tolerations=[common.toleration(t) for t in spot.tolerations] if spot.enabled else (),
+    )
+    template = {
+        "metadata": {"labels": {**common.labels(recipe, TRAIN_COMPONENT), **pods.outside_mesh(recipe)}},
+        "spec": pod,
+    }
+    replica_specs = {"Master": {"replicas": 1, "restartPolicy": "OnFailure", "template": template}}
+    if training.workers > 1:
+        replica_specs["Worker"] = {"replicas": training.workers - 1, "restartPolicy": "OnFailure", "template": template}
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": common.metadata(recipe, common.names(recipe).train_job, TRAIN_COMPONENT,
+                                    annotations=pods.workload_skips(pod)),
+        "spec": {
+            "pytorchReplicaSpecs": replica_specs,
+            "runPolicy": {
+                # Preempted spot workers resume from the last checkpoint, up to max_retries times.
+                "backoffLimit": spot.max_retries if spot.enabled else 0,
+                "activeDeadlineSeconds": int(duration_seconds(training.timeout)),
+                "ttlSecondsAfterFinished": TRAIN_TTL_SECONDS,
+                "cleanPodPolicy": "None",
+            },
+        },
+    }
+
+
+def drift_cronjob(recipe) -> dict[str, Any]:
+    """CronJob running the drift check on monitoring.drift.schedule. Exit code 3 (drift)
+    fails the Job at once, without retries; other failures retry twice."""
+    drift = recipe.monitoring.drift
+    tmp_volume, tmp_mount = pods.tmp_dir()
+    container = pods.runtime_container(
+        recipe, "monitor", "monitor", resources=common.resources(*DRIFT_RESOURCES), mounts=[tmp_mount]
+    )
+    pod = pods.pod_spec(recipe, [container], volumes=[tmp_volume], restartPolicy="Never")
+    job_spec = {
+        "backoffLimit": DRIFT_RETRIES,
+        "activeDeadlineSeconds": DRIFT_DEADLINE_SECONDS,
+        "podFailurePolicy": {
+            "rules": [
+                {"action": "FailJob", "onExitCodes": {"containerName": "monitor", "operator": "In",
+                                                      "values": [DRIFT_EXIT_CODE]}},
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]
+        },
+        "template": {
+            "metadata": {
+                "labels": common.labels(recipe, DRIFT_COMPONENT),
+                "annotations": pods.pod_annotations(recipe),
+            },
+            "spec": pod,
+        },
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": common.metadata(recipe, common.names(recipe).drift_cronjob, DRIFT_COMPONENT,
+                                    annotations=pods.workload_skips(pod)),
+        "spec": {
+            "schedule": drift.schedule,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": DRIFT_START_DEADLINE_SECONDS,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 5,
+            "jobTemplate": {"metadata": {"labels": common.labels(recipe, DRIFT_COMPONENT)}, "spec": job_spec},
+        },
+    }

@@ -1,0 +1,91 @@
+"""The vLLM OpenAI-compatible server container of the serving Deployment."""
+
+from __future__ import annotations
+
+from framework.targets import common
+from framework.targets.kubernetes import pods
+
+CACHE_DIR = "/cache"  # Hugging Face weights, vLLM/torch.compile/Triton kernel caches
+SHM_SIZE = "8Gi"  # NCCL between tensor-parallel ranks and the tokenizer workers
+STARTUP_SECONDS = 1800  # weights download, load, profiling and CUDA graph capture
+HF_TOKEN_ENV = "HF_TOKEN"
+
+
+def ports(recipe) -> list[pods.Port]:
+    # The OpenAI API, /health and /metrics all share one port.
+    return [pods.Port("http", recipe.serving.port, "http")]
+
+
+def args(recipe) -> list[str]:
+    """The server's arguments (the image's entrypoint is `vllm serve`-compatible)."""
+    serving, model = recipe.serving, recipe.model
+    result = [
+        "--model", model.source,
+        "--tensor-parallel-size", str(serving.tensor_parallel_size),
+        "--gpu-memory-utilization", str(serving.gpu_memory_utilization),
+        "--max-model-len", str(serving.max_model_len or model.max_model_len),
+        "--served-model-name", serving.served_model_name or recipe.name,
+        "--port", str(serving.port),
+        "--dtype", model.dtype,
+        "--max-num-seqs", str(serving.max_num_seqs),
+    ]
+    if model.quantization != "none":
+        result += ["--quantization", model.quantization]
+    if model.revision:
+        result += ["--revision", model.revision]
+    if model.trust_remote_code:
+        result.append("--trust-remote-code")
+    return result
+
+
+def env(recipe) -> list[dict]:
+    """Writable homes for every cache on the read-only root, telemetry off, hub token."""
+    values = {
+        "HOME": CACHE_DIR,
+        "HF_HOME": f"{CACHE_DIR}/huggingface",
+        "VLLM_CACHE_ROOT": f"{CACHE_DIR}/vllm",
+        "TRITON_CACHE_DIR": f"{CACHE_DIR}/triton",
+        "TORCHINDUCTOR_CACHE_DIR": f"{CACHE_DIR}/torchinductor",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+    result = [{"name": k, "value": v} for k, v in values.items()]
+    token = recipe.model.token
+    secrets = common.secret_env(recipe)
+    if token is not None:
+        secrets = [e for e in secrets if e["name"] != HF_TOKEN_ENV]  # model.token wins
+        result.append({"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}})
+    return result + secrets
+
+
+def server(recipe) -> pods.ServerPod:
+    serving = recipe.serving
+    gpus = serving.tensor_parallel_size  # one GPU per tensor-parallel rank
+    tmp_volume, tmp_mount = pods.tmp_dir()
+    # No sizeLimit on the weights cache: its size is the model's, which the recipe does not
+    # state, and a kubelet evicts a pod whose emptyDir outgrows its limit.
+    cache_volume, cache_mount = pods.empty_dir("cache", CACHE_DIR)
+    shm_volume, shm_mount = pods.shm_dir(SHM_SIZE)
+    _, recipe_mount = common.recipe_volume(recipe)
+    container = pods.container(
+        "vllm",
+        serving.image,
+        args=args(recipe),
+        resources=common.resources(serving.resources.cpu, serving.resources.memory, gpus),
+        mounts=[tmp_mount, cache_mount, shm_mount, recipe_mount],
+        env=env(recipe),
+        ports=[p.container_port() for p in ports(recipe)],
+        probes={
+            "startupProbe": pods.startup_probe("/health", "http", STARTUP_SECONDS),
+            "readinessProbe": pods.http_probe("/health", "http", period=5),
+            "livenessProbe": pods.http_probe("/health", "http", period=15, failures=4),
+        },
+    )
+    return pods.ServerPod(
+        containers=[container],
+        volumes=[tmp_volume, cache_volume, shm_volume],
+        ports=ports(recipe),
+        gpus=gpus,
+        gpu_type=serving.resources.gpu_type,
+        startup_seconds=STARTUP_SECONDS,
+    )
