@@ -32,11 +32,13 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 # The main job on the embedded default. Until `mlops apply` exists it composes,
-# validates and explains the example recipes.
+# validates and explains the example recipes and checks their generated artifacts.
 demo: setup
 	$(BIN)/mlops validate --all-envs
 	$(BIN)/mlops show churn --env prod --provenance | head -n 25
 	$(BIN)/mlops schema --check
+	$(BIN)/mlops generate --all-envs --check
+	$(BIN)/mlops plan churn --env prod
 
 test: setup tools
 	$(BIN)/python -m pytest -q
