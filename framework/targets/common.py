@@ -212,3 +212,12 @@ def workload_ref(recipe) -> dict[str, str]:
     if uses_argo_rollout(recipe):
         return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": names(recipe).server}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "name": names(recipe).server}
+
+
+def unique(items) -> list:
+    """Items in first-seen order without repeats (dicts are unhashable, so no set)."""
+    out: list = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out

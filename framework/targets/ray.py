@@ -74,14 +74,6 @@ def _tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     return {"name": "tmp", "emptyDir": {}}, {"name": "tmp", "mountPath": TMP_DIR}
 
 
-def _dedupe(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for item in items:
-        if item not in out:
-            out.append(item)
-    return out
-
-
 def _pod_template(
     recipe,
     component: str,
@@ -112,7 +104,7 @@ def _pod_template(
     selector = {**recipe.deploy.node_selector, **(node_selector or {})}
     if selector:
         spec["nodeSelector"] = selector
-    all_tolerations = _dedupe([common.toleration(t) for t in recipe.deploy.tolerations] + (tolerations or []))
+    all_tolerations = common.unique([common.toleration(t) for t in recipe.deploy.tolerations] + (tolerations or []))
     if all_tolerations:
         spec["tolerations"] = all_tolerations
     return {"metadata": {"labels": common.labels(recipe, component)}, "spec": spec}

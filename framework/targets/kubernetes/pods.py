@@ -137,12 +137,7 @@ def runtime_container(recipe, name: str, module: str, *extra_args: str, resource
 
 
 def _merge_tolerations(*groups: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen: list[dict[str, Any]] = []
-    for group in groups:
-        for t in group:
-            if t not in seen:
-                seen.append(t)
-    return seen
+    return common.unique(t for group in groups for t in group)
 
 
 def pod_spec(
