@@ -28,7 +28,7 @@ def header(recipe, comment: str = "#", per_env: bool = True) -> str:
     )
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml: 4x faster, same bytes
     """Block YAML, no aliases, literal blocks for multi-line strings."""
 
     def ignore_aliases(self, data: Any) -> bool:
