@@ -73,7 +73,9 @@ def _crd_validator(schemas_dir: str, api_version: str, kind: str):
 
     group, version = api_version.split("/")
     path = Path(schemas_dir) / group / f"{kind.lower()}_{version}.json"
-    schema = json.loads(path.read_text())
+    # Go's regexp accepts a flag group after the anchor (`^(?i)...`, in the PrometheusRule
+    # CRD); Python's re wants flags first. Same language, so move them (SOURCES.md caveat).
+    schema = json.loads(path.read_text().replace('"^(?i)', '"(?i)^'))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema)
