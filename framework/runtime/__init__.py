@@ -1,0 +1,1 @@
+"""The runtime: reads only what generate wrote; imports heavy libraries inside functions."""
