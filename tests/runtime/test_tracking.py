@@ -1,0 +1,301 @@
+"""MLflow tracking, registry and the apply lock, against a real sqlite store.
+
+Building an MLflow sqlite schema takes ~2 s, so one state dir (one store) serves the
+module: `logged` runs one tracked block and the tests read it back; registry tests
+use their own model names so they don't depend on each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from framework import api
+from framework.errors import MlopsError
+from framework.runtime import tracking
+from framework.runtime.locks import apply_lock, lock_path
+from tests.conftest import REPO
+
+# MLflow 3.17's sqlalchemy store configures a loader SQLAlchemy 2.1 deprecates; not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A clean working directory (to prove nothing lands in ./mlruns) and no telemetry
+    thread phoning home from the sandbox; undone after the module."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.chdir(cwd)
+        yield cwd
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    return api.load_recipe("churn", project=REPO).recipe
+
+
+@pytest.fixture(scope="module")
+def state(env, tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("state") / ".mlops"
+
+
+@pytest.fixture(scope="module")
+def logged(recipe, state, tmp_path_factory):
+    """One run as the trainer will make it: epochs, the data report, a model file."""
+    model = tmp_path_factory.mktemp("model") / "model.onnx"
+    model.write_bytes(b"\x08\x07fake-onnx")
+    with tracking.Tracker(recipe, state, root=REPO, run_name="train") as run:
+        for epoch in range(3):
+            run.log_metrics(epoch, {"train_loss": 1.0 / (epoch + 1), "val_accuracy": 0.7 + epoch / 100})
+        run.log_dict({"rows": 5000, "ok": True}, "data_report.json")
+        run.log_text("gates: all passed\n", "reports/gates.txt")
+        run.log_artifact_file(model, "model")
+    return run
+
+
+def _run(tracker):
+    return tracker.client.get_run(tracker.id)
+
+
+# --- locations ------------------------------------------------------------------------
+def test_embedded_uri_and_artifacts_live_under_the_state_dir(logged, state, env):
+    assert tracking.tracking_uri(logged.recipe, state) == f"sqlite:///{state.resolve()}/mlflow.db"
+    assert (state / "mlflow.db").is_file()
+    assert logged.artifact_uri.startswith((state / "mlartifacts").resolve().as_uri())
+    assert (state / "mlartifacts").is_dir() and any((state / "mlartifacts").rglob("model.onnx"))
+    # MLflow's default artifact root would be ./mlruns in the working directory.
+    assert list(env.iterdir()) == []
+
+
+def test_tracking_uri_from_the_recipe_wins(recipe, tmp_path):
+    custom = recipe.model_copy(update={"tracking": recipe.tracking.model_copy(update={"uri": "http://mlflow:5000"})})
+    assert tracking.tracking_uri(custom, tmp_path) == "http://mlflow:5000"
+    assert tracking.artifact_root(tmp_path) == (tmp_path.resolve() / "mlartifacts").as_uri()
+
+
+# --- params ---------------------------------------------------------------------------
+def test_params_flatten_the_whole_recipe_and_read_back(logged, recipe):
+    params = tracking.flatten_params(recipe)
+    assert list(params) == sorted(params)  # deterministic order
+    # Every leaf `show` reports is a param, lists of scalars joined under their key.
+    for leaf in api.show("churn", project=REPO).leaves:
+        path = leaf.path if leaf.path in params else re.sub(r"\.\d+$", "", leaf.path)
+        assert path in params, leaf.path
+    assert params["name"] == "churn"
+    assert params["evaluation.metrics"] == ",".join(recipe.evaluation.metrics)
+    assert params["ci.environments.1.name"] == "production"  # lists of mappings indexed
+    assert params["tracking.uri"] == "null"
+    assert _run(logged).data.params == params  # all batches arrived, nothing altered
+
+
+def test_param_values_are_cut_to_mlflows_limit(recipe):
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+    long = recipe.model_copy(update={"description": "x" * (MAX_PARAM_VAL_LENGTH + 50)})
+    assert len(tracking.flatten_params(long)["description"]) == MAX_PARAM_VAL_LENGTH
+
+
+# --- metrics, artifacts, tags ---------------------------------------------------------
+def test_per_epoch_metrics_are_history(logged):
+    history = logged.client.get_metric_history(logged.id, "train_loss")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(0, 1.0), (1, 0.5), (2, 1 / 3)]
+    assert _run(logged).data.metrics["val_accuracy"] == pytest.approx(0.72)
+
+
+def test_artifacts_and_texts_are_listed(logged, tmp_path):
+    assert sorted(logged.artifacts()) == [
+        "data_report.json", "model/model.onnx", "recipe.resolved.yaml", "reports/gates.txt",
+    ]
+    from mlflow.artifacts import download_artifacts
+
+    got = Path(download_artifacts(run_id=logged.id, artifact_path="recipe.resolved.yaml",
+                                  dst_path=str(tmp_path), tracking_uri=logged.uri))
+    assert got.read_text() == tracking.resolved_text(logged.recipe)
+    report = Path(download_artifacts(run_id=logged.id, artifact_path="data_report.json",
+                                     dst_path=str(tmp_path), tracking_uri=logged.uri))
+    assert json.loads(report.read_text()) == {"rows": 5000, "ok": True}
+
+
+def test_run_tags_name_recipe_env_hash_and_commit(logged, recipe):
+    run = _run(logged)
+    tags = run.data.tags
+    text = tracking.resolved_text(recipe)
+    assert tags["mlops.recipe"] == "churn"
+    assert tags["mlops.environment"] == recipe.environment
+    assert tags["mlops.recipe_hash"] == tracking.recipe_hash(text)[:12] == tracking.short_hash(text)
+    assert tracking.recipe_hash(text) == hashlib.sha256(text.encode()).hexdigest()
+    assert tags["mlflow.runName"] == "train"
+    assert run.info.status == "FINISHED"
+    assert run.info.experiment_id == logged.client.get_experiment_by_name("churn").experiment_id
+    expected = tracking.git_commit(REPO)
+    assert tags.get("mlops.git_commit") == expected
+
+
+def test_git_commit_is_none_outside_a_repo(tmp_path):
+    assert tracking.git_commit(tmp_path) is None
+    assert tracking.git_commit(tmp_path / "missing") is None  # cwd error, no exception
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    if head.returncode == 0:
+        assert tracking.git_commit(REPO) == head.stdout.strip()
+
+
+# --- status and nesting ---------------------------------------------------------------
+def test_a_failing_block_marks_the_run_failed(recipe, state):
+    with pytest.raises(RuntimeError, match="boom"):
+        with tracking.Tracker(recipe, state, run_name="broken") as run:
+            run.log_metrics(0, {"train_loss": 2.0})
+            raise RuntimeError("boom")
+    assert _run(run).info.status == "FAILED"
+    with pytest.raises(KeyboardInterrupt):
+        with tracking.Tracker(recipe, state, run_name="interrupted") as run:
+            raise KeyboardInterrupt
+    assert _run(run).info.status == "KILLED"
+
+
+def test_child_runs_are_nested_under_the_parent(recipe, state):
+    with tracking.Tracker(recipe, state, run_name="hpo") as parent:
+        for trial in range(2):
+            with parent.child(f"trial-{trial}") as child:
+                child.log_params({"lr": 0.01 * (trial + 1)})
+                child.log_metrics(0, {"val_loss": 0.5 - trial / 10})
+        with pytest.raises(ValueError):
+            with parent.child("trial-bad"):
+                raise ValueError("diverged")
+    children = parent.client.search_runs(
+        [parent.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.id}'"
+    )
+    by_name = {r.info.run_name: r for r in children}
+    assert set(by_name) == {"trial-0", "trial-1", "trial-bad"}
+    assert by_name["trial-1"].data.params == {"lr": "0.02"}  # no recipe params on trials
+    assert by_name["trial-bad"].info.status == "FAILED"
+    assert by_name["trial-0"].info.status == "FINISHED"
+    assert by_name["trial-0"].data.tags["mlops.recipe"] == "churn"
+    assert _run(parent).info.status == "FINISHED"  # a failed trial doesn't fail the study
+
+
+def test_child_needs_a_running_parent(recipe, state):
+    with pytest.raises(MlopsError, match="has not started"):
+        tracking.Tracker(recipe, state).child("trial")
+
+
+# --- registry -------------------------------------------------------------------------
+def test_register_twice_gives_versions_1_and_2_with_tags(logged):
+    text = tracking.resolved_text(logged.recipe)
+    tags = tracking.version_tags(text, {"min_accuracy": True, "fairness": False})
+    assert tags == {"mlops.recipe_hash": tracking.short_hash(text), "gate.fairness": "fail", "gate.min_accuracy": "pass"}
+    assert tracking.register(logged, "model", "reg-two", tags) == "1"
+    # A run id works as well as a Tracker (a later process registering a finished run).
+    assert tracking.register(logged.id, "model", "reg-two", tags, uri=logged.uri) == "2"
+    assert tracking.model_version_tags("reg-two", "2", uri=logged.uri) == tags
+    version = logged.client.get_model_version("reg-two", "2")
+    assert version.run_id == logged.id and version.source.endswith("/artifacts/model")
+
+
+def test_candidate_moves_each_time_champion_only_when_direct(logged, tmp_path):
+    uri = logged.uri
+    assert tracking.alias_version("nobody", "candidate", uri=uri) is None  # no such model
+    v1 = tracking.register(logged, "model", "reg-alias")
+    assert tracking.alias_version("reg-alias", "candidate", uri=uri) is None  # alias unset
+    assert tracking.promote("reg-alias", v1, "direct", uri=uri) == ["candidate", "champion"]
+    v2 = tracking.register(logged, "model", "reg-alias")
+    assert tracking.promote("reg-alias", v2, "canary", uri=uri) == ["candidate"]
+    assert tracking.alias_version("reg-alias", "candidate", uri=uri) == v2 == "2"
+    assert tracking.alias_version("reg-alias", "champion", uri=uri) == v1 == "1"
+    tracking.set_alias("reg-alias", "champion", v2, uri=uri)
+    assert tracking.alias_version("reg-alias", "champion", uri=uri) == "2"
+    # What fetch_model does: the champion's files, from the artifact store alone.
+    got = tracking.download("reg-alias", "champion", tmp_path / "models", uri=uri)
+    assert (got / "model.onnx").read_bytes() == b"\x08\x07fake-onnx"
+
+
+def test_register_a_run_id_needs_the_uri(logged):
+    with pytest.raises(MlopsError, match="uri"):
+        tracking.register(logged.id, "model", "reg-nouri")
+
+
+# --- the apply lock -------------------------------------------------------------------
+_HOLD = """
+import sys, time
+from pathlib import Path
+from framework.runtime.locks import apply_lock
+with apply_lock(Path(sys.argv[1]), "churn"):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+_TRY = """
+import sys
+from pathlib import Path
+from framework.errors import MlopsError
+from framework.runtime.locks import apply_lock
+try:
+    with apply_lock(Path(sys.argv[1]), "churn"):
+        print("acquired")
+except MlopsError as error:
+    print(error)
+"""
+
+
+def _python(code: str, *args: str, **kwargs):
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=REPO, stdout=subprocess.PIPE, text=True, **kwargs,
+    )
+
+
+def test_a_second_apply_in_another_process_fails_clearly(tmp_path):
+    with apply_lock(tmp_path, "churn") as path:
+        assert path == lock_path(tmp_path, "churn") and path.read_text().strip() == str(os.getpid())
+        out, _ = _python(_TRY, str(tmp_path)).communicate(timeout=30)
+        assert out.strip() == (
+            f"apply of churn is already running (pid {os.getpid()}); "
+            f"wait for it or remove {path} if that process is gone"
+        )
+        # flock conflicts per open file, so a second apply in this process fails too.
+        with pytest.raises(MlopsError, match="already running"):
+            with apply_lock(tmp_path, "churn"):
+                pass
+        with apply_lock(tmp_path, "other"):  # other recipes are not blocked
+            pass
+    out, _ = _python(_TRY, str(tmp_path)).communicate(timeout=30)
+    assert out.strip() == "acquired"  # released on exit
+
+
+def test_a_killed_holder_releases_the_lock(tmp_path):
+    holder = _python(_HOLD, str(tmp_path))
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(MlopsError, match=f"pid {holder.pid}"):
+            with apply_lock(tmp_path, "churn"):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    with apply_lock(tmp_path, "churn"):  # the kernel dropped the dead holder's lock
+        pass
+
+
+def test_two_processes_creating_one_store_at_once_both_succeed(tmp_path, env):
+    """The first-use schema setup is serialised; unlocked, the loser fails with
+    'table already exists'."""
+    code = """
+    import sys
+    from framework.runtime.tracking import client
+    client(sys.argv[1]).search_experiments()
+    print("ok")
+    """
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    procs = [_python(code, uri, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}) for _ in range(2)]
+    assert [p.communicate(timeout=60)[0].strip() for p in procs] == ["ok", "ok"]
