@@ -17,7 +17,7 @@ from framework.project import Project, display_path
 __all__ = [
     "RecipeStatus", "ValidateResult", "ShowResult", "Leaf", "SchemaResult",
     "load_recipe", "validate", "show", "write_schemas", "check_schemas", "recipe_envs",
-    "GenerateResult", "generate", "PlanResult", "plan",
+    "GenerateResult", "generate", "PlanResult", "plan", "ApplyResult", "apply",
 ]
 
 
@@ -223,3 +223,67 @@ def plan(recipe: str, env: str | None = None, overrides: Sequence[str] = (), pro
     proj = _project(project)
     validated = load_recipe(recipe, env, overrides, proj)
     return PlanResult(validated.recipe.name, validated.recipe.environment, plan_changes(proj, validated))
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    recipe: str
+    env: str
+    resolved: Path
+    steps: list[str]
+    outcome: Any = None  # framework.runtime.train.Outcome when it ran
+
+
+APPLY_STEPS = (
+    "generate: write generated/{recipe}/{env}/ (the job reads only what is on disk)",
+    "data: load {source} and check data.expectations (report under .mlops/runs/)",
+    "train: Ray Train on an embedded Ray ({workers} workers), checkpoints every {every} epochs",
+    "track: MLflow run in {tracking} (params, per-epoch metrics, data report, model)",
+    "evaluate: {metrics} on the validation split; export ONNX; parity <= {atol}",
+    "gates: {gates}",
+    "register: model version of '{model}', alias candidate{champion}",
+    "serve-ready: fill the Triton model repository .mlops/model_repository/",
+)
+
+
+def apply(
+    recipe: str,
+    env: str | None = None,
+    target: str = "local",
+    dry_run: bool = False,
+    project: Project | Path | None = None,
+    console: Any = None,
+) -> ApplyResult:
+    """Generate, then run the recipe's training side (serving and rollout come next)."""
+    proj = _project(project)
+    validated = load_recipe(recipe, env, (), proj)
+    r = validated.recipe
+    if target != "local":
+        raise MlopsError([Problem(None, "--target", f"target '{target}' is not available yet; use --target local")])
+    if r.model.kind != "tabular":
+        raise MlopsError([Problem(None, "model.kind", f"apply trains tabular recipes; {r.name} is {r.model.kind}")])
+    resolved = proj.generated_dir / r.name / r.environment / "recipe.resolved.yaml"
+    steps = [_describe_step(step, r, proj) for step in APPLY_STEPS]
+    if dry_run:
+        return ApplyResult(r.name, r.environment, resolved, steps)
+    generate([recipe], env=env, project=proj)
+    from framework.runtime.train import run_training
+
+    outcome = run_training(resolved, proj.root, proj.state_dir, None, console)
+    return ApplyResult(r.name, r.environment, resolved, steps, outcome)
+
+
+def _describe_step(step: str, r: Any, proj: Project) -> str:
+    gates = r.evaluation.gates
+    named = [f"{k} {v}" for k, v in gates.thresholds().items()]
+    named += [f"{k} {getattr(gates, k)}" for k in ("max_latency_p95_ms", "max_model_size_mb") if getattr(gates, k) is not None]
+    if gates.fairness:
+        named.append(f"fairness {gates.fairness.attribute} <= {gates.fairness.max_disparity}")
+    return step.format(
+        recipe=r.name, env=r.environment, source=r.data.source.uri if r.data else "-",
+        workers=r.training.workers if r.training else 0,
+        every=r.training.checkpoint.every_epochs if r.training else 0,
+        tracking=r.tracking.uri or display_path(proj.state_dir / "mlflow.db"),
+        metrics=", ".join(r.evaluation.metrics), atol=gates.onnx_parity_atol, gates=", ".join(named) or "none",
+        model=r.registered_model, champion=" and champion (rollout direct)" if r.rollout.strategy == "direct" else "",
+    )

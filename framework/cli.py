@@ -160,6 +160,31 @@ def plan(
     raise typer.Exit(2)
 
 
+@app.command()
+@_reports_errors
+def apply(
+    recipe: Annotated[str, typer.Argument(help="Recipe name or path.")],
+    env: EnvOption = None,
+    target: Annotated[str, typer.Option("--target", help="Where to run: local (embedded Ray, MLflow on sqlite).")] = "local",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the steps and artifacts; run nothing.")] = False,
+) -> None:
+    """Generate, then run the recipe: data checks, training, evaluation, gates, registry."""
+    from rich.console import Console
+
+    from framework import api
+
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+    result = api.apply(recipe, env=env, target=target, dry_run=dry_run, console=console)
+    if dry_run:
+        print(f"{result.recipe} ({result.env}) would run:")
+        for number, step in enumerate(result.steps, 1):
+            print(f"  {number}. {step}")
+        return
+    from framework.runtime.train import summary
+
+    print(summary(result.outcome))
+
+
 def main() -> None:
     # pydantic scans every installed distribution for plugins on first use (~25 ms of
     # start-up); the CLI uses none. A user can still enable them by setting the variable.

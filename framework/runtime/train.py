@@ -1,0 +1,201 @@
+"""The training job: `python -m framework.runtime.train <recipe.resolved.yaml>`.
+
+The RayJob on a cluster and a local `mlops apply` run this same entrypoint. It reads
+only the resolved recipe that `generate` wrote, then: data checks -> split -> features
+-> Ray Train -> evaluation -> ONNX export and parity -> gates -> MLflow registry
+(alias candidate; champion too for rollout direct) -> the Triton model repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from framework.errors import MlopsError
+
+
+@dataclass
+class Outcome:
+    recipe: str
+    environment: str
+    run_id: str | None = None
+    model_version: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    gates_passed: bool = False
+    run_dir: Path | None = None
+    model_repository: Path | None = None
+    tracking_uri: str | None = None
+    resumed_from_epoch: int = 0
+
+
+def load_resolved(path: Path):
+    from framework.recipe.recipe import Recipe
+
+    text = path.read_text(encoding="utf-8")
+    return Recipe.model_validate(yaml.safe_load(text)), text
+
+
+def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str | None = None, console=None) -> Outcome:
+    """Run every training-side step of apply for one resolved recipe."""
+    from rich.console import Console
+
+    from framework.runtime.locks import apply_lock
+    from framework.runtime.tracking import short_hash
+
+    console = console or Console(stderr=True)
+    recipe, text = load_resolved(resolved)
+    if recipe.model.kind != "tabular" or recipe.training is None:
+        raise MlopsError(f"{resolved}: model.kind: training runs tabular recipes; {recipe.name} has nothing to train")
+    state_dir = state_dir.resolve()
+    run_dir = state_dir / "runs" / recipe.name / recipe.environment / short_hash(text)
+    outcome = Outcome(recipe.name, recipe.environment, run_dir=run_dir)
+    with apply_lock(state_dir, recipe.name):
+        _train_evaluate_register(recipe, text, root.resolve(), state_dir, run_dir, ray_address, console, outcome)
+    return outcome
+
+
+def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address, console, outcome) -> None:
+
+    from framework.runtime import data, export, gates, metrics_eval, tracking
+    from framework.runtime.features import FeaturePipeline
+    from framework.runtime.model import build_model, predict
+
+    console.rule(f"[bold]{recipe.name}[/] ({recipe.environment}): data")
+    frame, report = data.load_and_check(recipe, root, run_dir)  # raises before any training
+    console.print(report.rich_table())
+    train_df, val_df = (part.reset_index(drop=True) for part in data.split(recipe, frame))
+    pipeline = FeaturePipeline.fit(recipe, train_df)
+    arrays = {
+        "x_train": pipeline.transform(train_df), "y_train": pipeline.targets(train_df),
+        "x_val": pipeline.transform(val_df), "y_val": pipeline.targets(val_df),
+    }
+
+    with tracking.Tracker(recipe, state_dir, resolved=text, root=root) as run:
+        outcome.run_id, outcome.tracking_uri = run.run_id, run.uri
+        run.log_artifact_file(run_dir / "data_report.json", "data")
+        run.log_artifact_file(run_dir / "data_report.html", "data")
+        run.log_dict(pipeline.to_dict(), "model/feature_pipeline.json")
+
+        console.rule("training on Ray")
+        result = _train(recipe, pipeline, arrays, state_dir, f"{recipe.name}-{recipe.environment}-{tracking.short_hash(text)}", ray_address)
+        outcome.resumed_from_epoch = result.started_at_epoch
+        if result.started_at_epoch:
+            console.print(f"resumed from the checkpoint of epoch {result.started_at_epoch - 1}")
+        for entry in result.history:
+            run.log_metrics(int(entry["epoch"]), {k: v for k, v in entry.items() if k != "epoch"})
+
+        console.rule("evaluation and export")
+        model = build_model(recipe, pipeline)
+        model.load_state_dict(result.state_dict)
+        outputs = predict(model, arrays["x_val"])
+        outcome.metrics = metrics_eval.evaluate(recipe, outputs, arrays["y_val"])
+        run.log_metrics(recipe.training.epochs, {f"val_{k}": v for k, v in outcome.metrics.items()})
+        disparity = None
+        fairness = recipe.evaluation.gates.fairness
+        if fairness is not None:
+            disparity, groups = metrics_eval.fairness_disparity(recipe, outputs, arrays["y_val"], val_df[fairness.attribute])
+            run.log_dict({"disparity": disparity, "groups": groups}, "evaluation/fairness.json")
+        onnx_path = export.export_onnx(model, recipe, run_dir / "model.onnx")
+        parity = export.parity(model, onnx_path, arrays["x_val"][:256])
+        served = onnx_path
+        if recipe.serving.format == "torchscript":
+            served = export.export_torchscript(model, run_dir / "model.pt")
+        report_gates = gates.run_gates(recipe, outcome.metrics, onnx_path, served.stat().st_size, disparity, parity)
+        console.print(report_gates.rich_table())
+        run.log_dict(report_gates.to_dict(), "evaluation/gates.json")
+        run.log_artifact_file(served, "model")
+        outcome.gates_passed = report_gates.passed
+        run.set_tags({"mlops.gates": "pass" if report_gates.passed else "fail"})
+        gates.raise_for_failures(report_gates)  # a failed gate: no version, no alias moves
+
+        console.rule("registry")
+        results = {g.name: g.passed for g in report_gates.results}
+        outcome.model_version = tracking.register(run, "model", recipe.registered_model, tags=tracking.version_tags(text, results))
+        outcome.aliases = tracking.promote(recipe.registered_model, outcome.model_version, recipe.rollout.strategy, uri=run.uri)
+        if recipe.serving.backend == "triton":
+            outcome.model_repository = _fill_model_repository(recipe, state_dir, outcome.model_version, served)
+    _forget_checkpoints(state_dir, recipe, text)
+
+
+def _train(recipe, pipeline, arrays, state_dir: Path, run_name: str, ray_address: str | None):
+    import ray
+
+    from framework.runtime.trainer import train_on_ray
+
+    started = not ray.is_initialized()
+    if started:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if ray_address in (None, "", "local"):
+            cpus = max(2, int(recipe.training.workers * recipe.training.cpus_per_worker))
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=ray_address, log_to_driver=False)
+    try:
+        return train_on_ray(recipe.model_dump(mode="json"), pipeline.to_dict(), arrays, state_dir / "ray", run_name)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _fill_model_repository(recipe, state_dir: Path, version: str, model_file: Path) -> Path:
+    """Triton's layout: <repo>/<model>/config.pbtxt and <repo>/<model>/<version>/<file>."""
+    from framework.targets.triton import render
+
+    (artifact,) = render(recipe)
+    model_dir = state_dir / "model_repository" / Path(artifact.path).parent.name
+    (model_dir / version).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model_file, model_dir / version / model_file.name)
+    (model_dir / "config.pbtxt").write_text(artifact.text, encoding="utf-8")
+    return model_dir.parent
+
+
+def _forget_checkpoints(state_dir: Path, recipe, text: str) -> None:
+    """A finished run needs no resume: the next apply of the same recipe trains anew."""
+    from framework.runtime.tracking import short_hash
+
+    shutil.rmtree(state_dir / "ray" / f"{recipe.name}-{recipe.environment}-{short_hash(text)}", ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m framework.runtime.train", description=__doc__.splitlines()[0])
+    parser.add_argument("resolved", type=Path, help="recipe.resolved.yaml written by `mlops generate`")
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (data paths are relative to it)")
+    parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("MLOPS_STATE_DIR", ".mlops")))
+    parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster; default an embedded one")
+    args = parser.parse_args(argv)
+    try:
+        outcome = run_training(args.resolved, args.root, args.state_dir, args.ray_address)
+    except MlopsError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return error.exit_code
+    print(summary(outcome))
+    return 0
+
+
+def summary(outcome: Outcome) -> str:
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(outcome.metrics.items()))
+    lines = [
+        f"{outcome.recipe} ({outcome.environment}): model version {outcome.model_version} "
+        f"({', '.join(outcome.aliases)}), gates passed",
+        f"  metrics: {metrics}",
+        f"  MLflow run {outcome.run_id} in {outcome.tracking_uri}",
+        f"  artifacts: {outcome.run_dir}",
+    ]
+    if outcome.model_repository:
+        lines.append(f"  Triton model repository: {outcome.model_repository}")
+    if outcome.tracking_uri and outcome.tracking_uri.startswith("sqlite:///"):
+        lines.append(f"  open the MLflow UI: mlflow ui --backend-store-uri {outcome.tracking_uri}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Training on an embedded Ray: DDP over gloo with 2 workers, checkpoints, and resume
+after the driver is killed mid-training."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from framework import api
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+DRIVER = r"""
+import os, sys, json, pickle
+import ray
+from framework.runtime.trainer import train_on_ray
+payload = pickle.load(open(sys.argv[1], "rb"))
+ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+try:
+    result = train_on_ray(payload["recipe"], payload["pipeline"], payload["arrays"], payload["storage"], payload["run"])
+    print(json.dumps({"started_at_epoch": result.started_at_epoch, "epochs": len(result.history),
+                      "last_val_loss": result.history[-1]["val_loss"]}))
+finally:
+    ray.shutdown()
+"""
+
+
+def _payload(tmp_path: Path, epochs: int, rows: int = 2000) -> Path:
+    import pickle
+
+    from framework.runtime.features import FeaturePipeline
+
+    recipe = api.load_recipe("churn", overrides=[f"training.epochs={epochs}", "training.batch_size=64"], project=REPO).recipe
+    frame = pd.read_csv(REPO / "data" / "churn.csv").head(rows)
+    train, val = frame.iloc[: rows * 4 // 5], frame.iloc[rows * 4 // 5:]
+    pipeline = FeaturePipeline.fit(recipe, train)
+    arrays = {
+        "x_train": pipeline.transform(train), "y_train": pipeline.targets(train).astype(np.int64),
+        "x_val": pipeline.transform(val), "y_val": pipeline.targets(val).astype(np.int64),
+    }
+    path = tmp_path / "payload.pkl"
+    path.write_bytes(pickle.dumps({
+        "recipe": recipe.model_dump(mode="json"), "pipeline": pipeline.to_dict(), "arrays": arrays,
+        "storage": tmp_path / "ray-storage", "run": "churn-test",
+    }))
+    return path
+
+
+def _run(payload: Path, timeout: float = 300) -> dict:
+    import json
+
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", DRIVER, str(payload)], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=payload.parent)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _checkpoints(run_dir: Path) -> list[Path]:
+    return sorted(p for p in run_dir.glob("checkpoint_*") if p.is_dir())
+
+
+def test_two_workers_train_and_checkpoint(tmp_path: Path) -> None:
+    outcome = _run(_payload(tmp_path, epochs=3))
+    assert outcome == {"started_at_epoch": 0, "epochs": 3, "last_val_loss": pytest.approx(outcome["last_val_loss"])}
+    assert outcome["last_val_loss"] < 0.69  # better than chance on churn
+    assert 1 <= len(_checkpoints(tmp_path / "ray-storage" / "churn-test")) <= 2  # keep: 2
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    payload = _payload(tmp_path, epochs=40)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)}
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(payload)], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    run_dir = tmp_path / "ray-storage" / "churn-test"
+    deadline = time.time() + 240
+    while time.time() < deadline and len(_checkpoints(run_dir)) < 2:
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    driver.wait()
+    assert _checkpoints(run_dir), "no checkpoint was written before the kill"
+    outcome = _run(payload)
+    assert outcome["started_at_epoch"] >= 1  # resumed from the last registered checkpoint, not restarted
+    assert outcome["epochs"] == 40  # the history of the first run is kept
