@@ -31,14 +31,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-# The main job on the embedded default. Until `mlops apply` exists it composes,
-# validates and explains the example recipes and checks their generated artifacts.
+# The main job on the embedded default: validate every recipe, check the committed
+# artifacts, then apply churn (data checks, Ray Train, MLflow, ONNX, gates, registry).
 demo: setup
 	$(BIN)/mlops validate --all-envs
-	$(BIN)/mlops show churn --env prod --provenance | head -n 25
-	$(BIN)/mlops schema --check
 	$(BIN)/mlops generate --all-envs --check
-	$(BIN)/mlops plan churn --env prod
+	$(BIN)/mlops apply churn
 
 test: setup tools
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,65 @@
+"""`mlops apply` end to end on the churn example, in a copy of the project: the real
+data, an embedded Ray, MLflow on sqlite, ONNX Runtime. Slow (about a minute each)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def churn_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    for folder in ("recipes", "data"):
+        shutil.copytree(REPO / folder, root / folder)
+    shutil.copy(REPO / "pyproject.toml", root)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    return root
+
+
+def _alias(root: Path, alias: str) -> str | None:
+    from framework.runtime.tracking import alias_version
+
+    return alias_version("churn", alias, uri=f"sqlite:///{root / '.mlops' / 'mlflow.db'}")
+
+
+def test_apply_trains_gates_registers_and_fills_the_model_repository(churn_project: Path) -> None:
+    result = run_cli("apply", "churn")
+    assert result.exit_code == 0, result.stderr[-3000:]
+    assert "model version 1 (candidate), gates passed" in result.stdout
+    assert (churn_project / "generated" / "churn" / "dev" / "recipe.resolved.yaml").is_file()
+    repo = churn_project / ".mlops" / "model_repository" / "churn"
+    assert (repo / "config.pbtxt").is_file() and (repo / "1" / "model.onnx").is_file()
+    assert _alias(churn_project, "candidate") == "1"
+    assert _alias(churn_project, "champion") is None  # canary: the rollout moves it
+
+
+def test_a_failed_expectation_stops_before_training(churn_project: Path) -> None:
+    csv = churn_project / "data" / "churn.csv"
+    lines = csv.read_text().splitlines()
+    lines[1] = lines[1].replace("month_to_month", "weekly").replace("one_year", "weekly").replace("two_year", "weekly")
+    csv.write_text("\n".join(lines) + "\n")
+    result = run_cli("apply", "churn")
+    assert result.exit_code == 1
+    assert "data.expectations.columns.contract.in_set" in result.stderr
+    assert "training on Ray" not in result.stderr
+    assert not (churn_project / ".mlops" / "ray").exists()
+
+
+def test_a_failed_gate_registers_nothing(churn_project: Path) -> None:
+    gates = churn_project / "recipes" / "evaluation" / "classifier_gates.yaml"
+    gates.write_text(gates.read_text().replace("min_accuracy: 0.72", "min_accuracy: 0.99"))
+    result = run_cli("apply", "churn")
+    assert result.exit_code == 1
+    assert "evaluation.gates.min_accuracy: observed" in result.stderr
+    assert _alias(churn_project, "candidate") is None
+    assert not (churn_project / ".mlops" / "model_repository").exists()
