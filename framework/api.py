@@ -231,7 +231,8 @@ class ApplyResult:
     env: str
     resolved: Path
     steps: list[str]
-    outcome: Any = None  # framework.runtime.train.Outcome when it ran
+    outcome: Any = None  # framework.runtime.train.Outcome when it ran here
+    job_status: str | None = None  # the Ray job's final status with --target ray
 
 
 APPLY_STEPS = (
@@ -251,22 +252,36 @@ def apply(
     env: str | None = None,
     target: str = "local",
     dry_run: bool = False,
+    address: str | None = None,
     project: Project | Path | None = None,
     console: Any = None,
 ) -> ApplyResult:
-    """Generate, then run the recipe's training side (serving and rollout come next)."""
+    """Generate, then run the recipe's training side (serving and rollout come next):
+    here on an embedded Ray (`local`), or as a job on the Ray cluster at `address`."""
     proj = _project(project)
     validated = load_recipe(recipe, env, (), proj)
     r = validated.recipe
-    if target != "local":
-        raise MlopsError([Problem(None, "--target", f"target '{target}' is not available yet; use --target local")])
+    if target not in ("local", "ray"):
+        raise MlopsError([Problem(None, "--target", f"target '{target}' is not available yet; use local or ray")])
     if r.model.kind != "tabular":
         raise MlopsError([Problem(None, "model.kind", f"apply trains tabular recipes; {r.name} is {r.model.kind}")])
-    resolved = proj.generated_dir / r.name / r.environment / "recipe.resolved.yaml"
+    if target == "ray" and (not address or r.training.engine != "ray"):
+        what = "needs --address URL (the cluster's job API, e.g. http://127.0.0.1:8265)" if not address \
+            else "submits the generated RayJob: training.engine must be ray"
+        raise MlopsError([Problem(None, "--target", f"--target ray {what}")])
+    env_dir = proj.generated_dir / r.name / r.environment
+    resolved = env_dir / "recipe.resolved.yaml"
     steps = [_describe_step(step, r, proj) for step in APPLY_STEPS]
     if dry_run:
         return ApplyResult(r.name, r.environment, resolved, steps)
     generate([recipe], env=env, project=proj)
+    if target == "ray":
+        from framework.runtime.submit import job_spec, submit_and_follow
+
+        status = submit_and_follow(address, job_spec(proj.root, env_dir, proj.state_dir, r))
+        if status != "SUCCEEDED":
+            raise MlopsError([Problem(None, "train", f"the Ray job ended {status}: its log is above")])
+        return ApplyResult(r.name, r.environment, resolved, steps, job_status=status)
     from framework.runtime.train import run_training
 
     outcome = run_training(resolved, proj.root, proj.state_dir, None, console)

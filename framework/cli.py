@@ -165,7 +165,8 @@ def plan(
 def apply(
     recipe: Annotated[str, typer.Argument(help="Recipe name or path.")],
     env: EnvOption = None,
-    target: Annotated[str, typer.Option("--target", help="Where to run: local (embedded Ray, MLflow on sqlite).")] = "local",
+    target: Annotated[str, typer.Option("--target", help="local (embedded Ray, MLflow on sqlite) or ray (a cluster).")] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray job API of the cluster (--target ray).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the steps and artifacts; run nothing.")] = False,
 ) -> None:
     """Generate, then run the recipe: data checks, training, evaluation, gates, registry."""
@@ -174,11 +175,14 @@ def apply(
     from framework import api
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
-    result = api.apply(recipe, env=env, target=target, dry_run=dry_run, console=console)
+    result = api.apply(recipe, env=env, target=target, dry_run=dry_run, address=address, console=console)
     if dry_run:
         print(f"{result.recipe} ({result.env}) would run:")
         for number, step in enumerate(result.steps, 1):
             print(f"  {number}. {step}")
+        return
+    if result.job_status:
+        print(f"{result.recipe} ({result.env}): Ray job {result.job_status}")
         return
     from framework.runtime.train import summary
 
