@@ -37,10 +37,24 @@ class Outcome:
 
 
 def load_resolved(path: Path):
+    """The recipe `generate` wrote; anything else is refused with the usual error lines."""
+    from pydantic import ValidationError
+
+    from framework.errors import Location, Problem
+    from framework.recipe.errors_map import problems_from
+    from framework.recipe.provenance import Provenance
     from framework.recipe.recipe import Recipe
 
-    text = path.read_text(encoding="utf-8")
-    return Recipe.model_validate(yaml.safe_load(text)), text
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError) as exc:
+        raise MlopsError([Problem(Location(str(path)), "", f"cannot read the resolved recipe: {exc}")]) from None
+    try:
+        return Recipe.model_validate(data), text
+    except ValidationError as exc:
+        problems = problems_from(exc.errors(include_url=False), data, Recipe, Provenance())
+        raise MlopsError([Problem(Location(str(path)), p.key, p.message) for p in problems]) from None
 
 
 def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str | None = None, console=None) -> Outcome:

@@ -392,3 +392,18 @@ def test_module_imports_no_ray():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_entrypoint_module_exists_and_runs_the_resolved_recipe(tmp_path):
+    """The RayJob's entrypoint is a real module whose CLI takes the resolved recipe."""
+    import importlib.util
+
+    module = ENTRYPOINT.split()[2]
+    assert importlib.util.find_spec(module) is not None
+    done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0 and "recipe.resolved.yaml" in done.stdout
+    bad = tmp_path / "recipe.resolved.yaml"
+    bad.write_text("name: x\n")
+    done = subprocess.run([sys.executable, "-m", module, str(bad)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 1
+    assert f"{bad}: model: required key missing" in done.stderr and "Traceback" not in done.stderr
