@@ -78,14 +78,14 @@ def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str |
 
 def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address, console, outcome) -> None:
 
-    from framework.runtime import data, export, gates, metrics_eval, tracking
+    from framework.runtime import data, export, gates, metrics_eval, splitting, tracking
     from framework.runtime.features import FeaturePipeline
     from framework.runtime.model import build_model, predict
 
     console.rule(f"[bold]{recipe.name}[/] ({recipe.environment}): data")
     frame, report = data.load_and_check(recipe, root, run_dir)  # raises before any training
     console.print(report.rich_table())
-    train_df, val_df = (part.reset_index(drop=True) for part in data.split(recipe, frame))
+    train_df, val_df = (part.reset_index(drop=True) for part in splitting.split(recipe, frame))
     pipeline = FeaturePipeline.fit(recipe, train_df)
     arrays = {
         "x_train": pipeline.transform(train_df), "y_train": pipeline.targets(train_df),

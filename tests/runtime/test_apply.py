@@ -3,27 +3,13 @@ data, an embedded Ray, MLflow on sqlite, ONNX Runtime. Slow (about a minute each
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def churn_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "proj"
-    root.mkdir()
-    for folder in ("recipes", "data"):
-        shutil.copytree(REPO / folder, root / folder)
-    shutil.copy(REPO / "pyproject.toml", root)
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    return root
 
 
 def _alias(root: Path, alias: str) -> str | None:

@@ -21,6 +21,7 @@ from rich.console import Console
 from framework import api
 from framework.errors import MlopsError
 from framework.runtime import data as rd
+from framework.runtime import splitting
 from framework.runtime.data import DataError, DataReport
 from tests.conftest import REPO
 
@@ -329,8 +330,8 @@ def test_rich_table_prints_values_literally(tmp_path, recipe):
 
 
 def test_split_is_deterministic_stratified_and_sized(recipe, churn):
-    train, val = rd.split(recipe, churn)
-    train2, val2 = rd.split(recipe, churn)
+    train, val = splitting.split(recipe, churn)
+    train2, val2 = splitting.split(recipe, churn)
     assert train.index.equals(train2.index) and val.index.equals(val2.index)
     assert len(val) == 1000 and len(train) == 4000  # 0.2 of 5000
     assert set(train.index).isdisjoint(val.index) and len(set(train.index) | set(val.index)) == 5000
@@ -341,20 +342,20 @@ def test_split_is_deterministic_stratified_and_sized(recipe, churn):
     assert val["churned"].sum() == round(0.2 * 1799)  # exactly stratified, not a lucky shuffle
 
     other = api.load_recipe("churn", project=REPO, overrides=["data.split.seed=7"]).recipe
-    assert not rd.split(other, churn)[1].index.equals(val.index)  # the seed decides the rows
+    assert not splitting.split(other, churn)[1].index.equals(val.index)  # the seed decides the rows
 
 
 def test_split_fraction_and_unstratified(churn):
     recipe = api.load_recipe("churn", project=REPO, overrides=[
         "data.split.validation=0.3", "data.split.stratify=false"]).recipe
-    train, val = rd.split(recipe, churn)
+    train, val = splitting.split(recipe, churn)
     assert (len(train), len(val)) == (3500, 1500)
-    assert rd.split(recipe, churn)[1].index.equals(val.index)
+    assert splitting.split(recipe, churn)[1].index.equals(val.index)
 
 
 def test_split_small_data_keeps_both_parts_and_every_class(recipe):
     df = pd.DataFrame({"churned": [0, 0, 0, 1, 1]})
-    train, val = rd.split(recipe, df)
+    train, val = splitting.split(recipe, df)
     assert len(train) and len(val)
     assert set(train["churned"]) == set(val["churned"]) == {0, 1}
 
@@ -362,4 +363,4 @@ def test_split_small_data_keeps_both_parts_and_every_class(recipe):
 def test_split_class_too_small_to_stratify(recipe, churn):
     df = pd.concat([churn, churn.head(1).assign(churned=2)], ignore_index=True)
     with pytest.raises(DataError, match=r"data\.split\.stratify: class 2 \(1 row\) is too small to stratify"):
-        rd.split(recipe, df)
+        splitting.split(recipe, df)
