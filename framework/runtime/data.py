@@ -1,4 +1,5 @@
-"""Data for apply: load `data.source`, check `data.expectations`, report, split.
+"""Data for apply: load `data.source`, check `data.expectations`, report (the split is
+in splitting.py).
 
 Everything a person reads (terminal table, JSON, HTML, error lines) comes from the same
 `CheckResult`s, so the three never disagree. pandas is imported at module level: this is
@@ -460,7 +461,7 @@ def raise_for_failures(report: DataReport, source: str | Location | None = None)
     raise DataError([Problem(location, r.key, f"expected {r.expected}, observed {r.observed}") for r in failures])
 
 
-# ---------------------------------------------------------------- split
+# ---------------------------------------------------------------- the step
 
 
 def load_and_check(recipe: Any, root: Path, report_dir: Path | None = None) -> tuple[pd.DataFrame, DataReport]:
@@ -477,4 +478,4 @@ def load_and_check(recipe: Any, root: Path, report_dir: Path | None = None) -> t
 
 
 __all__ = ["DataError", "CheckResult", "DataReport", "load_table", "check_expectations",
-           "raise_for_failures", "split", "load_and_check"]
+           "raise_for_failures", "load_and_check"]
