@@ -30,14 +30,20 @@ def run_cli(*args: str) -> CliResult:
     return CliResult(result.exit_code, result.stdout, result.stderr, result.exception)
 
 
+def copy_project(tmp_path: Path, folders: tuple[str, ...]) -> Path:
+    """A copy of the repository's settings and the given folders, under tmp_path/proj."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    for name in folders:
+        shutil.copytree(REPO / name, root / name)
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    return root
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the repository's recipes and settings; the working directory."""
-    root = tmp_path / "proj"
-    root.mkdir()
-    for name in ("recipes", "schemas"):
-        shutil.copytree(REPO / name, root / name)
-    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    root = copy_project(tmp_path, ("recipes", "schemas"))
     monkeypatch.chdir(root)
     return root
 

@@ -104,9 +104,10 @@ class Provenance:
 
     def locate(self, path: str) -> Location | None:
         """Where `path` was set, else where the first key below it was, else its nearest parent."""
-        below = [loc for key, loc in self.locations.items() if key.startswith(path + ".")]
-        if path not in self.locations and below:
-            return below[0]
+        if path not in self.locations:
+            below = next((loc for key, loc in self.locations.items() if key.startswith(path + ".")), None)
+            if below is not None:
+                return below
         while path:
             if path in self.locations:
                 return self.locations[path]
