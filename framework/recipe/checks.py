@@ -355,6 +355,10 @@ def hpo_metric_is_evaluated(r: Recipe) -> Iterator[Violation]:
         )
 
 
+_TUNABLE = ("model.", "training.")
+_NOT_TUNABLE = ("training.hpo.", "training.distillation.", "training.engine", "model.kind", "model.task")
+
+
 @check
 def hpo_keys_exist(r: Recipe) -> Iterator[Violation]:
     hpo = r.training.hpo if r.training else None
@@ -362,6 +366,13 @@ def hpo_keys_exist(r: Recipe) -> Iterator[Violation]:
         return
     tree = r.model_dump()
     for key, param in hpo.search_space.items():
+        if not key.startswith(_TUNABLE) or key.startswith(_NOT_TUNABLE):
+            yield Violation(
+                (f"training.hpo.search_space.{key}",),
+                f"training.hpo.search_space.{key}: only model.* and training.* keys can be tuned "
+                "(the data, its split and the search itself stay fixed across trials)",
+            )
+            continue
         value: Any = tree
         for part in key.split("."):
             value = value.get(part, _MISSING) if isinstance(value, dict) else _MISSING

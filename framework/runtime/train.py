@@ -9,9 +9,11 @@ only the resolved recipe that `generate` wrote, then: data checks -> split -> fe
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +79,6 @@ def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str |
 
 
 def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address, console, outcome) -> None:
-
     from framework.runtime import data, export, gates, metrics_eval, splitting, tracking
     from framework.runtime.features import FeaturePipeline
     from framework.runtime.model import build_model, predict
@@ -91,20 +92,25 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
         "x_train": pipeline.transform(train_df), "y_train": pipeline.targets(train_df),
         "x_val": pipeline.transform(val_df), "y_val": pipeline.targets(val_df),
     }
+    run_name = f"{recipe.name}-{recipe.environment}-{tracking.short_hash(text)}"
 
     with tracking.Tracker(recipe, state_dir, resolved=text, root=root) as run:
         outcome.run_id, outcome.tracking_uri = run.run_id, run.uri
         run.log_artifact_file(run_dir / "data_report.json", "data")
         run.log_artifact_file(run_dir / "data_report.html", "data")
         run.log_dict(pipeline.to_dict(), "model/feature_pipeline.json")
+        if recipe.training.distillation is not None:
+            arrays["t_train"] = _teacher_logits(recipe, pipeline, arrays["x_train"], run, console)
 
-        console.rule("training on Ray")
-        result = _train(recipe, pipeline, arrays, state_dir, f"{recipe.name}-{recipe.environment}-{tracking.short_hash(text)}", ray_address)
+        with _ray(recipe, ray_address):
+            if recipe.training.hpo is not None:
+                recipe = _search(recipe, pipeline, arrays, state_dir, run_dir, run_name, run, console)
+                run_name = f"{run_name}-{tracking.short_hash(json.dumps(outcome_values(recipe), sort_keys=True))}"
+            console.rule("training on Ray")
+            result = _train(recipe, pipeline, arrays, state_dir, run_name, run, console)
         outcome.resumed_from_epoch = result.started_at_epoch
         if result.started_at_epoch:
             console.print(f"resumed from the checkpoint of epoch {result.started_at_epoch - 1}")
-        for entry in result.history:
-            run.log_metrics(int(entry["epoch"]), {k: v for k, v in entry.items() if k != "epoch"})
 
         console.rule("evaluation and export")
         model = build_model(recipe, pipeline)
@@ -136,13 +142,26 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
         outcome.aliases = tracking.promote(recipe.registered_model, outcome.model_version, recipe.rollout.strategy, uri=run.uri)
         if recipe.serving.backend == "triton":
             outcome.model_repository = _fill_model_repository(recipe, state_dir, outcome.model_version, served)
-    _forget_checkpoints(state_dir, recipe, text)
+    _forget_checkpoints(state_dir, run_dir, run_name)
 
 
-def _train(recipe, pipeline, arrays, state_dir: Path, run_name: str, ray_address: str | None):
+def outcome_values(recipe) -> dict[str, Any]:
+    """The values HPO chose, read back from the recipe (names the final training run)."""
+    tree = recipe.model_dump(mode="json")
+    values = {}
+    for key in recipe.training.hpo.search_space:
+        node = tree
+        for part in key.split("."):
+            node = node[part]
+        values[key] = node
+    return values
+
+
+@contextmanager
+def _ray(recipe, ray_address: str | None):
+    """Ray for the search and the training: embedded (stopped afterwards, also on
+    Ctrl-C, so nothing keeps running) or the cluster at ray_address."""
     import ray
-
-    from framework.runtime.trainer import train_on_ray
 
     started = not ray.is_initialized()
     if started:
@@ -153,10 +172,64 @@ def _train(recipe, pipeline, arrays, state_dir: Path, run_name: str, ray_address
         else:
             ray.init(address=ray_address, log_to_driver=False)
     try:
-        return train_on_ray(recipe.model_dump(mode="json"), pipeline.to_dict(), arrays, state_dir / "ray", run_name)
+        yield
     finally:
         if started:
             ray.shutdown()
+
+
+def _train(recipe, pipeline, arrays, state_dir: Path, run_name: str, run, console):
+    """Ray Train with a live epoch bar; every epoch's metrics go to MLflow as they come."""
+    from framework.runtime.progress import EpochBar
+    from framework.runtime.trainer import train_on_ray
+
+    logged: set[int] = set()
+
+    def on_epoch(metrics: dict[str, float]) -> None:
+        epoch = int(metrics["epoch"])
+        run.log_metrics(epoch, {k: v for k, v in metrics.items() if k != "epoch"})
+        logged.add(epoch)
+        bar.advance(metrics)
+
+    with EpochBar(console, recipe.training.epochs) as bar:
+        result = train_on_ray(recipe.model_dump(mode="json"), pipeline.to_dict(), arrays, state_dir / "ray", run_name,
+                              on_epoch=on_epoch)
+    for entry in result.history:  # epochs not seen live (those before a resume)
+        if int(entry["epoch"]) not in logged:
+            run.log_metrics(int(entry["epoch"]), {k: v for k, v in entry.items() if k != "epoch"})
+    return result
+
+
+def _search(recipe, pipeline, arrays, state_dir: Path, run_dir: Path, run_name: str, run, console):
+    """HPO, or its saved result when an interrupted apply of this recipe already ran it."""
+    from framework.runtime import hpo
+    from framework.runtime.progress import TrialBar
+
+    saved_at = run_dir / "hpo.json"
+    found = hpo.load(saved_at)
+    console.rule("hyper-parameter search")
+    if found is not None:
+        console.print(f"reusing the search this recipe already finished: {saved_at}")
+    else:
+        settings = recipe.training.hpo
+        with TrialBar(console, settings.n_trials, settings.metric, settings.direction) as bar:
+            found = hpo.search(recipe, pipeline.to_dict(), arrays, state_dir / "ray" / "hpo", f"{run_name}-hpo",
+                               parent_run=run, on_trial=bar.advance)
+        hpo.save(found, saved_at)
+    console.print(hpo.trials_table(found))
+    run.log_dict(found.to_dict(), "hpo/search.json")
+    run.log_params({f"hpo.best.{k}": v for k, v in found.best_values.items()})
+    run.log_metrics(0, {f"hpo_best_{found.metric}": found.best_score})
+    return hpo.with_values(recipe, found.best_values)
+
+
+def _teacher_logits(recipe, pipeline, x_train, run, console):
+    from framework.runtime.distill import teacher_logits
+
+    teacher = recipe.training.distillation.teacher
+    console.print(f"distillation: soft targets from {teacher}")
+    run.set_tags({"mlops.teacher": teacher})
+    return teacher_logits(teacher, x_train, tracking_uri=run.uri, expected_features=list(pipeline.columns))
 
 
 def _fill_model_repository(recipe, state_dir: Path, version: str, model_file: Path) -> Path:
@@ -171,11 +244,10 @@ def _fill_model_repository(recipe, state_dir: Path, version: str, model_file: Pa
     return model_dir.parent
 
 
-def _forget_checkpoints(state_dir: Path, recipe, text: str) -> None:
+def _forget_checkpoints(state_dir: Path, run_dir: Path, run_name: str) -> None:
     """A finished run needs no resume: the next apply of the same recipe trains anew."""
-    from framework.runtime.tracking import short_hash
-
-    shutil.rmtree(state_dir / "ray" / f"{recipe.name}-{recipe.environment}-{short_hash(text)}", ignore_errors=True)
+    shutil.rmtree(state_dir / "ray" / run_name, ignore_errors=True)
+    (run_dir / "hpo.json").unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

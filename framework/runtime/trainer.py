@@ -4,12 +4,17 @@ checkpoints every `training.checkpoint.every_epochs`, keeping `keep`.
 A run is named after the recipe hash: re-running the same recipe with the same
 storage resumes from its latest checkpoint (Ray Train restores a run of the same name
 and storage path), so an interrupted apply continues instead of starting over.
+
+Rank 0 also sends every epoch's metrics to the driver through a Ray queue, so the
+driver can draw a progress bar and log them to MLflow while training runs.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +27,7 @@ STATE_FILE = "state.pt"
 @dataclass(frozen=True)
 class TrainResult:
     state_dict: dict[str, Any]  # the trained model's weights
-    history: list[dict[str, float]]  # one entry per epoch: epoch, train_loss, val_loss
+    history: list[dict[str, float]]  # one entry per epoch: epoch, train_loss, val_loss, val_<metric>
     started_at_epoch: int  # > 0 when the run resumed from a checkpoint
     checkpoint_dir: str | None
 
@@ -33,19 +38,24 @@ def train_on_ray(
     arrays: dict[str, np.ndarray],
     storage: Path,
     run_name: str,
+    *,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
-    """Train the recipe's model on the arrays (x_train, y_train, x_val, y_val).
+    """Train the recipe's model on the arrays (x_train, y_train, x_val, y_val[, t_train]).
 
     Ray must be initialised by the caller (embedded locally, or a cluster address).
+    on_epoch is called in the calling process with each epoch's metrics as they come.
     """
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
     training = recipe_dict["training"]
     use_gpu = float(training["gpus_per_worker"]) > 0
+    progress = _ProgressRelay(on_epoch) if on_epoch else None
     trainer = TorchTrainer(
         _train_loop,
-        train_loop_config={"recipe": recipe_dict, "pipeline": pipeline_dict, "arrays": ray.put(arrays)},
+        train_loop_config={"recipe": recipe_dict, "pipeline": pipeline_dict, "arrays": ray.put(arrays),
+                           "progress": progress.queue if progress else None},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
             num_workers=int(training["workers"]),
@@ -60,7 +70,11 @@ def train_on_ray(
             failure_config=ray.train.FailureConfig(max_failures=0),
         ),
     )
-    result = trainer.fit()
+    try:
+        result = _fit_interruptibly(trainer)
+    finally:
+        if progress:
+            progress.close()
     checkpoint = result.checkpoint
     if checkpoint is None:
         raise RuntimeError("training finished without a checkpoint")
@@ -71,6 +85,65 @@ def train_on_ray(
     return TrainResult(state["model"], state["history"], state["started_at_epoch"], checkpoint.path)
 
 
+def _fit_interruptibly(trainer):
+    """trainer.fit() in a helper thread, so Ctrl-C reaches the caller as KeyboardInterrupt.
+
+    In the main thread Ray Train installs its own SIGINT handler, which aborts the run
+    and then exits the process (and stays installed afterwards). From a helper thread it
+    installs none: the caller's KeyboardInterrupt shuts Ray down, workers included.
+    """
+    outcome: dict[str, Any] = {}
+
+    def fit() -> None:
+        try:
+            outcome["result"] = trainer.fit()
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=fit, name="mlops-train-fit", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(timeout=0.2)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+class _ProgressRelay:
+    """A Ray queue the rank-0 worker puts epoch metrics in, drained by a driver thread."""
+
+    def __init__(self, on_epoch: Callable[[dict[str, float]], None]):
+        from ray.util.queue import Queue
+
+        self.queue = Queue(actor_options={"num_cpus": 0})
+        self._on_epoch = on_epoch
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name="mlops-train-progress", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        from ray.util.queue import Empty
+
+        while True:
+            try:
+                item = self.queue.get(block=True, timeout=0.2)
+            except Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            except Exception:  # the queue actor is gone (Ray shut down on Ctrl-C)
+                return
+            self._on_epoch(item)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        try:
+            self.queue.shutdown()
+        except Exception:  # already gone with Ray
+            pass
+
+
 def _train_loop(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker."""
     import ray
@@ -79,98 +152,40 @@ def _train_loop(config: dict[str, Any]) -> None:
     import torch
 
     from framework.recipe.recipe import Recipe
-    from framework.runtime.features import FeaturePipeline
-    from framework.runtime.model import build_model
+    from framework.runtime.epochs import EpochRunner, logits_module
 
     recipe = Recipe.model_validate(config["recipe"])
     training = recipe.training
     arrays = config["arrays"]
     arrays = ray.get(arrays) if isinstance(arrays, ray.ObjectRef) else arrays
-    torch.manual_seed(training.seed)
-    model = build_model(recipe, FeaturePipeline.from_dict(config["pipeline"]))
-    optimizer = _optimizer(training.optimizer, model.parameters())
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    runner = EpochRunner(recipe, config["pipeline"], arrays, rank, world)
+    progress = config.get("progress")
 
     started_at, history = 0, []
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:  # resume: same weights, optimizer state and epoch
         with checkpoint.as_directory() as folder:
             state = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        runner.restore(state)
         started_at, history = state["epoch"] + 1, state["history"]
     resumed_from = started_at
-
-    core = model
-    model = ray.train.torch.prepare_model(_logits_module(core))  # DDP syncs gradients in forward
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    x_train = torch.from_numpy(arrays["x_train"][rank::world])
-    y_train = torch.from_numpy(arrays["y_train"][rank::world])
-    x_val, y_val = torch.from_numpy(arrays["x_val"]), torch.from_numpy(arrays["y_val"])
-    loss_fn = _loss(recipe)
+    module = ray.train.torch.prepare_model(logits_module(runner.model))  # DDP syncs gradients in forward
 
     for epoch in range(started_at, training.epochs):
-        model.train()
-        generator = torch.Generator().manual_seed(training.seed + epoch)
-        order = torch.randperm(len(x_train), generator=generator)
-        total, seen = 0.0, 0
-        for start in range(0, len(order), training.batch_size):
-            batch = order[start:start + training.batch_size]
-            optimizer.zero_grad()
-            loss = loss_fn(model(x_train[batch]), y_train[batch])
-            loss.backward()
-            optimizer.step()
-            total += float(loss) * len(batch)
-            seen += len(batch)
-        model.eval()
-        with torch.no_grad():
-            val_loss = float(loss_fn(core.logits(x_val), y_val))
-        metrics = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss}
+        train_loss = runner.train_epoch(epoch, module)
+        metrics = {"epoch": epoch, "train_loss": train_loss, **runner.validate()}
         history.append(metrics)
+        if rank == 0 and progress is not None:
+            progress.put(metrics)
         last = epoch == training.epochs - 1
         if rank == 0 and ((epoch + 1) % training.checkpoint.every_epochs == 0 or last):
             with tempfile.TemporaryDirectory() as folder:
                 torch.save(
-                    {"model": core.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                     "history": history, "started_at_epoch": resumed_from},
+                    {**runner.state(), "epoch": epoch, "history": history, "started_at_epoch": resumed_from},
                     os.path.join(folder, STATE_FILE),
                 )
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
         else:
             ray.train.report(metrics)
-
-
-def _logits_module(core):
-    """The model trains on logits (stable cross-entropy) but serves probabilities:
-    a thin module whose forward is the logits head, sharing the model's parameters."""
-    import torch
-
-    class Logits(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            return self.inner.logits(x)
-
-    return Logits(core)
-
-
-def _optimizer(settings, parameters):
-    import torch
-
-    if settings.name == "sgd":
-        return torch.optim.SGD(parameters, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
-    if settings.name == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
-    cls = torch.optim.AdamW if settings.name == "adamw" else torch.optim.Adam
-    return cls(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
-
-
-def _loss(recipe):
-    import torch
-
-    if recipe.model.task == "regression":
-        mse = torch.nn.MSELoss()
-        return lambda out, y: mse(out.squeeze(-1), y.float())
-    return torch.nn.CrossEntropyLoss()

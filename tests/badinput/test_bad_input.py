@@ -169,6 +169,8 @@ CASES = [
          OVERRIDE, "training.hpo.metric", r"training.hpo.metric 'f2' is not computed: use loss or one of evaluation.metrics"),
     Case("hpo-key-not-in-recipe", ["churn", "+training.hpo={metric: f1, search_space: {training.optimizer.lrr: {type: float, low: 0.0001, high: 0.1}}}"],
          OVERRIDE, "training.hpo.search_space.training.optimizer.lrr", r"is not a key of the recipe"),
+    Case("hpo-key-not-tunable", ["churn", "+training.hpo={metric: f1, search_space: {data.split.seed: {type: int, low: 0, high: 9}}}"],
+         OVERRIDE, "training.hpo.search_space.data.split.seed", r"only model.\* and training.\* keys can be tuned"),
     Case("fairness-attribute-not-a-column", ["churn", "evaluation.gates.fairness.attribute=genderr"], OVERRIDE,
          "evaluation.gates.fairness.attribute", r"'genderr' is not a data column.*\(did you mean 'gender'\?\)"),
     Case("target-among-features", ["churn"], (D, "target: tenure_months"), "data.target",
