@@ -425,6 +425,9 @@ def retrieval_eval_needs_rag(r: Recipe) -> Iterator[Violation]:
 def distillation_needs_tabular(r: Recipe) -> Iterator[Violation]:
     if r.training is not None and r.training.distillation is not None and r.model.kind != "tabular":
         yield Violation(("training.distillation", "model.kind"), "training.distillation needs model.kind tabular")
+    elif r.training is not None and r.training.distillation is not None and r.model.task != "classification":
+        yield Violation(("training.distillation", "model.task"),
+                        "training.distillation needs model.task classification (soft targets are class probabilities)")
 
 
 @check

@@ -79,19 +79,20 @@ def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str |
 
 
 def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address, console, outcome) -> None:
-    from framework.runtime import data, export, gates, metrics_eval, splitting, tracking
+    from framework.runtime import data, gates, splitting, tracking
     from framework.runtime.features import FeaturePipeline
-    from framework.runtime.model import build_model, predict
+    from framework.runtime.steps import step
 
-    console.rule(f"[bold]{recipe.name}[/] ({recipe.environment}): data")
-    frame, report = data.load_and_check(recipe, root, run_dir)  # raises before any training
-    console.print(report.rich_table())
-    train_df, val_df = (part.reset_index(drop=True) for part in splitting.split(recipe, frame))
-    pipeline = FeaturePipeline.fit(recipe, train_df)
-    arrays = {
-        "x_train": pipeline.transform(train_df), "y_train": pipeline.targets(train_df),
-        "x_val": pipeline.transform(val_df), "y_val": pipeline.targets(val_df),
-    }
+    console.print(f"[bold]{recipe.name}[/] ({recipe.environment})")
+    with step("data", console, run_dir):
+        frame, report = data.load_and_check(recipe, root, run_dir)  # raises before any training
+        console.print(report.rich_table())
+        train_df, val_df = (part.reset_index(drop=True) for part in splitting.split(recipe, frame))
+        pipeline = FeaturePipeline.fit(recipe, train_df)
+        arrays = {
+            "x_train": pipeline.transform(train_df), "y_train": pipeline.targets(train_df),
+            "x_val": pipeline.transform(val_df), "y_val": pipeline.targets(val_df),
+        }
     run_name = f"{recipe.name}-{recipe.environment}-{tracking.short_hash(text)}"
 
     with tracking.Tracker(recipe, state_dir, resolved=text, root=root) as run:
@@ -100,34 +101,22 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
         run.log_artifact_file(run_dir / "data_report.html", "data")
         run.log_dict(pipeline.to_dict(), "model/feature_pipeline.json")
         if recipe.training.distillation is not None:
-            arrays["t_train"] = _teacher_logits(recipe, pipeline, arrays["x_train"], run, console)
+            with step("teacher", console, run_dir):
+                arrays["t_train"] = _teacher_logits(recipe, pipeline, arrays["x_train"], run, console)
 
         with _ray(recipe, ray_address):
             if recipe.training.hpo is not None:
-                recipe = _search(recipe, pipeline, arrays, state_dir, run_dir, run_name, run, console)
+                with step("hyper-parameter search", console, run_dir):
+                    recipe = _search(recipe, pipeline, arrays, state_dir, run_dir, run_name, run, console)
                 run_name = f"{run_name}-{tracking.short_hash(json.dumps(outcome_values(recipe), sort_keys=True))}"
-            console.rule("training on Ray")
-            result = _train(recipe, pipeline, arrays, state_dir, run_name, run, console)
+            with step("training on Ray", console, run_dir):
+                result = _train(recipe, pipeline, arrays, state_dir, run_name, run, console)
         outcome.resumed_from_epoch = result.started_at_epoch
         if result.started_at_epoch:
             console.print(f"resumed from the checkpoint of epoch {result.started_at_epoch - 1}")
 
-        console.rule("evaluation and export")
-        model = build_model(recipe, pipeline)
-        model.load_state_dict(result.state_dict)
-        outputs = predict(model, arrays["x_val"])
-        outcome.metrics = metrics_eval.evaluate(recipe, outputs, arrays["y_val"])
-        run.log_metrics(recipe.training.epochs, {f"val_{k}": v for k, v in outcome.metrics.items()})
-        disparity = None
-        fairness = recipe.evaluation.gates.fairness
-        if fairness is not None:
-            disparity, groups = metrics_eval.fairness_disparity(recipe, outputs, arrays["y_val"], val_df[fairness.attribute])
-            run.log_dict({"disparity": disparity, "groups": groups}, "evaluation/fairness.json")
-        onnx_path = export.export_onnx(model, recipe, run_dir / "model.onnx")
-        parity = export.parity(model, onnx_path, arrays["x_val"][:256])
-        served = onnx_path
-        if recipe.serving.format == "torchscript":
-            served = export.export_torchscript(model, run_dir / "model.pt")
+        with step("evaluation and export", console, run_dir):
+            onnx_path, served, parity, disparity = _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir, outcome)
         report_gates = gates.run_gates(recipe, outcome.metrics, onnx_path, served.stat().st_size, disparity, parity)
         console.print(report_gates.rich_table())
         run.log_dict(report_gates.to_dict(), "evaluation/gates.json")
@@ -136,13 +125,36 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
         run.set_tags({"mlops.gates": "pass" if report_gates.passed else "fail"})
         gates.raise_for_failures(report_gates)  # a failed gate: no version, no alias moves
 
-        console.rule("registry")
-        results = {g.name: g.passed for g in report_gates.results}
-        outcome.model_version = tracking.register(run, "model", recipe.registered_model, tags=tracking.version_tags(text, results))
-        outcome.aliases = tracking.promote(recipe.registered_model, outcome.model_version, recipe.rollout.strategy, uri=run.uri)
-        if recipe.serving.backend == "triton":
-            outcome.model_repository = _fill_model_repository(recipe, state_dir, outcome.model_version, served)
+        with step("registry", console, run_dir):
+            results = {g.name: g.passed for g in report_gates.results}
+            outcome.model_version = tracking.register(run, "model", recipe.registered_model, tags=tracking.version_tags(text, results))
+            outcome.aliases = tracking.promote(recipe.registered_model, outcome.model_version, recipe.rollout.strategy, uri=run.uri)
+            if recipe.serving.backend == "triton":
+                outcome.model_repository = _fill_model_repository(recipe, state_dir, outcome.model_version, served)
     _forget_checkpoints(state_dir, run_dir, run_name)
+
+
+def _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir: Path, outcome):
+    """Validation metrics (and fairness), the ONNX file with its parity, the served file."""
+    from framework.runtime import export, metrics_eval
+    from framework.runtime.model import build_model, predict
+
+    model = build_model(recipe, pipeline)
+    model.load_state_dict(result.state_dict)
+    outputs = predict(model, arrays["x_val"])
+    outcome.metrics = metrics_eval.evaluate(recipe, outputs, arrays["y_val"])
+    run.log_metrics(recipe.training.epochs, {f"val_{k}": v for k, v in outcome.metrics.items()})
+    disparity = None
+    fairness = recipe.evaluation.gates.fairness
+    if fairness is not None:
+        disparity, groups = metrics_eval.fairness_disparity(recipe, outputs, arrays["y_val"], val_df[fairness.attribute])
+        run.log_dict({"disparity": disparity, "groups": groups}, "evaluation/fairness.json")
+    onnx_path = export.export_onnx(model, recipe, run_dir / "model.onnx")
+    parity = export.parity(model, onnx_path, arrays["x_val"][:256])
+    served = onnx_path
+    if recipe.serving.format == "torchscript":
+        served = export.export_torchscript(model, run_dir / "model.pt")
+    return onnx_path, served, parity, disparity
 
 
 def outcome_values(recipe) -> dict[str, Any]:
@@ -207,7 +219,6 @@ def _search(recipe, pipeline, arrays, state_dir: Path, run_dir: Path, run_name: 
 
     saved_at = run_dir / "hpo.json"
     found = hpo.load(saved_at)
-    console.rule("hyper-parameter search")
     if found is not None:
         console.print(f"reusing the search this recipe already finished: {saved_at}")
     else:
@@ -224,12 +235,14 @@ def _search(recipe, pipeline, arrays, state_dir: Path, run_dir: Path, run_name: 
 
 
 def _teacher_logits(recipe, pipeline, x_train, run, console):
-    from framework.runtime.distill import teacher_logits
+    """The teacher's logits for the training rows, computed once here so that workers
+    and trials need neither MLflow nor the teacher."""
+    from framework.runtime.distill import recipe_teacher_logits
 
     teacher = recipe.training.distillation.teacher
     console.print(f"distillation: soft targets from {teacher}")
     run.set_tags({"mlops.teacher": teacher})
-    return teacher_logits(teacher, x_train, tracking_uri=run.uri, expected_features=list(pipeline.columns))
+    return recipe_teacher_logits(recipe, pipeline, x_train, tracking_uri=run.uri)
 
 
 def _fill_model_repository(recipe, state_dir: Path, version: str, model_file: Path) -> Path:
