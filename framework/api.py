@@ -255,14 +255,28 @@ def apply(
     address: str | None = None,
     project: Project | Path | None = None,
     console: Any = None,
+    waits: Any = None,
 ) -> ApplyResult:
     """Generate, then run the recipe's training side (serving and rollout come next):
-    here on an embedded Ray (`local`), or as a job on the Ray cluster at `address`."""
+    here on an embedded Ray (`local`), or as a job on the Ray cluster at `address`;
+    `kubernetes` server-side applies the generated manifests to the cluster of the
+    current kubeconfig and waits for the job and the serving workloads (`waits`: a
+    framework.runtime.kubernetes_apply.Waits)."""
     proj = _project(project)
     validated = load_recipe(recipe, env, (), proj)
     r = validated.recipe
-    if target not in ("local", "ray"):
-        raise MlopsError([Problem(None, "--target", f"target '{target}' is not available yet; use local or ray")])
+    if target not in ("local", "ray", "kubernetes"):
+        raise MlopsError([Problem(None, "--target", f"unknown target '{target}'; use local, ray or kubernetes")])
+    if target == "kubernetes":  # any recipe: what generate wrote, applied in dependency order
+        from framework.runtime import kubernetes_apply as kube
+
+        resolved = proj.generated_dir / r.name / r.environment / "recipe.resolved.yaml"
+        if dry_run:  # the files generate would write, read as apply reads them; nothing written
+            from framework.generate import render_env
+
+            return ApplyResult(r.name, r.environment, resolved, kube.plan_steps(render_env(proj, validated).files, waits))
+        generate([recipe], env=env, project=proj)
+        return ApplyResult(r.name, r.environment, resolved, [], kube.apply_env_dir(resolved.parent, waits, console))
     if r.model.kind != "tabular":
         raise MlopsError([Problem(None, "model.kind", f"apply trains tabular recipes; {r.name} is {r.model.kind}")])
     if target == "ray" and (not address or r.training.engine != "ray"):

@@ -37,6 +37,9 @@ def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             for problem in error.problems:
                 print(problem, file=sys.stderr)
             raise typer.Exit(exit_code_for(error)) from None
+        except KeyboardInterrupt as interrupt:
+            print(f"interrupted: {interrupt.args[0] if interrupt.args else command.__name__ + ' stopped'}", file=sys.stderr)
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -160,26 +163,55 @@ def plan(
     raise typer.Exit(2)
 
 
+# What Ctrl-C leaves behind, by apply target.
+_AFTER_CTRL_C = {
+    "local": "apply stopped and left nothing running; run the same command again to resume from the last checkpoint",
+    "ray": "apply stopped the Ray job; run the same command again to resume from its last checkpoint",
+    "kubernetes": "apply stopped waiting; what it applied stays in the cluster (a job keeps running); "
+                  "run the same command again to continue",
+}
+
+
 @app.command()
 @_reports_errors
 def apply(
     recipe: Annotated[str, typer.Argument(help="Recipe name or path.")],
     env: EnvOption = None,
-    target: Annotated[str, typer.Option("--target", help="local (embedded Ray, MLflow on sqlite) or ray (a cluster).")] = "local",
+    target: Annotated[str, typer.Option("--target", help=(
+        "local (embedded Ray, MLflow on sqlite), ray (a Ray cluster at --address) or kubernetes (server-side apply "
+        "of generated/<recipe>/<env>/ to the current kubeconfig's cluster, in dependency order, waiting for the "
+        "training job and for serving)."))] = "local",
     address: Annotated[Optional[str], typer.Option("--address", help="Ray job API of the cluster (--target ray).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the steps and artifacts; run nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the steps (with --target kubernetes: the objects, in order); run nothing.")] = False,
+    serving_timeout: Annotated[Optional[float], typer.Option("--serving-timeout", metavar="SECONDS", help=(
+        "--target kubernetes: how long to wait for serving to be ready (default 600; the training job gets its "
+        "training.timeout)."))] = None,
 ) -> None:
-    """Generate, then run the recipe: data checks, training, evaluation, gates, registry."""
+    """Generate, then run the recipe: data checks, training, evaluation, gates, registry (or, with --target
+    kubernetes, apply its manifests to the cluster)."""
     from rich.console import Console
 
     from framework import api
 
+    waits = None
+    if serving_timeout is not None:
+        from framework.runtime.kubernetes_apply import Waits
+
+        waits = Waits(serving_s=serving_timeout)
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
-    result = api.apply(recipe, env=env, target=target, dry_run=dry_run, address=address, console=console)
+    try:
+        result = api.apply(recipe, env=env, target=target, dry_run=dry_run, address=address, console=console, waits=waits)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_AFTER_CTRL_C.get(target, "apply stopped")) from None
     if dry_run:
         print(f"{result.recipe} ({result.env}) would run:")
         for number, step in enumerate(result.steps, 1):
             print(f"  {number}. {step}")
+        return
+    if target == "kubernetes":
+        from framework.runtime.kubernetes_apply import summary as kube_summary
+
+        print(f"{result.recipe} ({result.env}): {kube_summary(result.outcome)}")
         return
     if result.job_status:
         print(f"{result.recipe} ({result.env}): Ray job {result.job_status}")

@@ -86,6 +86,15 @@ class DefineByRun:
                 trial.suggest_categorical(key, list(range(len(param.choices))))
 
 
+def make_sampler(hpo):
+    """Optuna's sampler named by training.hpo.sampler, seeded."""
+    import optuna
+
+    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+                "cmaes": optuna.samplers.CmaEsSampler}
+    return samplers[hpo.sampler](seed=hpo.seed)
+
+
 def decode(search_space, config: dict[str, Any]) -> dict[str, Any]:
     values = {}
     for key, param in search_space.items():
@@ -122,10 +131,7 @@ def search(
     _tune_settings(optuna)
     hpo = recipe.training.hpo
     metric, mode = reported_metric(hpo), "max" if hpo.direction == "maximize" else "min"
-    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
-                "cmaes": optuna.samplers.CmaEsSampler}
-    searcher = OptunaSearch(space=DefineByRun(hpo.search_space), metric=metric, mode=mode,
-                            sampler=samplers[hpo.sampler](seed=hpo.seed))
+    searcher = OptunaSearch(space=DefineByRun(hpo.search_space), metric=metric, mode=mode, sampler=make_sampler(hpo))
     resources = {"cpu": float(recipe.training.cpus_per_worker), "gpu": float(recipe.training.gpus_per_worker)}
     trainable = tune.with_resources(
         tune.with_parameters(_trial, recipe_dict=recipe.model_dump(mode="json"), pipeline_dict=pipeline_dict,

@@ -116,7 +116,7 @@ CASES = [
          r"^several values make a sweep"),
     Case("list-too-short", ["churn", "data.features=[]"], OVERRIDE, "data.features", r"^must have at least 1 item, got 0"),
     Case("group-list-with-unknown-option", ["churn", "training=[ray_cpu,nope]"], OVERRIDE, "training",
-         r"^unknown option 'nope'; options: pytorchjob_gpu, ray_cpu, ray_gpu"),
+         r"^unknown option 'nope'; options: pytorchjob_gpu, ray_cpu, ray_cpu_hpo, ray_gpu"),
     Case("category-listed-twice", ["churn", "data.expectations.columns.contract.in_set=[a,b,a]"], OVERRIDE,
          "data.expectations.columns.contract.in_set", r"^lists a more than once"),
     Case("two-version-policies", ["churn", "+serving.version_policy.specific=[1,2]"], (T, "version_policy:"),

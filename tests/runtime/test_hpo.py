@@ -69,3 +69,19 @@ def test_a_search_result_survives_a_restart_and_its_table_puts_the_best_first(tm
     first_column = list(table.columns[0].cells)
     assert first_column == ["2", "1", "3"]  # minimise: the lowest loss first, failures last
     assert list(table.columns[-1].cells)[0] == "FINISHED (best)"
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes"])
+def test_every_sampler_searches_the_recipe_space(recipe, sampler: str) -> None:
+    settings = recipe.training.hpo.model_copy(update={"sampler": sampler, "seed": 3})
+    study = optuna.create_study(sampler=hpo.make_sampler(settings), direction="minimize")
+    space = hpo.DefineByRun(settings.search_space)
+
+    def objective(trial) -> float:
+        space(trial)
+        values = hpo.decode(settings.search_space, trial.params)
+        return abs(values["training.optimizer.lr"] - 0.01) + values["training.batch_size"] / 1000
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study.optimize(objective, n_trials=12)
+    assert len(study.trials) == 12 and study.best_value < 0.3

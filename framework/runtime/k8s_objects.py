@@ -1,0 +1,133 @@
+"""The Kubernetes objects of one generated env dir, read from the files generate wrote,
+in the order `apply --target kubernetes` applies them.
+
+Which files: `k8s/*.yaml` and the KubeRay CRs `ray/rayjob.yaml`, `ray/rayservice.yaml`
+(multi-document files allowed). Not applied: `ray/serve_config.yaml` (embedded in the
+RayService), the workflows, `manifest.json`, `recipe.resolved.yaml` (it reaches the
+cluster as the recipe ConfigMap), the Triton model config and the Grafana dashboard.
+
+The order is a table, kind -> (phase, rank), ties broken by kind, then namespace and
+name; a kind not in the table goes last in the serving phase (with a warning).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from framework.errors import Location, MlopsError, Problem
+
+APPLIED_FILES = ("k8s/*.yaml", "ray/rayjob.yaml", "ray/rayservice.yaml")
+
+CONFIG, TRAINING, SERVING = "config", "training", "serving"
+PHASES = (CONFIG, TRAINING, SERVING)
+
+# kind -> (phase, rank within the phase). Config first (what pods mount and run as),
+# then the training job (waited for), then serving: the Service before its workload;
+# the Deployment before the Rollout that adopts it (workloadRef); the AnalysisTemplate,
+# DestinationRule (subsets) and VirtualService (routes) before the Rollout that names
+# them; autoscaling, disruption budget, monitoring and the drift CronJob last.
+ORDER: dict[str, tuple[str, int]] = {
+    "Namespace": (CONFIG, 0),
+    "ServiceAccount": (CONFIG, 1),
+    "Role": (CONFIG, 2),
+    "RoleBinding": (CONFIG, 3),
+    "ConfigMap": (CONFIG, 4),
+    "Secret": (CONFIG, 5),
+    "NetworkPolicy": (CONFIG, 6),
+    "PersistentVolumeClaim": (CONFIG, 7),
+    "RayJob": (TRAINING, 0),
+    "PyTorchJob": (TRAINING, 0),
+    "Service": (SERVING, 0),
+    "Deployment": (SERVING, 1),
+    "AnalysisTemplate": (SERVING, 2),
+    "DestinationRule": (SERVING, 3),
+    "VirtualService": (SERVING, 4),
+    "Rollout": (SERVING, 5),
+    "RayService": (SERVING, 6),
+    "HorizontalPodAutoscaler": (SERVING, 7),
+    "PodDisruptionBudget": (SERVING, 8),
+    "ServiceMonitor": (SERVING, 9),
+    "PrometheusRule": (SERVING, 10),
+    "CronJob": (SERVING, 11),
+}
+UNKNOWN = (SERVING, 1000)
+
+
+@dataclass(frozen=True)
+class KubeObject:
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None
+    body: dict[str, Any] = field(repr=False, compare=False)
+    source: str = ""  # the file it came from, relative to the env dir
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+    @property
+    def ref(self) -> str:
+        """`Kind/name in namespace`, how messages name the object."""
+        where = f" in {self.namespace}" if self.namespace else ""
+        return f"{self.kind}/{self.name}{where}"
+
+    @property
+    def phase(self) -> str:
+        return ORDER.get(self.kind, UNKNOWN)[0]
+
+    @property
+    def known(self) -> bool:
+        return self.kind in ORDER
+
+
+def applied(rel: str) -> bool:
+    return any(fnmatch.fnmatch(rel, pattern) and rel.count("/") == pattern.count("/") for pattern in APPLIED_FILES)
+
+
+def read_env_dir(env_dir: Path) -> dict[str, str]:
+    """The applied files of a generated env dir, as generate wrote them."""
+    files = {p.relative_to(env_dir).as_posix(): p for p in env_dir.rglob("*.yaml") if p.is_file()}
+    return {rel: files[rel].read_text(encoding="utf-8") for rel in sorted(files) if applied(rel)}
+
+
+def parse(files: Mapping[str, str], where: Path | None = None) -> list[KubeObject]:
+    """Every object of the applied files (others are skipped), in file order."""
+    objects = []
+    for rel, text in sorted(files.items()):
+        if not applied(rel):
+            continue
+        location = Location(str(where / rel) if where else rel)
+        try:
+            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        except yaml.YAMLError as exc:
+            raise MlopsError([Problem(location, "", f"not valid YAML: {exc}")]) from None
+        for doc in docs:
+            objects.append(_object(doc, rel, location))
+    return objects
+
+
+def _object(doc: Any, rel: str, location: Location) -> KubeObject:
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    if not isinstance(meta, dict) or not doc.get("apiVersion") or not doc.get("kind") or not meta.get("name"):
+        raise MlopsError([Problem(location, "", "not a Kubernetes object (apiVersion, kind and metadata.name are required)")])
+    return KubeObject(str(doc["apiVersion"]), str(doc["kind"]), str(meta["name"]), meta.get("namespace"), doc, rel)
+
+
+def sort_key(obj: KubeObject) -> tuple[int, int, str, str, str]:
+    phase, rank = ORDER.get(obj.kind, UNKNOWN)
+    return PHASES.index(phase), rank, obj.kind, obj.namespace or "", obj.name
+
+
+def ordered(objects: Iterable[KubeObject]) -> list[KubeObject]:
+    return sorted(objects, key=sort_key)
