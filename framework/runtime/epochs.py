@@ -55,7 +55,7 @@ class EpochRunner:
                 loss = self._distillation_loss(logits, self.y_train[batch], self.t_train[batch])
             loss.backward()
             self.optimizer.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
             seen += len(batch)
         return total / max(seen, 1)
 

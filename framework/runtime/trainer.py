@@ -22,6 +22,11 @@ from typing import Any
 import numpy as np
 
 STATE_FILE = "state.pt"
+# Ray Train's controller polls its workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by
+# default) and a worker's report waits while the previous one is unread (a queue of one):
+# the end of training is seen up to two polls late (about 6 s of teardown) and epochs
+# shorter than a poll are held back. Ray Train forwards the variable to its controller.
+POLL_INTERVAL_S = "0.1"
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ def train_on_ray(
     from ray.train.torch import TorchConfig, TorchTrainer
 
     training = recipe_dict["training"]
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", POLL_INTERVAL_S)
     use_gpu = float(training["gpus_per_worker"]) > 0
     progress = _ProgressRelay(on_epoch) if on_epoch else None
     trainer = TorchTrainer(
@@ -171,7 +177,11 @@ def _train_loop(config: dict[str, Any]) -> None:
         runner.restore(state)
         started_at, history = state["epoch"] + 1, state["history"]
     resumed_from = started_at
-    module = ray.train.torch.prepare_model(logits_module(runner.model))  # DDP syncs gradients in forward
+    # DDP syncs gradients in backward. Its buffers are the standardisation mean/std, constant
+    # during training: broadcasting them before every forward (DDP's default) is a second
+    # collective per step, 0.7-0.9 ms of a 3.6-4.0 ms step on 2 CPU workers.
+    module = ray.train.torch.prepare_model(logits_module(runner.model),
+                                           parallel_strategy_kwargs={"forward_sync_buffers": False})
 
     for epoch in range(started_at, training.epochs):
         train_loss = runner.train_epoch(epoch, module)
