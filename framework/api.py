@@ -17,7 +17,7 @@ from framework.project import Project, display_path
 __all__ = [
     "RecipeStatus", "ValidateResult", "ShowResult", "Leaf", "SchemaResult",
     "load_recipe", "validate", "show", "write_schemas", "check_schemas", "recipe_envs",
-    "GenerateResult", "generate", "PlanResult", "plan", "ApplyResult", "apply",
+    "GenerateResult", "generate", "PlanResult", "plan", "ApplyResult", "apply", "ServeResult", "serve",
 ]
 
 
@@ -286,6 +286,7 @@ def apply(
     env_dir = proj.generated_dir / r.name / r.environment
     resolved = env_dir / "recipe.resolved.yaml"
     steps = [_describe_step(step, r, proj) for step in APPLY_STEPS]
+    steps[2:2] = _optional_steps(r)
     if dry_run:
         return ApplyResult(r.name, r.environment, resolved, steps)
     generate([recipe], env=env, project=proj)
@@ -302,6 +303,19 @@ def apply(
     return ApplyResult(r.name, r.environment, resolved, steps, outcome)
 
 
+def _optional_steps(r: Any) -> list[str]:
+    """Distillation and HPO run between the data and the final training when set."""
+    training, steps = r.training, []
+    if training is not None and training.distillation is not None:
+        d = training.distillation
+        steps.append(f"teacher: soft targets from {d.teacher} (temperature {d.temperature}, alpha {d.alpha})")
+    if training is not None and training.hpo is not None:
+        h = training.hpo
+        steps.append(f"hpo: {h.n_trials} Optuna trials ({h.sampler}, {h.max_concurrent} at once) on Ray Tune over "
+                     f"{', '.join(h.search_space)}, {h.direction} {h.metric}; the best values train the final model")
+    return steps
+
+
 def _describe_step(step: str, r: Any, proj: Project) -> str:
     gates = r.evaluation.gates
     named = [f"{k} {v}" for k, v in gates.thresholds().items()]
@@ -316,3 +330,43 @@ def _describe_step(step: str, r: Any, proj: Project) -> str:
         metrics=", ".join(r.evaluation.metrics), atol=gates.onnx_parity_atol, gates=", ".join(named) or "none",
         model=r.registered_model, champion=" and champion (rollout direct)" if r.rollout.strategy == "direct" else "",
     )
+
+
+@dataclass(frozen=True)
+class ServeResult:
+    recipe: str
+    env: str
+    url: str
+    versions: dict[str, list[str]]  # model -> versions served
+
+
+def serve(
+    recipe: str,
+    env: str | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    project: Project | Path | None = None,
+    on_ready: Any = None,
+) -> ServeResult:
+    """Serve the recipe's model from the local model repository (what `apply` filled;
+    for a Ray Serve recipe the registry's champion and candidate) with the serving app
+    on the embedded host, in the foreground until Ctrl-C. `port` defaults to
+    serving.port; `on_ready(url, versions)` is called once it listens."""
+    proj = _project(project)
+    r = load_recipe(recipe, env, (), proj).recipe
+    if r.model.kind != "tabular":
+        message = f"mlops serve runs tabular models; {r.name} is served by {r.serving.backend} (apply --target kubernetes)"
+        raise MlopsError([Problem(None, "model.kind", message)])
+    from framework.runtime.serve import build_app, serve_forever
+
+    app = build_app(r, None, proj.state_dir)
+    versions = app.repository.versions()
+    urls: list[str] = []
+
+    def ready(url: str) -> None:
+        urls.append(url)
+        if on_ready is not None:
+            on_ready(url, versions)
+
+    serve_forever(app, host, port if port is not None else r.serving.port, ready)
+    return ServeResult(r.name, r.environment, urls[0] if urls else "", versions)

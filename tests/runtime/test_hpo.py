@@ -85,3 +85,19 @@ def test_every_sampler_searches_the_recipe_space(recipe, sampler: str) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study.optimize(objective, n_trials=12)
     assert len(study.trials) == 12 and study.best_value < 0.3
+
+
+def test_dry_run_lists_the_search_and_the_teacher_before_training(project: Path) -> None:
+    from tests.conftest import run_cli
+
+    recipe = project / "recipes" / "churn.yaml"
+    recipe.write_text(recipe.read_text().replace("  - training: ray_cpu\n", "  - training: ray_cpu_hpo\n")
+                      + "training:\n  distillation:\n    teacher: models:/big@champion\n")
+    result = run_cli("apply", "churn", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[3] == "  3. teacher: soft targets from models:/big@champion (temperature 2.0, alpha 0.5)"
+    assert lines[4] == ("  4. hpo: 8 Optuna trials (tpe, 2 at once) on Ray Tune over training.optimizer.lr, "
+                        "training.optimizer.weight_decay, model.hidden_sizes, maximize roc_auc; "
+                        "the best values train the final model")
+    assert lines[5].startswith("  5. train: Ray Train")
