@@ -221,6 +221,26 @@ def apply(
     print(summary(result.outcome))
 
 
+@app.command()
+@_reports_errors
+def serve(
+    recipe: Annotated[str, typer.Argument(help="Recipe name or path.")],
+    env: EnvOption = None,
+    port: Annotated[Optional[int], typer.Option("--port", "-p", help="Port to listen on (default serving.port).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Serve the recipe's model locally (KServe v2 / Triton HTTP, /metrics) in the foreground until Ctrl-C."""
+    from framework import api
+
+    def ready(url: str, versions: dict[str, list[str]]) -> None:
+        for model, served in versions.items():
+            print(f"serving {model} (versions {', '.join(served)}) at {url}/v2/models/{model}", flush=True)
+        print(f"metrics at {url}/metrics; Ctrl-C stops", flush=True)
+
+    result = api.serve(recipe, env=env, host=host, port=port, on_ready=ready)
+    print(f"stopped serving {result.recipe} ({result.env})")
+
+
 def main() -> None:
     # pydantic scans every installed distribution for plugins on first use (~25 ms of
     # start-up); the CLI uses none. A user can still enable them by setting the variable.

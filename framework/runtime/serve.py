@@ -1,0 +1,205 @@
+"""The serving app's two hosts: embedded (uvicorn in this process: `mlops serve`, local
+apply) and Ray Serve (`framework.runtime.serve:app`, the import path of the generated
+serve_config.yaml and of the RayService). Both run the same ASGI app
+(framework.runtime.serving.app.ServingApp), built by `build_app`.
+
+What it serves: the recipe's model from the Triton model repository `apply` filled
+(`<state_dir>/model_repository/<model>/`, config.pbtxt and version folders); a recipe
+without one there (serving.backend ray_serve, or a Ray Serve replica on a cluster) gets
+the versions the registry's `champion` and `candidate` aliases point at, with the config
+derived from the recipe. Without a recipe, every model of the repository is served.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from framework.errors import MlopsError, Problem
+
+DEFAULT_MAX_ONGOING_REQUESTS = 256  # Ray Serve replicas of recipes that do not set it
+
+
+def _recipe(recipe: Any):
+    """A Recipe, from a Recipe, a recipe.resolved.yaml path, or None."""
+    if recipe is None or hasattr(recipe, "serving"):
+        return recipe
+    from framework.runtime.train import load_resolved
+
+    return load_resolved(Path(recipe))[0]
+
+
+def state_dir_of(state_dir: str | Path | None) -> Path:
+    return Path(state_dir or os.environ.get("MLOPS_STATE_DIR", ".mlops"))
+
+
+def build_app(
+    recipe: Any = None,
+    model_repository: str | Path | None = None,
+    state_dir: str | Path | None = None,
+    router: Any = None,
+    *,
+    log_sample_rate: float | None = None,
+    max_body_bytes: int | None = None,
+    ray_metrics: bool = False,
+):
+    """The serving app for a recipe (a Recipe or a recipe.resolved.yaml path) or, without
+    one, for every model of `model_repository` (default `<state_dir>/model_repository`).
+    `router`: a Router, or a callable taking the loaded Repository and returning one;
+    default LatestVersionRouter. `log_sample_rate` overrides the recipe's
+    monitoring.metrics.log_sample_rate (0 disables request logging)."""
+    from framework import __version__
+    from framework.runtime.serving.app import DEFAULT_MAX_BODY_BYTES, ServingApp
+    from framework.runtime.serving.metrics import RayMirror, ServingMetrics
+    from framework.runtime.serving.model_config import config_from_recipe
+    from framework.runtime.serving.repository import load_repository
+    from framework.runtime.serving.request_log import DEFAULT_SAMPLE_RATE, RequestLog
+
+    recipe = _recipe(recipe)
+    state = state_dir_of(state_dir)
+    repo_path = Path(model_repository) if model_repository else state / "model_repository"
+    only = configs = columns = None
+    labels: dict[str, str] = {}
+    sample_rate, metrics_path = DEFAULT_SAMPLE_RATE, "/metrics"
+    if recipe is not None:
+        from framework.signature import model_signature
+        from framework.targets.triton import model_name
+
+        if recipe.model.kind != "tabular":
+            message = f"the serving app serves tabular models; {recipe.name} is {recipe.model.kind} (served by {recipe.serving.backend})"
+            raise MlopsError([Problem(None, "model.kind", message)])
+        name = model_name(recipe)
+        config = config_from_recipe(recipe)
+        only, labels = [name], {name: recipe.registered_model}
+        configs, columns = {name: config}, {name: model_signature(recipe).columns}
+        sample_rate = recipe.monitoring.metrics.log_sample_rate
+        metrics_path = recipe.monitoring.metrics.path
+        if model_repository is None and not _has_versions(repo_path / name, config.model_filename):
+            from framework.runtime.serving.registry_source import fill_from_registry
+
+            repo_path = fill_from_registry(recipe, state, name, config.model_filename)
+            configs = {name: replace(config, version_policy=("all", ()))}  # exactly what was fetched
+    if log_sample_rate is not None:
+        sample_rate = log_sample_rate
+    repository = load_repository(repo_path, only, configs, columns)
+    request_log = RequestLog(state / "requests", sample_rate) if sample_rate > 0 else None
+    return ServingApp(
+        repository,
+        router=router,
+        metrics=ServingMetrics(mirror=RayMirror() if ray_metrics else None),
+        request_log=request_log,
+        model_labels=labels,
+        max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+        metrics_path=metrics_path,
+        server_version=__version__,
+    )
+
+
+def _has_versions(model_dir: Path, filename: str) -> bool:
+    return model_dir.is_dir() and any(
+        p.is_dir() and p.name.isdigit() and (p / filename).is_file() for p in model_dir.iterdir()
+    )
+
+
+# --- embedded host: uvicorn in this process ------------------------------------------
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket, or one error line saying why not (port taken, bad host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        hint = "; pick another with --port" if exc.errno == errno.EADDRINUSE else ""
+        raise MlopsError([Problem(None, "--port", f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}")]) from None
+    return sock
+
+
+def _server(app, sock: socket.socket):
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=5, backlog=2048,
+        server_header=False, date_header=False, proxy_headers=False,
+    )
+    return uvicorn.Server(config)
+
+
+def serve_forever(app, host: str, port: int, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve in the foreground until Ctrl-C (or SIGTERM); returns once everything stopped."""
+    sock = listen(host, port)
+    server = _server(app, sock)
+    bound_port = sock.getsockname()[1]
+    if on_ready is not None:
+        on_ready(f"http://{host if ':' not in host else f'[{host}]'}:{bound_port}")
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the captured Ctrl-C after its clean shutdown
+        pass
+    finally:
+        sock.close()
+
+
+class EmbeddedServer:
+    """The embedded host in a background thread (tests, benchmarks, local rollouts)."""
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
+        self.app = app
+        self.sock = listen(host, port)
+        self.host = host
+        self.port = self.sock.getsockname()[1]
+        self.server = _server(app, self.sock)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "EmbeddedServer":
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self.server.started:
+            raise MlopsError(f"the embedded server did not start on {self.url}")
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        self.sock.close()
+
+    def __enter__(self) -> "EmbeddedServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# --- Ray Serve host ------------------------------------------------------------------
+def app(args: dict | None = None):
+    """Ray Serve application builder (serve_config.yaml: `framework.runtime.serve:app`,
+    args `{"recipe": <recipe.resolved.yaml>}`; optional `model_repository`, `state_dir`).
+    The ingress deployment `ModelServer` builds the ASGI app in each replica."""
+    from framework.runtime.serving.ray_host import ModelServer
+
+    args = dict(args or {})
+    recipe_path = args.get("recipe") or os.environ.get("MLOPS_RECIPE")
+    if not recipe_path:
+        raise MlopsError([Problem(None, "args.recipe", "the Ray Serve app needs args.recipe: a recipe.resolved.yaml path")])
+    recipe = _recipe(recipe_path)
+    ongoing = getattr(recipe.serving, "max_ongoing_requests", DEFAULT_MAX_ONGOING_REQUESTS)
+    return ModelServer.options(max_ongoing_requests=ongoing).bind(
+        str(recipe_path), args.get("model_repository"), args.get("state_dir")
+    )
+
+
+__all__ = ["build_app", "serve_forever", "EmbeddedServer", "listen", "app"]

@@ -1,0 +1,295 @@
+"""KServe v2 inference requests and responses, JSON and Triton's binary tensor extension.
+
+A request body is a JSON header, optionally followed by the raw bytes of the inputs that
+set `parameters.binary_data_size` (in input order); the header's length then comes in
+the `Inference-Header-Content-Length` HTTP header. Responses mirror it: an output is
+sent as bytes when its request entry says `parameters.binary_data: true`, or when the
+request sets `parameters.binary_data_output: true` (what tritonclient.http does when no
+outputs are named). The classification extension (`parameters.classification: k`)
+returns the top k of an output as "score:index" strings.
+
+Everything a client can get wrong raises `HttpError` (a 4xx) whose message says what
+to change. The hot path builds no model objects: orjson in, numpy, orjson out.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from framework.runtime.serving.model_config import ModelConfig
+from framework.runtime.serving.repository import NUMPY_DTYPES
+
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+class HttpError(Exception):
+    """A request the server refuses: the status and an actionable message."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(slots=True)
+class RequestedOutput:
+    name: str
+    binary: bool
+    classification: int = 0
+
+
+@dataclass(slots=True)
+class InferRequest:
+    id: str | None
+    inputs: dict[str, np.ndarray]
+    rows: int  # the batch dimension (1 without batching)
+    outputs: list[RequestedOutput]
+
+
+def _shape_text(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+class _InputPlan:
+    """What checking one input needs, computed once per model config."""
+
+    __slots__ = ("spec", "full", "tail", "dtype", "per_row")
+
+    def __init__(self, config: ModelConfig, spec):
+        self.spec = spec
+        self.full = config.full_shape(spec)
+        tail = self.full[1:] if config.batching else None
+        self.tail = tail if tail is not None and -1 not in tail else None  # fixed row shape: the fast path
+        self.dtype = NUMPY_DTYPES.get(spec.datatype)
+        self.per_row = 1
+        for d in tail or ():
+            self.per_row *= d
+
+
+class _Plan:
+    __slots__ = ("config", "inputs", "names", "default_outputs")
+
+    def __init__(self, config: ModelConfig):
+        self.config = config
+        self.inputs = {t.name: _InputPlan(config, t) for t in config.inputs}
+        self.names = ", ".join(self.inputs)
+        names = [t.name for t in config.outputs]
+        self.default_outputs = {b: [RequestedOutput(n, b) for n in names] for b in (False, True)}
+
+
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan(config: ModelConfig) -> _Plan:
+    plan = _PLANS.get(id(config))
+    if plan is None or plan.config is not config:
+        plan = _PLANS[id(config)] = _Plan(config)
+    return plan
+
+
+def decode_request(body: bytes, header_length: int | None, config: ModelConfig, model: str) -> InferRequest:
+    """Parse and check an infer request against the model's config."""
+    if header_length is not None:
+        if header_length < 0 or header_length > len(body):
+            raise HttpError(400, f"Inference-Header-Content-Length is {header_length} but the body has {len(body)} bytes")
+        header, binary = body[:header_length], memoryview(body)[header_length:]
+    else:
+        header, binary = body, memoryview(b"")
+    try:
+        request = orjson.loads(header)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, f"malformed JSON in the request body: {exc}") from None
+    if type(request) is not dict:
+        raise HttpError(400, 'the request body must be a JSON object: {"inputs": [{"name", "shape", "datatype", "data"}]}')
+    items = request.get("inputs")
+    if type(items) is not list or not items:
+        raise HttpError(400, "the request has no 'inputs' list: send one entry per model input")
+    plan = _plan(config)
+    inputs: dict[str, np.ndarray] = {}
+    offset = 0
+    rows = 1
+    for item in items:
+        if type(item) is not dict:
+            raise HttpError(400, "each entry of 'inputs' must be an object with name, shape, datatype and data")
+        name = item.get("name")
+        expected = plan.inputs.get(name) if type(name) is str else None
+        if expected is None:
+            raise HttpError(400, f"unknown input {name!r} for model '{model}'; its inputs are: {plan.names}")
+        if name in inputs:
+            raise HttpError(400, f"input '{name}' is given twice")
+        spec = expected.spec
+        datatype = item.get("datatype")
+        if datatype != spec.datatype:
+            raise HttpError(400, f"input '{name}' has datatype {datatype!r}; model '{model}' expects {spec.datatype}")
+        shape = item.get("shape")
+        tail = expected.tail
+        if (
+            tail is not None and type(shape) is list and len(shape) == len(expected.full) and shape[1:] == tail
+            and type(shape[0]) is int and 0 < shape[0] <= config.max_batch_size
+        ):
+            rows = shape[0]  # the common case, checked in one comparison
+            shape = [rows, *tail]
+            count = rows * expected.per_row
+        else:
+            rows, count = _check_shape(shape, expected, config, name, model)
+        dtype = expected.dtype
+        if dtype is None:
+            raise HttpError(400, f"input '{name}': datatype {datatype} is not supported by this server")
+        parameters = item.get("parameters")
+        size = parameters.get("binary_data_size") if type(parameters) is dict else None
+        if size is not None:
+            if type(size) is not int or size < 0:
+                raise HttpError(400, f"input '{name}': binary_data_size must be a non-negative integer")
+            if size != count * dtype.itemsize:
+                raise HttpError(
+                    400, f"input '{name}' has {size} bytes of binary data; shape {_shape_text(shape)} of {datatype} "
+                    f"needs {count * dtype.itemsize}",
+                )
+            if offset + size > len(binary):
+                raise HttpError(400, f"input '{name}' wants {size} bytes of binary data but only {len(binary) - offset} follow the JSON header")
+            array = np.frombuffer(binary[offset : offset + size], dtype=dtype).reshape(shape)
+            offset += size
+        else:
+            if "data" not in item:
+                raise HttpError(400, f"input '{name}' has no 'data' (nor binary_data_size)")
+            array = _json_tensor(item["data"], dtype, name)
+            if array.size != count:
+                raise HttpError(
+                    400, f"input '{name}' has {array.size} values but shape {_shape_text(shape)} needs {count}"
+                )
+            array = array.reshape(shape)
+        inputs[name] = array
+    if offset != len(binary):
+        raise HttpError(400, f"{len(binary) - offset} bytes follow the JSON header that no input claims (binary_data_size)")
+    if len(inputs) != len(plan.inputs):
+        missing = [n for n in plan.inputs if n not in inputs]
+        raise HttpError(400, f"missing input(s) {', '.join(missing)} for model '{model}'")
+    request_id = request.get("id")
+    return InferRequest(
+        str(request_id) if request_id is not None else None,
+        inputs,
+        rows,
+        _requested_outputs(request, config, model, plan),
+    )
+
+
+def _check_shape(shape: Any, expected: _InputPlan, config: ModelConfig, name: str, model: str) -> tuple[int, int]:
+    """The general shape check (and its error messages): (rows, element count)."""
+    full = expected.full
+    if type(shape) is not list or not all(type(d) is int for d in shape):
+        raise HttpError(400, f"input '{name}' needs a 'shape' list of integers, e.g. {_shape_text(_example(config, expected.spec))}")
+    if len(shape) != len(full) or any(e != -1 and d != e for d, e in zip(shape, full)) or any(d < 0 for d in shape):
+        raise HttpError(
+            400, f"input '{name}' has shape {_shape_text(shape)}; model '{model}' expects {_shape_text(full)} (-1: any size)"
+        )
+    rows = 1
+    if config.batching:
+        if shape[0] < 1:
+            raise HttpError(400, f"input '{name}' has batch size {shape[0]}; send at least one row")
+        if shape[0] > config.max_batch_size:
+            raise HttpError(
+                400,
+                f"input '{name}' has batch size {shape[0]} but model '{model}' takes at most "
+                f"{config.max_batch_size} rows (max_batch_size); split it into smaller requests",
+            )
+        rows = shape[0]
+    count = 1
+    for d in shape:
+        count *= d
+    return rows, count
+
+
+def _example(config: ModelConfig, spec) -> list[int]:
+    return [1 if d == -1 else d for d in config.full_shape(spec)]
+
+
+def _json_tensor(data: Any, dtype: np.dtype, name: str) -> np.ndarray:
+    if not isinstance(data, list):
+        raise HttpError(400, f"input '{name}': 'data' must be a list of numbers (flat or nested by shape)")
+    try:
+        array = np.array(data, dtype=dtype)
+    except (ValueError, TypeError):
+        raise HttpError(400, f"input '{name}': 'data' must hold only numbers, in equal-length rows when nested") from None
+    return array.reshape(-1)
+
+
+def _requested_outputs(request: dict, config: ModelConfig, model: str, plan: _Plan) -> list[RequestedOutput]:
+    parameters = request.get("parameters")
+    binary_default = bool(parameters.get("binary_data_output", False)) if type(parameters) is dict else False
+    items = request.get("outputs")
+    if items is None:
+        return plan.default_outputs[binary_default]  # shared, never mutated
+    names = [t.name for t in config.outputs]
+    if not isinstance(items, list):
+        raise HttpError(400, "'outputs' must be a list of {\"name\": ...} objects")
+    outputs = []
+    for item in items:
+        name = item.get("name") if isinstance(item, dict) else None
+        if name not in names:
+            raise HttpError(400, f"unknown output {name!r} for model '{model}'; its outputs are: {', '.join(names)}")
+        params = item.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise HttpError(400, f"output '{name}': 'parameters' must be an object")
+        classification = params.get("classification", 0)
+        if type(classification) is not int or classification < 0:
+            raise HttpError(400, f"output '{name}': classification must be a non-negative integer (top k)")
+        outputs.append(RequestedOutput(name, bool(params.get("binary_data", binary_default)), classification))
+    return outputs
+
+
+def _classify(array: np.ndarray, k: int) -> np.ndarray:
+    """Triton's classification extension: the top k of each row as "score:index"."""
+    rows = array.reshape(array.shape[0], -1) if array.ndim > 1 else array.reshape(1, -1)
+    k = min(k, rows.shape[1])
+    top = np.argsort(-rows, axis=1, kind="stable")[:, :k]
+    labels = [[f"{rows[r, i]:f}:{i}".encode() for i in row] for r, row in enumerate(top)]
+    shape = (array.shape[0], k) if array.ndim > 1 else (k,)
+    return np.array(labels, dtype=object).reshape(shape)
+
+
+def encode_response(
+    model: str, version: str, request: InferRequest, outputs: dict[str, np.ndarray], config: ModelConfig
+) -> tuple[bytes, int | None]:
+    """(body, JSON header length when binary outputs follow it)."""
+    datatypes = {t.name: t.datatype for t in config.outputs}
+    entries, blobs = [], []
+    for wanted in request.outputs:
+        array = outputs[wanted.name]
+        datatype = datatypes[wanted.name]
+        if wanted.classification:
+            array, datatype = _classify(array, wanted.classification), "BYTES"
+        entry: dict[str, Any] = {"name": wanted.name, "datatype": datatype, "shape": list(array.shape)}
+        if wanted.binary:
+            blob = _bytes_tensor(array) if datatype == "BYTES" else np.ascontiguousarray(array).tobytes()
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        elif datatype == "BYTES":
+            entry["data"] = [v.decode() for v in array.reshape(-1)]
+        else:
+            entry["data"] = np.ascontiguousarray(array).reshape(-1)
+        entries.append(entry)
+    response: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": entries}
+    if request.id is not None:
+        response["id"] = request.id
+    header = orjson.dumps(response, option=_JSON_OPTIONS)
+    if not blobs:
+        return header, None
+    return b"".join((header, *blobs)), len(header)
+
+
+def _bytes_tensor(array: np.ndarray) -> bytes:
+    """BYTES in the binary extension: each element as a 4-byte little-endian length, then its bytes."""
+    return b"".join(struct.pack("<I", len(v)) + v for v in array.reshape(-1))
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=_JSON_OPTIONS)
+
+
+def loads(body: bytes) -> Any:
+    return orjson.loads(body)

@@ -1,0 +1,66 @@
+"""A model repository filled from the MLflow registry, for hosts without one on disk.
+
+`mlops apply` fills `.mlops/model_repository/` only for Triton recipes; a Ray Serve
+recipe (and a Ray Serve replica on a cluster) serves the registered versions instead:
+those the `champion` and `candidate` aliases point at, downloaded into
+`<state_dir>/serving/model_repository/<model>/<version>/<model file>`. The versions
+already there are not fetched again (a registered version's files never change).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from framework.errors import MlopsError, Problem
+
+ALIASES = ("champion", "candidate")
+
+
+def registry_versions(recipe, state_dir: Path) -> dict[str, str]:
+    """{alias: version} of the recipe's registered model (aliases not set are left out)."""
+    from framework.runtime import tracking
+
+    uri = tracking.tracking_uri(recipe, state_dir)
+    found = {}
+    for alias in ALIASES:
+        version = tracking.alias_version(recipe.registered_model, alias, uri=uri)
+        if version is not None:
+            found[alias] = version
+    return found
+
+
+def fill_from_registry(recipe, state_dir: Path, model_name: str, filename: str) -> Path:
+    """Download the champion's and candidate's model files; returns the repository root."""
+    from framework.runtime import tracking
+
+    uri = tracking.tracking_uri(recipe, state_dir)
+    missing = (
+        f"no model '{model_name}' in {Path(state_dir) / 'model_repository'} and no version of "
+        f"'{recipe.registered_model}' has alias champion or candidate in {uri}: run `mlops apply {recipe.name}` first"
+    )
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise MlopsError([Problem(None, "serving", missing)])  # no store yet: don't create one
+    from mlflow.artifacts import download_artifacts
+
+    versions = sorted(set(registry_versions(recipe, state_dir).values()), key=int)
+    if not versions:
+        raise MlopsError([Problem(None, "serving", missing)])
+    root = Path(state_dir) / "serving" / "model_repository"
+    client = tracking.client(uri)
+    for version in versions:
+        target = root / model_name / version / filename
+        if target.is_file():
+            continue
+        source = client.get_model_version(recipe.registered_model, version).source
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=uri))
+            found = next(iter(sorted(local.rglob(filename))), None)
+            if found is None:
+                raise MlopsError([Problem(None, "serving", f"version {version} of '{recipe.registered_model}' has no {filename} ({source})")])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{filename}.partial")
+            shutil.copyfile(found, partial)
+            partial.replace(target)
+    return root

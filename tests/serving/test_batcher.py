@@ -1,0 +1,219 @@
+"""The dynamic batcher: alone means at once; busy means batches; the config's limits hold."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from framework.runtime.serving.batcher import DynamicBatcher
+
+
+class FakeRunner:
+    """Doubles its input; records each batch's rows; a batch with a negative value waits
+    for `gate` (the others are held only while `hold_all` is set)."""
+
+    def __init__(self, seconds: float = 0.0, fail: bool = False):
+        self.seconds = seconds
+        self.fail = fail
+        self.batches: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.hold_all = True
+
+    def run(self, inputs):
+        x = inputs["x"]
+        if self.hold_all or (x < 0).any():
+            self.gate.wait(10)
+        self.batches.append(len(x))
+        if self.seconds:
+            time.sleep(self.seconds)
+        if self.fail:
+            raise RuntimeError("model exploded")
+        return {"y": x * 2}
+
+
+def rows(n: int, start: float = 0.0) -> dict[str, np.ndarray]:
+    return {"x": np.arange(start, start + n, dtype=np.float32).reshape(n, 1)}
+
+
+def batcher(runner, **kwargs) -> DynamicBatcher:
+    options = {"max_batch_size": 8, "preferred_batch_sizes": (4, 8), "max_queue_delay_us": 0, "instances": 1}
+    return DynamicBatcher(runner, **{**options, **kwargs})
+
+
+def test_a_request_alone_runs_at_once_even_with_a_long_queue_delay():
+    runner = FakeRunner()
+    b = batcher(runner, max_queue_delay_us=2_000_000, instances=2)  # 2 s of allowed waiting
+
+    async def main():
+        began = time.perf_counter()
+        out = await b.infer(rows(1, 5.0), 1)
+        return out, time.perf_counter() - began
+
+    out, seconds = asyncio.run(main())
+    b.close()
+    assert out["y"].tolist() == [[10.0]]
+    assert seconds < 0.2  # not the 2 s the delay allows
+    assert runner.batches == [1]
+
+
+def test_requests_that_queue_while_the_model_runs_form_one_batch_each_gets_its_rows():
+    runner = FakeRunner()
+    seen: list[int] = []
+    b = batcher(runner, on_batch=seen.append)
+
+    async def main():
+        runner.gate.clear()  # the first request holds the only instance
+        first = asyncio.ensure_future(b.infer(rows(1, 0), 1))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(b.infer(rows(n, 10 * i), n)) for i, n in enumerate((2, 1, 3), start=1)]
+        await asyncio.sleep(0.05)
+        runner.gate.set()
+        return await first, await asyncio.gather(*rest)
+
+    first, rest = asyncio.run(main())
+    b.close()
+    assert runner.batches == [1, 6] and seen == [1, 6]
+    assert first["y"].tolist() == [[0.0]]
+    assert [r["y"][:, 0].tolist() for r in rest] == [[20.0, 22.0], [40.0], [60.0, 62.0, 64.0]]
+
+
+def test_batches_never_exceed_max_batch_size_and_requests_never_split():
+    runner = FakeRunner()
+    b = batcher(runner, max_batch_size=8)
+
+    async def main():
+        runner.gate.clear()
+        head = asyncio.ensure_future(b.infer(rows(1), 1))
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(b.infer(rows(n), n)) for n in (5, 2, 3, 8, 1)]
+        await asyncio.sleep(0.05)
+        runner.gate.set()
+        await head
+        return await asyncio.gather(*queued)
+
+    outs = asyncio.run(main())
+    b.close()
+    assert runner.batches == [1, 7, 3, 8, 1]
+    assert [len(o["y"]) for o in outs] == [5, 2, 3, 8, 1]
+
+
+def test_a_small_batch_waits_for_more_only_while_another_instance_runs():
+    runner = FakeRunner()
+    b = batcher(runner, max_queue_delay_us=300_000, instances=2, preferred_batch_sizes=(4,))
+
+    async def main():
+        runner.gate.clear()
+        busy = asyncio.ensure_future(b.infer(rows(1), 1))  # instance 1 is held
+        await asyncio.sleep(0.05)
+        began = time.perf_counter()
+        waiting = [asyncio.ensure_future(b.infer(rows(1), 1)) for _ in range(2)]  # 2 < preferred 4: waits
+        await asyncio.sleep(0.05)
+        assert runner.batches == [] and b.idle == 1
+        more = [asyncio.ensure_future(b.infer(rows(1), 1)) for _ in range(2)]  # now 4: runs at once
+        runner.gate.set()
+        await asyncio.gather(*waiting, *more)
+        fill = time.perf_counter() - began
+        await busy
+        began = time.perf_counter()
+        runner.gate.clear()
+        runner.hold_all = False
+        busy = asyncio.ensure_future(b.infer(rows(1, -1.0), 1))
+        await asyncio.sleep(0.01)
+        lone = asyncio.ensure_future(b.infer(rows(1), 1))  # waits for the delay, then runs alone
+        done, _ = await asyncio.wait([lone], timeout=1.0)
+        runner.gate.set()
+        await busy
+        return fill, time.perf_counter() - began, done
+
+    fill, waited, done = asyncio.run(main())
+    b.close()
+    assert sorted(runner.batches[:2]) == [1, 4]
+    assert fill < 0.25  # the preferred size, not the delay, released it
+    assert done and 0.25 < waited < 1.0
+
+
+def test_failures_reach_every_request_of_the_batch_and_the_batcher_goes_on():
+    runner = FakeRunner(fail=True)
+    b = batcher(runner)
+
+    async def main():
+        results = await asyncio.gather(*(b.infer(rows(1), 1) for _ in range(3)), return_exceptions=True)
+        runner.fail = False
+        return results, await b.infer(rows(1, 4.0), 1)
+
+    results, after = asyncio.run(main())
+    b.close()
+    assert all(isinstance(r, RuntimeError) and "exploded" in str(r) for r in results)
+    assert after["y"].tolist() == [[8.0]]
+
+
+def test_cancelled_requests_are_skipped():
+    runner = FakeRunner()
+    b = batcher(runner)
+
+    async def main():
+        runner.gate.clear()
+        head = asyncio.ensure_future(b.infer(rows(1), 1))
+        await asyncio.sleep(0.05)
+        gone = asyncio.ensure_future(b.infer(rows(3), 3))
+        kept = asyncio.ensure_future(b.infer(rows(2), 2))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        runner.gate.set()
+        await head
+        return await kept
+
+    out = asyncio.run(main())
+    b.close()
+    assert len(out["y"]) == 2 and runner.batches == [1, 2]
+
+
+@pytest.mark.parametrize("max_batch_size", [0])
+def test_without_batching_each_request_runs_alone(max_batch_size):
+    runner = FakeRunner(seconds=0.01)
+    b = batcher(runner, max_batch_size=max_batch_size, preferred_batch_sizes=())
+
+    async def main():
+        return await asyncio.gather(*(b.infer(rows(2), 1) for _ in range(4)))
+
+    outs = asyncio.run(main())
+    b.close()
+    assert runner.batches == [2, 2, 2, 2] and all(len(o["y"]) == 2 for o in outs)
+
+
+def test_inline_mode_batches_what_arrived_in_one_loop_iteration():
+    runner = FakeRunner()
+    runner.hold_all = False
+    seen: list[int] = []
+    b = batcher(runner, inline=True, on_batch=seen.append, max_batch_size=8)
+
+    async def main():
+        alone = await b.infer(rows(1, 1.0), 1)  # runs within the iteration: no waiting
+        together = await asyncio.gather(*(b.infer(rows(n, 10.0 * n), n) for n in (3, 4, 2)))
+        return alone, together
+
+    alone, together = asyncio.run(main())
+    b.close()
+    assert alone["y"].tolist() == [[2.0]]
+    assert seen == [1, 7, 2]  # 3 + 4 fit in 8; the 2 rows make the next batch
+    assert [t["y"][:, 0].tolist() for t in together] == [[60.0, 62.0, 64.0], [80.0, 82.0, 84.0, 86.0], [40.0, 42.0]]
+
+
+def test_inline_mode_failures_reach_the_batch_and_the_loop_goes_on():
+    runner = FakeRunner(fail=True)
+    runner.hold_all = False
+    b = batcher(runner, inline=True)
+
+    async def main():
+        failed = await asyncio.gather(*(b.infer(rows(1), 1) for _ in range(2)), return_exceptions=True)
+        runner.fail = False
+        return failed, await b.infer(rows(1, 2.0), 1)
+
+    failed, after = asyncio.run(main())
+    b.close()
+    assert all(isinstance(f, RuntimeError) for f in failed) and after["y"].tolist() == [[4.0]]

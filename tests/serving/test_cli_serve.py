@@ -1,0 +1,97 @@
+"""`mlops serve RECIPE`: serves the local model repository until Ctrl-C (exit 0), and says
+what is missing when it cannot."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.http as triton
+
+from tests.conftest import copy_project, run_cli
+from tests.serving.conftest import ort_outputs
+
+MLOPS = str(Path(sys.executable).with_name("mlops"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    root = copy_project(tmp_path, ("recipes",))
+    monkeypatch.chdir(root)
+    return root
+
+
+def test_serve_until_ctrl_c_exits_0_and_leaves_nothing(project, model_repo):
+    shutil.copytree(model_repo, project / ".mlops" / "model_repository")
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [MLOPS, "serve", "churn", "--port", str(port)], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env, start_new_session=True,
+    )
+    try:
+        first = process.stdout.readline()
+        assert first == f"serving churn (versions 1, 2) at http://127.0.0.1:{port}/v2/models/churn\n"
+        x = np.ones((2, 13), dtype=np.float32)
+        with triton.InferenceServerClient(f"127.0.0.1:{port}") as client:
+            deadline = time.monotonic() + 10
+            while not client.is_server_ready():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            tensor = triton.InferInput("features", [2, 13], "FP32")
+            tensor.set_data_from_numpy(x)
+            got = client.infer("churn", [tensor]).as_numpy("probabilities")
+        np.testing.assert_allclose(got, ort_outputs(model_repo, "2", x), rtol=1e-6)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert out.endswith("stopped serving churn (dev)\n")
+    assert "Traceback" not in err
+    with pytest.raises(ProcessLookupError):  # the whole session (any child) is gone
+        os.killpg(process.pid, 0)
+    with socket.socket() as s:  # and the port is free again
+        s.bind(("127.0.0.1", port))
+
+
+def test_serve_without_a_model_repository_says_run_apply(project):
+    result = run_cli("serve", "churn")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"serving: no model 'churn' in {project / '.mlops' / 'model_repository'} and no version of 'churn' has alias "
+        f"champion or candidate in sqlite:///{project / '.mlops' / 'mlflow.db'}: run `mlops apply churn` first"
+    )
+    assert not (project / ".mlops" / "mlflow.db").exists()  # nothing created by asking
+
+
+def test_serve_on_a_taken_port_says_so(project, model_repo):
+    shutil.copytree(model_repo, project / ".mlops" / "model_repository")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "churn", "--port", str(port))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"--port: cannot listen on 127.0.0.1:{port}: Address already in use; pick another with --port"
+
+
+def test_serve_refuses_llm_recipes(project):
+    result = run_cli("serve", "support_assistant")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "model.kind: mlops serve runs tabular models; support-assistant is served by vllm (apply --target kubernetes)"
+    )

@@ -1,0 +1,116 @@
+"""Under load: 64 concurrent clients, thousands of requests, zero 5xx, every answer its own;
+dynamic batching really batches, and adds no latency to a lone request."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import time
+
+import aiohttp
+import numpy as np
+import orjson
+import pytest
+
+from framework.runtime.serve import EmbeddedServer, build_app
+from tests.serving.conftest import ort_outputs
+
+WIDTH = 13
+CLIENTS = 64
+REQUESTS = 3200
+BAD_EVERY = 20  # one request in 20 is malformed: refused with 400 while the rest are served
+
+
+def payload(x: np.ndarray) -> bytes:
+    return orjson.dumps({"inputs": [{"name": "features", "shape": list(x.shape), "datatype": "FP32", "data": x.reshape(-1).tolist()}]})
+
+
+async def hammer(base: str, inputs: np.ndarray) -> tuple[list[int], dict[int, np.ndarray], float]:
+    statuses: list[int] = [0] * len(inputs)
+    answers: dict[int, np.ndarray] = {}
+    counter = iter(range(len(inputs)))
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        for i in counter:
+            body = b'{"inputs": [' if i % BAD_EVERY == 0 else payload(inputs[i : i + 1])
+            async with session.post(f"{base}/v2/models/churn/infer", data=body) as response:
+                statuses[i] = response.status
+                content = await response.read()
+                if response.status == 200:
+                    answers[i] = np.asarray(orjson.loads(content)["outputs"][0]["data"], dtype=np.float32)
+
+    connector = aiohttp.TCPConnector(limit=CLIENTS)
+    timeout = aiohttp.ClientTimeout(total=60)
+    began = time.perf_counter()
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.gather(*(client(session) for _ in range(CLIENTS)))
+    return statuses, answers, time.perf_counter() - began
+
+
+@pytest.fixture(params=["inline", "threads"])
+def fresh(request, tmp_path, model_repo, churn_recipe, monkeypatch):
+    """Both places a batch can run: on the event loop (tiny models) or in worker threads."""
+    monkeypatch.setenv("MLOPS_SERVE_INLINE", "1" if request.param == "inline" else "0")
+    app = build_app(churn_recipe, model_repo, tmp_path, log_sample_rate=0.1)
+    assert all(b.inline == (request.param == "inline") for b in app.batchers.values())
+    with EmbeddedServer(app) as server:
+        yield app, f"http://{server.url}"
+
+
+def test_64_clients_thousands_of_requests_zero_5xx_and_batches_form(fresh, model_repo):
+    app, base = fresh
+    inputs = np.random.default_rng(11).normal(size=(REQUESTS, WIDTH)).astype(np.float32)
+    expected = ort_outputs(model_repo, "2", inputs)
+    statuses, answers, seconds = asyncio.run(hammer(base, inputs))
+    assert seconds < 30
+    bad = {i for i in range(REQUESTS) if i % BAD_EVERY == 0}
+    assert [s for s in statuses if s >= 500] == []
+    assert {i for i, s in enumerate(statuses) if s == 400} == bad
+    assert set(answers) == set(range(REQUESTS)) - bad
+    for i, answer in answers.items():  # each request got its own rows back out of the batch
+        np.testing.assert_allclose(answer, expected[i], rtol=1e-5, atol=1e-6)
+
+    text = asyncio.run(_get(f"{base}/metrics"))
+    count = float(re.search(r"^mlops_batch_size_count (\S+)$", text, re.M).group(1))
+    total = float(re.search(r"^mlops_batch_size_sum (\S+)$", text, re.M).group(1))
+    singles = float(re.search(r'^mlops_batch_size_bucket\{le="1.0"\} (\S+)$', text, re.M).group(1))
+    assert total == len(answers)  # every served row ran in exactly one batch
+    assert count < total and singles < count  # batches of more than one row formed
+    assert re.search(r"^mlops_inflight_requests 0.0$", text, re.M)
+    served = float(re.search(r'^mlops_requests_total\{model="churn",status="200",version="2"\} (\S+)$', text, re.M).group(1))
+    assert served == len(answers)
+
+
+async def _get(url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return await response.text()
+
+
+@pytest.mark.parametrize("inline", ["1", "0"], ids=["inline", "threads"])
+def test_batching_adds_no_latency_to_a_lone_request(tmp_path, model_repo, churn_recipe, monkeypatch, inline):
+    """With a 200 ms max_queue_delay and nothing else running, each request answers at once."""
+    monkeypatch.setenv("MLOPS_SERVE_INLINE", inline)
+    repo = tmp_path / "repo"
+    shutil.copytree(model_repo, repo)
+    config = repo / "churn" / "config.pbtxt"
+    config.write_text(config.read_text().replace("max_queue_delay_microseconds: 500", "max_queue_delay_microseconds: 200000"))
+    app = build_app(churn_recipe, repo, tmp_path / "state", log_sample_rate=0)
+    assert app.models["churn"].config.dynamic_batching.max_queue_delay_us == 200_000
+    x = np.ones((1, WIDTH), dtype=np.float32)
+
+    async def sequential(base: str) -> list[float]:
+        times = []
+        async with aiohttp.ClientSession() as session:
+            for _ in range(30):
+                began = time.perf_counter()
+                async with session.post(f"{base}/v2/models/churn/infer", data=payload(x)) as response:
+                    assert response.status == 200
+                    await response.read()
+                times.append(time.perf_counter() - began)
+        return times
+
+    with EmbeddedServer(app) as server:
+        times = asyncio.run(sequential(f"http://{server.url}"))
+    assert max(times[5:]) < 0.1  # far below the 0.2 s the batcher may wait when busy
+    assert float(np.median(times)) < 0.02

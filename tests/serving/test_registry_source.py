@@ -1,0 +1,44 @@
+"""A recipe with no model repository on disk (Ray Serve) serves the registry's champion
+and candidate, fetched from MLflow."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from framework import api
+from tests.conftest import REPO
+from tests.serving.conftest import ort_outputs
+
+pytestmark = pytest.mark.slow
+
+
+def test_champion_and_candidate_from_the_registry(tmp_path, model_repo, monkeypatch):
+    from framework.runtime import tracking
+    from framework.runtime.serve import build_app
+
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    recipe = api.load_recipe("churn", overrides=["serving=ray_serve"], project=REPO).recipe
+    state = tmp_path / ".mlops"
+    with tracking.Tracker(recipe, state, run_name="one") as run:
+        for version in ("1", "2"):
+            staged = tmp_path / f"v{version}" / "model.onnx"
+            staged.parent.mkdir()
+            shutil.copy(model_repo / "churn" / version / "model.onnx", staged)
+            run.log_artifact_file(staged, f"model{version}")
+        first = tracking.register(run, "model1", recipe.registered_model)
+        second = tracking.register(run, "model2", recipe.registered_model)
+    tracking.set_alias(recipe.registered_model, "champion", first, uri=run.uri)
+    tracking.set_alias(recipe.registered_model, "candidate", second, uri=run.uri)
+
+    app = build_app(recipe, None, state, log_sample_rate=0)
+    assert app.repository.path == state / "serving" / "model_repository"
+    assert app.repository.versions() == {"churn": [first, second]}
+    x = np.ones((2, 13), dtype=np.float32)
+    for version, source in ((first, "1"), (second, "2")):
+        out = app.models["churn"].versions[version].runner.run({"features": x})["probabilities"]
+        np.testing.assert_allclose(out, ort_outputs(model_repo, source, x), rtol=1e-6)
+    assert app.models["churn"].config.max_batch_size == recipe.serving.max_batch_size == 32
+    assert app.labels == {"churn": "churn"}
