@@ -18,6 +18,7 @@ __all__ = [
     "RecipeStatus", "ValidateResult", "ShowResult", "Leaf", "SchemaResult",
     "load_recipe", "validate", "show", "write_schemas", "check_schemas", "recipe_envs",
     "GenerateResult", "generate", "PlanResult", "plan", "ApplyResult", "apply", "ServeResult", "serve",
+    "RolloutStatus", "RolloutChange", "rollout_status", "rollout_promote", "rollout_rollback",
 ]
 
 
@@ -233,6 +234,7 @@ class ApplyResult:
     steps: list[str]
     outcome: Any = None  # framework.runtime.train.Outcome when it ran here
     job_status: str | None = None  # the Ray job's final status with --target ray
+    rollout: Any = None  # framework.runtime.rollout.controller.RolloutResult (local target)
 
 
 APPLY_STEPS = (
@@ -244,6 +246,8 @@ APPLY_STEPS = (
     "gates: {gates}",
     "register: model version of '{model}', alias candidate{champion}",
     "serve-ready: fill the Triton model repository .mlops/model_repository/",
+    "rollout: {strategy} of the candidate against the champion on the embedded server (synthetic traffic "
+    "from the validation rows), then promote (alias champion) or roll back (alias rejected)",
 )
 
 
@@ -300,7 +304,12 @@ def apply(
     from framework.runtime.train import run_training
 
     outcome = run_training(resolved, proj.root, proj.state_dir, None, console)
-    return ApplyResult(r.name, r.environment, resolved, steps, outcome)
+    from framework.runtime.locks import apply_lock
+    from framework.runtime.rollout.controller import rollout_local
+
+    with apply_lock(proj.state_dir, r.name):  # run_training released its lock on return
+        rollout = rollout_local(r, proj.state_dir, proj.root, console=console)
+    return ApplyResult(r.name, r.environment, resolved, steps, outcome, rollout=rollout)
 
 
 def _optional_steps(r: Any) -> list[str]:
@@ -328,7 +337,7 @@ def _describe_step(step: str, r: Any, proj: Project) -> str:
         every=r.training.checkpoint.every_epochs if r.training else 0,
         tracking=r.tracking.uri or display_path(proj.state_dir / "mlflow.db"),
         metrics=", ".join(r.evaluation.metrics), atol=gates.onnx_parity_atol, gates=", ".join(named) or "none",
-        model=r.registered_model, champion=" and champion (rollout direct)" if r.rollout.strategy == "direct" else "",
+        model=r.registered_model, strategy=r.rollout.strategy, champion=" and champion (rollout direct)" if r.rollout.strategy == "direct" else "",
     )
 
 
@@ -370,3 +379,90 @@ def serve(
 
     serve_forever(app, host, port if port is not None else r.serving.port, ready)
     return ServeResult(r.name, r.environment, urls[0] if urls else "", versions)
+
+
+# --- rollout by hand (`mlops rollout status|promote|rollback`) ----------------------------
+@dataclass(frozen=True)
+class RolloutStatus:
+    recipe: str
+    env: str
+    registered_model: str
+    tracking_uri: str
+    champion: str | None  # versions the MLflow aliases point at
+    candidate: str | None
+    rejected: str | None
+    state: dict[str, Any] | None  # the rollout record (.mlops/rollouts/<recipe>/<env>.json)
+    state_path: Path
+
+
+@dataclass(frozen=True)
+class RolloutChange:
+    recipe: str
+    env: str
+    registered_model: str
+    action: str  # promote | rollback
+    version: str  # the candidate moved
+    champion: str | None  # after the change
+    previous_champion: str | None
+    state_path: Path
+
+
+def _rollout_context(recipe: str, env: str | None, project: Project | Path | None):
+    from framework.runtime import tracking
+    from framework.runtime.rollout import state as st
+
+    proj = _project(project)
+    r = load_recipe(recipe, env, (), proj).recipe
+    uri = tracking.tracking_uri(r, proj.state_dir)
+    return r, uri, st.aliases(r.registered_model, uri=uri), st.state_path(proj.state_dir, r.name, r.environment)
+
+
+def rollout_status(recipe: str, env: str | None = None, project: Project | Path | None = None) -> RolloutStatus:
+    """The registry's champion, candidate and rejected versions and the rollout record."""
+    from framework.runtime.rollout import state as st
+
+    r, uri, found, path = _rollout_context(recipe, env, project)
+    return RolloutStatus(
+        r.name, r.environment, r.registered_model, uri,
+        found[st.ALIAS_CHAMPION], found[st.ALIAS_CANDIDATE], found[st.ALIAS_REJECTED], st.read_state(path), path,
+    )
+
+
+def _candidate_or_fail(r: Any, uri: str, found: dict[str, str | None], action: str) -> str:
+    from framework.runtime.rollout import state as st
+
+    candidate, champion = found[st.ALIAS_CANDIDATE], found[st.ALIAS_CHAMPION]
+    if candidate is None:
+        message = (f"nothing to {action}: no version of '{r.registered_model}' has alias candidate in {uri}; "
+                   f"run `mlops apply {r.name}` first")
+        raise MlopsError([Problem(None, "rollout", message)])
+    if candidate == champion:
+        message = f"nothing to {action}: the candidate, version {candidate} of '{r.registered_model}', is already the champion"
+        raise MlopsError([Problem(None, "rollout", message)])
+    return candidate
+
+
+def rollout_promote(recipe: str, env: str | None = None, project: Project | Path | None = None) -> RolloutChange:
+    """Point alias `champion` at the candidate and record it; MlopsError when there is
+    no candidate or it already is the champion."""
+    from framework.runtime.rollout import state as st
+
+    r, uri, found, path = _rollout_context(recipe, env, project)
+    candidate = _candidate_or_fail(r, uri, found, "promote")
+    st.promote_version(r.registered_model, candidate, uri=uri)
+    st.record_manual(path, r, found[st.ALIAS_CHAMPION], candidate, "promote")
+    return RolloutChange(r.name, r.environment, r.registered_model, "promote", candidate, candidate,
+                         found[st.ALIAS_CHAMPION], path)
+
+
+def rollout_rollback(recipe: str, env: str | None = None, project: Project | Path | None = None) -> RolloutChange:
+    """Point alias `rejected` at the candidate, leave the champion, and record it;
+    MlopsError when there is no candidate or it is the champion."""
+    from framework.runtime.rollout import state as st
+
+    r, uri, found, path = _rollout_context(recipe, env, project)
+    candidate = _candidate_or_fail(r, uri, found, "roll back")
+    st.reject_version(r.registered_model, candidate, uri=uri)
+    st.record_manual(path, r, found[st.ALIAS_CHAMPION], candidate, "rollback")
+    return RolloutChange(r.name, r.environment, r.registered_model, "rollback", candidate, found[st.ALIAS_CHAMPION],
+                         found[st.ALIAS_CHAMPION], path)

@@ -219,6 +219,13 @@ def apply(
     from framework.runtime.train import summary
 
     print(summary(result.outcome))
+    if result.rollout is not None:
+        from framework.runtime.rollout.controller import summary as rollout_summary
+
+        print(rollout_summary(result.rollout))
+        if result.rollout.decision == "rolled_back":  # CI must see a rejected candidate
+            print(f"rollout: version {result.rollout.candidate} was rolled back; the champion is unchanged", file=sys.stderr)
+            raise typer.Exit(1)
 
 
 @app.command()
@@ -239,6 +246,57 @@ def serve(
 
     result = api.serve(recipe, env=env, host=host, port=port, on_ready=ready)
     print(f"stopped serving {result.recipe} ({result.env})")
+
+
+rollout_app = typer.Typer(
+    help="Inspect or move a rollout by hand: the registry's champion and candidate (MLflow aliases).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(rollout_app, name="rollout")
+RolloutRecipe = Annotated[str, typer.Argument(help="Recipe name or path.")]
+
+
+def _version(version: str | None) -> str:
+    return f"version {version}" if version is not None else "none"
+
+
+@rollout_app.command("status")
+@_reports_errors
+def rollout_status(recipe: RolloutRecipe, env: EnvOption = None) -> None:
+    """Champion and candidate versions, and the recorded rollout: strategy, step, weight, last verdict."""
+    from framework import api
+    from framework.runtime.rollout.state import describe
+
+    status = api.rollout_status(recipe, env=env)
+    print(f"{status.recipe} ({status.env}): registered model '{status.registered_model}'")
+    print(f"  champion:  {_version(status.champion)}")
+    print(f"  candidate: {_version(status.candidate)}")
+    print(f"  rejected:  {_version(status.rejected)}")
+    for line in describe(status.state):
+        print(f"  {line}")
+
+
+@rollout_app.command("promote")
+@_reports_errors
+def rollout_promote(recipe: RolloutRecipe, env: EnvOption = None) -> None:
+    """Make the candidate the champion (alias champion -> candidate). Exit 1 when there is nothing to promote."""
+    from framework import api
+
+    change = api.rollout_promote(recipe, env=env)
+    print(f"{change.recipe} ({change.env}): promoted version {change.version} to champion "
+          f"(was {_version(change.previous_champion)})")
+
+
+@rollout_app.command("rollback")
+@_reports_errors
+def rollout_rollback(recipe: RolloutRecipe, env: EnvOption = None) -> None:
+    """Reject the candidate (alias rejected -> candidate); the champion stays. Exit 1 when there is no candidate."""
+    from framework import api
+
+    change = api.rollout_rollback(recipe, env=env)
+    print(f"{change.recipe} ({change.env}): rolled back version {change.version} (alias rejected); "
+          f"champion stays {_version(change.champion)}")
 
 
 def main() -> None:

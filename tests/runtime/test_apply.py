@@ -26,7 +26,16 @@ def test_apply_trains_gates_registers_and_fills_the_model_repository(churn_proje
     repo = churn_project / ".mlops" / "model_repository" / "churn"
     assert (repo / "config.pbtxt").is_file() and (repo / "1" / "model.onnx").is_file()
     assert _alias(churn_project, "candidate") == "1"
-    assert _alias(churn_project, "champion") is None  # canary: the rollout moves it
+    # No champion yet: the first candidate becomes it without a canary.
+    assert "churn (dev): rollout canary: promoted version 1 to champion" in result.stdout
+    assert _alias(churn_project, "champion") == "1"
+
+    again = run_cli("apply", "churn")  # version 2 goes through the canary against version 1
+    assert again.exit_code == 0, again.stderr[-3000:]
+    assert "model version 2 (candidate), gates passed" in again.stdout
+    assert "churn (dev): rollout canary: promoted version 2 to champion" in again.stdout
+    assert "synthetic requests on the embedded server" in again.stdout
+    assert _alias(churn_project, "champion") == "2"
 
 
 def test_a_failed_expectation_stops_before_training(churn_project: Path) -> None:

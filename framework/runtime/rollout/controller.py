@@ -1,0 +1,458 @@
+"""The local rollout driver: walks `rollout.strategy` between the champion and the
+candidate, then promotes or rolls back, recording everything in the state file.
+
+Locally a rollout advances by request counts, not by the recipe's durations
+(`rollout.interval`, `duration`, `preview_duration` are for clusters, where Argo
+Rollouts and Istio wait them out): each step sends synthetic traffic until the
+candidate has served `rollout.analysis.min_requests` in that step's window, then
+judges it (analysis.py). So a local rollout takes seconds. Per strategy:
+
+* direct: the candidate becomes the champion, no traffic.
+* canary: for each of `steps` (percent): weight the candidate, send traffic until it
+  has min_requests, analyse; the first failing step rolls back; the last passing step
+  promotes.
+* shadow: mirror `mirror_percent` of the traffic until min_requests shadow runs came
+  back; the analysis adds `min_agreement`.
+* bandit: Thompson sampling until each arm has served min_requests; the candidate is
+  promoted when its analysis passes and the bandit does not prefer the champion with
+  95% confidence (P(champion is the better arm) >= 0.95 rolls back).
+* blue_green: preview traffic (the recipe's header) to the candidate until
+  min_requests, analyse; passing switches all traffic and promotes when
+  `auto_promote`, else the rollout waits (status paused) for `mlops rollout promote`.
+
+A step that cannot collect min_requests within its budget (`budget_factor` times the
+requests its share should need) is inconclusive and rolls back. Promote: MLflow alias
+`champion` -> candidate and the router sends everything to it; roll back: alias
+`rejected` -> candidate, champion unchanged, the router sends everything to the
+champion. The record: `.mlops/rollouts/<recipe>/<env>.json` (state.py).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from framework.errors import MlopsError, Problem
+from framework.runtime.rollout import state as st
+from framework.runtime.rollout.analysis import Verdict, analyse
+from framework.runtime.rollout.stats import Stats
+
+BANDIT_CONFIDENCE = 0.95
+ADVANCE = "local: steps advance by request counts (analysis.min_requests per step), not by the recipe's durations"
+
+Traffic = Callable[..., Any]  # traffic(n, headers=None): send n requests, return once answered
+
+
+@dataclass
+class RolloutResult:
+    recipe: str
+    env: str
+    strategy: str
+    champion: str | None  # before the rollout
+    candidate: str | None
+    decision: str  # promoted | rolled_back | paused | unchanged
+    reasons: list[str] = field(default_factory=list)
+    verdicts: list[dict] = field(default_factory=list)
+    requests: int = 0
+    state_path: Path | None = None
+
+    @property
+    def champion_after(self) -> str | None:
+        return self.candidate if self.decision == "promoted" else self.champion
+
+
+class Controller:
+    """Drives one rollout of `candidate` against `champion` through `router`, sending
+    traffic with `traffic(n, headers=None)` (blocking until answered)."""
+
+    def __init__(
+        self,
+        recipe,
+        *,
+        uri: str,
+        router,
+        traffic: Traffic,
+        champion: str,
+        candidate: str,
+        state_path: Path,
+        model: str | None = None,
+        chunk_max: int = 500,
+        budget_factor: float = 3.0,
+        settle_s: float = 5.0,
+        on_event: Callable[[str], None] | None = None,
+    ):
+        self.recipe = recipe
+        self.rollout = recipe.rollout
+        self.analysis = recipe.rollout.analysis
+        self.uri = uri
+        self.router = router
+        self.traffic = traffic
+        self.champion = str(champion)
+        self.candidate = str(candidate)
+        self.state_path = Path(state_path)
+        self.model = model or recipe.name
+        self.chunk_max = chunk_max
+        self.budget_factor = budget_factor
+        self.settle_s = settle_s
+        self.on_event = on_event or (lambda line: None)
+        self.sent = 0
+        steps = list(getattr(self.rollout, "steps", []) or [])
+        self.state: dict[str, Any] = {
+            "recipe": recipe.name,
+            "env": recipe.environment,
+            "registered_model": recipe.registered_model,
+            "model": self.model,
+            "strategy": self.rollout.strategy,
+            "champion": self.champion,
+            "candidate": self.candidate,
+            "status": "running",
+            "step": 0,
+            "steps": steps,
+            "weight": 0.0,
+            "verdicts": [],
+            "decision": None,
+            "decided_by": None,
+            "reasons": [],
+            "requests": 0,
+            "started_at": st.now(),
+            "finished_at": None,
+            "advance": ADVANCE,
+        }
+
+    # --- the walk ------------------------------------------------------------------
+    def run(self) -> RolloutResult:
+        st.write_state(self.state_path, self.state)
+        strategy = self.rollout.strategy
+        walk = getattr(self, f"_{strategy}")
+        return walk()
+
+    def _direct(self) -> RolloutResult:
+        return self._promote(["rollout direct: the candidate replaces the champion without analysis"])
+
+    def _canary(self) -> RolloutResult:
+        steps = self.state["steps"]
+        for number, weight in enumerate(steps, 1):
+            self.router.set_weight(weight)
+            self.state.update(step=number, weight=float(weight))
+            st.write_state(self.state_path, self.state)
+            verdict, stats = self._window(self.candidate, weight / 100.0)
+            label = f"step {number}/{len(steps)} ({weight}%)"
+            self._record(verdict, stats, label, step=number, weight=float(weight))
+            if not verdict.passed:
+                return self._rollback([f"canary {label}: {r}" for r in verdict.reasons])
+        return self._promote([f"canary: all {len(steps)} steps passed"])
+
+    def _shadow(self) -> RolloutResult:
+        self.state.update(step=1, weight=0.0)
+        mirror = self.rollout.mirror_percent / 100.0
+        verdict, stats = self._window(self.candidate, mirror, min_agreement=self.rollout.min_agreement)
+        self._record(verdict, stats, f"shadow ({self.rollout.mirror_percent:g}% mirrored)", step=1, weight=0.0)
+        if not verdict.passed:
+            return self._rollback([f"shadow: {r}" for r in verdict.reasons])
+        return self._promote([f"shadow: {r}" for r in verdict.reasons])
+
+    def _bandit(self) -> RolloutResult:
+        self.state.update(step=1)
+        floor = max(self.rollout.min_percent / 100.0, 0.01)
+        verdict, stats = self._window(self.candidate, floor, both_arms=True)
+        best = self.router.prob_best(20000)
+        weights = self.router.weights(self.model)
+        self.state["weight"] = round(weights.get(self.candidate, 0.0) * 100.0, 2)
+        champion_best = best.get(self.champion, 0.0)
+        if verdict.passed:
+            if champion_best >= BANDIT_CONFIDENCE:
+                verdict = Verdict(False, [
+                    f"the bandit prefers the champion: P(version {self.champion} is the better arm) = "
+                    f"{champion_best * 100:.1f}% >= {BANDIT_CONFIDENCE * 100:.0f}%"
+                ])
+            else:
+                verdict = Verdict(True, [*verdict.reasons, f"P(version {self.candidate} is the better arm) = "
+                                                            f"{best.get(self.candidate, 0.0) * 100:.1f}%"])
+        self._record(verdict, stats, f"bandit (candidate {self.state['weight']:g}% of traffic)", step=1,
+                     weight=self.state["weight"])
+        if not verdict.passed:
+            return self._rollback([f"bandit: {r}" for r in verdict.reasons])
+        return self._promote([f"bandit: {r}" for r in verdict.reasons])
+
+    def _blue_green(self) -> RolloutResult:
+        self.state.update(step=1, weight=0.0)
+        header = self.rollout.header
+        verdict, stats = self._window(self.candidate, 1.0, headers={header.name: header.value})
+        self._record(verdict, stats, "blue/green preview", step=1, weight=0.0)
+        if not verdict.passed:
+            return self._rollback([f"blue_green preview: {r}" for r in verdict.reasons])
+        if not self.rollout.auto_promote:
+            reasons = [f"blue_green preview: {r}" for r in verdict.reasons]
+            reasons.append("auto_promote is false: run `mlops rollout promote` to switch")
+            return self._finish("paused", None, reasons)
+        self.router.switch()
+        self.state["weight"] = 100.0
+        return self._promote([f"blue_green preview: {r}" for r in verdict.reasons])
+
+    # --- one analysis window ---------------------------------------------------------
+    def _window(
+        self,
+        version: str,
+        share: float,
+        *,
+        min_agreement: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        both_arms: bool = False,
+    ) -> tuple[Verdict, Stats]:
+        """Send traffic in a fresh window until `version` has min_requests (with
+        both_arms: every version), then analyse it."""
+        self._settle()
+        self.router.reset()
+        needed = self.analysis.min_requests
+        share = max(share, 1e-3)
+        budget = math.ceil(needed / share * self.budget_factor) + 20
+        sent = 0
+        while True:
+            stats = self.router.stats(version)
+            served = stats.requests
+            if both_arms:
+                served = min(self.router.stats(v).requests for v in (self.champion, self.candidate))
+            if served >= needed:
+                return analyse(stats, self.analysis, min_agreement), stats
+            if sent >= budget:
+                reason = (f"inconclusive: {served} of {needed} requests (analysis.min_requests) "
+                          f"after {sent} requests sent")
+                return Verdict(None, [reason]), stats
+            n = min(max(math.ceil((needed - served) / share), 10), self.chunk_max, budget - sent)
+            self.traffic(n, headers)
+            sent += n
+            self.sent += n
+            self.state["requests"] = self.sent
+            self._settle()
+
+    def _settle(self) -> None:
+        """Wait (briefly) until the app has reported every request it routed: `observe`
+        comes after the answer, shadows finish in the background."""
+        pending = getattr(self.router, "pending", None)
+        if pending is None:
+            return
+        deadline = time.monotonic() + self.settle_s
+        while pending() > 0 and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    def _record(self, verdict: Verdict, stats: Stats, label: str, *, step: int, weight: float) -> None:
+        entry = {
+            "step": step,
+            "weight": weight,
+            "passed": verdict.passed,
+            "reasons": list(verdict.reasons),
+            "candidate": stats.to_dict(),
+            "champion": self.router.stats(self.champion).to_dict(),
+            "requests": self.sent,
+            "at": st.now(),
+        }
+        self.state["verdicts"].append(entry)
+        st.write_state(self.state_path, self.state)
+        outcome = {True: "passed", False: "failed", None: "inconclusive"}[verdict.passed]
+        self.on_event(f"rollout {label}: {outcome}: {'; '.join(verdict.reasons)}")
+
+    # --- decisions ---------------------------------------------------------------------
+    def _promote(self, reasons: list[str]) -> RolloutResult:
+        st.promote_version(self.recipe.registered_model, self.candidate, uri=self.uri)
+        if hasattr(self.router, "set_weight"):
+            self.router.set_weight(100.0)
+        self.router.finish(self.candidate)
+        self.state["weight"] = 100.0
+        return self._finish("promoted", "promote", reasons)
+
+    def _rollback(self, reasons: list[str]) -> RolloutResult:
+        st.reject_version(self.recipe.registered_model, self.candidate, uri=self.uri)
+        if hasattr(self.router, "set_weight"):
+            self.router.set_weight(0.0)
+        self.router.finish(self.champion)
+        self.state["weight"] = 0.0
+        return self._finish("rolled_back", "rollback", reasons)
+
+    def _finish(self, status: str, decision: str | None, reasons: list[str]) -> RolloutResult:
+        self.state.update(status=status, decision=decision, reasons=reasons, requests=self.sent,
+                          decided_by="controller" if decision else None,
+                          finished_at=st.now() if decision else None)
+        st.write_state(self.state_path, self.state)
+        verb = {"promoted": f"promoted version {self.candidate} to champion",
+                "rolled_back": f"rolled back version {self.candidate}; champion stays version {self.champion}",
+                "paused": f"version {self.candidate} passed its preview; waiting for `mlops rollout promote`"}[status]
+        self.on_event(f"rollout {self.rollout.strategy}: {verb}")
+        return RolloutResult(
+            self.recipe.name, self.recipe.environment, self.rollout.strategy, self.champion, self.candidate,
+            status, list(reasons), list(self.state["verdicts"]), self.sent, self.state_path,
+        )
+
+
+# --- the local rollout after apply --------------------------------------------------------
+def _record_only(recipe, state_path: Path, champion, candidate, status, decision, reasons) -> RolloutResult:
+    record = {
+        "recipe": recipe.name, "env": recipe.environment, "registered_model": recipe.registered_model,
+        "strategy": recipe.rollout.strategy, "champion": champion, "candidate": candidate, "status": status,
+        "step": 0, "steps": list(getattr(recipe.rollout, "steps", []) or []),
+        "weight": 100.0 if status == "promoted" else 0.0, "verdicts": [], "decision": decision,
+        "decided_by": "controller" if decision else None, "reasons": reasons, "requests": 0,
+        "started_at": st.now(), "finished_at": st.now(), "advance": ADVANCE,
+    }
+    st.write_state(state_path, record)
+    return RolloutResult(recipe.name, recipe.environment, recipe.rollout.strategy, champion, candidate, status,
+                         reasons, [], 0, state_path)
+
+
+def validation_features(recipe, root: Path):
+    """The validation rows of the recipe's data in the model signature's layout (the
+    split and the feature pipeline training used)."""
+    from framework.runtime import data, splitting
+    from framework.runtime.features import FeaturePipeline
+
+    frame = data.load_table(recipe, Path(root))
+    train_df, val_df = (part.reset_index(drop=True) for part in splitting.split(recipe, frame))
+    return FeaturePipeline.fit(recipe, train_df).transform(val_df)
+
+
+def rollout_repository(recipe, state_dir: Path, model: str, versions: list[str]) -> Path:
+    """A model repository with exactly `versions` of the recipe's model, for the local
+    rollout's server: `<state_dir>/rollouts/<recipe>/<env>/model_repository/`. Files
+    come from apply's model repository when there, else from the registry."""
+    import shutil
+
+    from framework.runtime import tracking
+    from framework.runtime.serving.model_config import config_from_recipe
+
+    state_dir = Path(state_dir)
+    filename = config_from_recipe(recipe).model_filename
+    root = state_dir / "rollouts" / recipe.name / recipe.environment / "model_repository"
+    model_dir = root / model
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    model_dir.mkdir(parents=True)
+    uri = tracking.tracking_uri(recipe, state_dir)
+    for version in versions:
+        target = model_dir / str(version) / filename
+        target.parent.mkdir(parents=True)
+        found = None
+        for source in (state_dir / "model_repository", state_dir / "serving" / "model_repository"):
+            if (source / model / str(version) / filename).is_file():
+                found = source / model / str(version) / filename
+                break
+        if found is not None:
+            try:
+                target.hardlink_to(found)
+            except OSError:
+                shutil.copyfile(found, target)
+            continue
+        _download(recipe.registered_model, str(version), filename, target, uri)
+    if recipe.serving.backend == "triton":  # Triton's config, serving exactly these versions
+        from framework.targets.triton import render
+
+        policy = recipe.serving.version_policy.model_copy(update={"specific": sorted(int(v) for v in versions), "latest": None})
+        serving = recipe.serving.model_copy(update={"version_policy": policy})
+        (artifact,) = render(recipe.model_copy(update={"serving": serving}))
+        (model_dir / "config.pbtxt").write_text(artifact.text, encoding="utf-8")
+    return root  # other backends: the app derives the config from the recipe (latest 2)
+
+
+def _download(name: str, version: str, filename: str, target: Path, uri: str) -> None:
+    import shutil
+    import tempfile
+
+    from mlflow.artifacts import download_artifacts
+
+    from framework.runtime import tracking
+
+    source = tracking.client(uri).get_model_version(name, version).source
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=uri))
+        found = next(iter(sorted(local.rglob(filename))), None) if local.is_dir() else (local if local.name == filename else None)
+        if found is None:
+            raise MlopsError([Problem(None, "rollout", f"version {version} of '{name}' has no {filename} ({source})")])
+        shutil.copyfile(found, target)
+
+
+def rollout_local(
+    recipe,
+    state_dir: Path,
+    root: Path | None = None,
+    *,
+    features=None,
+    console=None,
+    concurrency: int = 4,
+    seed: int = 0,
+    on_app: Callable[[Any], None] | None = None,
+    **controller_options,
+) -> RolloutResult:
+    """Roll the registry's `candidate` out against its `champion` on the embedded host.
+
+    No champion yet: the candidate becomes it. Candidate already champion: nothing to do.
+    Else the recipe's router serves both versions (rollout_repository) on 127.0.0.1, and
+    synthetic traffic from `features` (default: the validation rows of the recipe's data,
+    read from `root`) drives the Controller. `on_app(app)` runs before the server starts
+    (tests slow a version down there)."""
+    from framework.runtime import tracking
+    from framework.runtime.rollout.routers import make_router
+    from framework.runtime.rollout.traffic import SyntheticTraffic
+    from framework.runtime.serve import EmbeddedServer, build_app
+    from framework.targets.triton import model_name
+
+    state_dir = Path(state_dir).resolve()
+    uri = tracking.tracking_uri(recipe, state_dir)
+    name = recipe.registered_model
+    found = st.aliases(name, uri=uri)
+    champion, candidate = found[st.ALIAS_CHAMPION], found[st.ALIAS_CANDIDATE]
+    path = st.state_path(state_dir, recipe.name, recipe.environment)
+    say = (lambda line: console.print(line, markup=False, highlight=False)) if console is not None else None
+    if candidate is None:
+        raise MlopsError([Problem(None, "rollout", f"no version of '{name}' has alias candidate in {uri}: "
+                                                   f"run `mlops apply {recipe.name}` first")])
+    if champion is None:
+        st.promote_version(name, candidate, uri=uri)
+        result = _record_only(recipe, path, None, candidate, "promoted", "promote",
+                              [f"no champion yet: version {candidate} becomes the champion"])
+    elif champion == candidate:
+        result = _record_only(recipe, path, champion, candidate, "unchanged", None,
+                              [f"version {candidate} is already the champion"])
+    elif recipe.rollout.strategy == "direct":
+        router = make_router(recipe.rollout, model_name(recipe), champion, candidate, seed=seed)
+        result = Controller(recipe, uri=uri, router=router, traffic=lambda n, h=None: None, champion=champion,
+                            candidate=candidate, state_path=path, model=model_name(recipe), on_event=say).run()
+    else:
+        model = model_name(recipe)
+        if features is None:
+            features = validation_features(recipe, root or Path.cwd())
+        repository = rollout_repository(recipe, state_dir, model, [champion, candidate])
+        router = make_router(recipe.rollout, model, champion, candidate, seed=seed)
+        app = build_app(recipe, repository, state_dir, router=router, log_sample_rate=0)
+        if on_app is not None:
+            on_app(app)
+        with EmbeddedServer(app) as server:
+            traffic = SyntheticTraffic(server.url, model, features, concurrency=concurrency, seed=seed)
+            result = Controller(recipe, uri=uri, router=router, traffic=traffic, champion=champion,
+                                candidate=candidate, state_path=path, model=model, on_event=say,
+                                **controller_options).run()
+    if say is not None and result.requests == 0:
+        say(f"rollout {result.strategy}: {result.reasons[0]}")
+    return result
+
+
+def summary(result: RolloutResult) -> str:
+    """Lines for the end of `mlops apply`."""
+    head = {
+        "promoted": f"promoted version {result.candidate} to champion",
+        "rolled_back": f"rolled back version {result.candidate} (alias rejected); champion stays version {result.champion}",
+        "paused": f"version {result.candidate} passed its preview; run `mlops rollout promote {result.recipe}` to switch",
+        "unchanged": f"nothing to roll out: version {result.candidate} is already the champion",
+    }[result.decision]
+    lines = [f"{result.recipe} ({result.env}): rollout {result.strategy}: {head}"]
+    if result.requests:
+        lines.append(f"  {result.requests} synthetic requests on the embedded server")
+    lines += [f"  {reason}" for reason in result.reasons]
+    if result.state_path is not None:
+        from framework.project import display_path
+
+        lines.append(f"  record: {display_path(result.state_path)}")
+    return "\n".join(lines)
+
+
+__all__ = ["Controller", "RolloutResult", "rollout_local", "rollout_repository", "validation_features", "summary"]

@@ -1,0 +1,149 @@
+"""Synthetic traffic for local rollouts: KServe v2 infer requests built from validation
+rows, sent to a running embedded server (framework.runtime.serve.EmbeddedServer) by a
+few threads, each on its own keep-alive connection (stdlib http.client: no client
+dependency at run time)."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+
+@dataclass
+class TrafficReport:
+    sent: int = 0
+    ok: int = 0
+    failed: int = 0  # 5xx or no answer
+    rejected: int = 0  # 4xx: the request was wrong (never reaches the router)
+    versions: Counter = field(default_factory=Counter)  # model_version of each 200 answer
+    latencies_s: list[float] = field(default_factory=list)
+
+    def merge(self, other: "TrafficReport") -> None:
+        self.sent += other.sent
+        self.ok += other.ok
+        self.failed += other.failed
+        self.rejected += other.rejected
+        self.versions.update(other.versions)
+        self.latencies_s.extend(other.latencies_s)
+
+
+def infer_body(rows: np.ndarray, input_name: str = "features") -> bytes:
+    import orjson
+
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    return orjson.dumps(
+        {"inputs": [{"name": input_name, "shape": list(rows.shape), "datatype": "FP32", "data": rows.reshape(-1).tolist()}]}
+    )
+
+
+def send_infer_requests(
+    url: str,
+    model: str,
+    features: np.ndarray,
+    n: int,
+    *,
+    concurrency: int = 4,
+    headers: Mapping[str, str] | None = None,
+    rows_per_request: int = 1,
+    input_name: str = "features",
+    seed: int = 0,
+    timeout: float = 30.0,
+) -> TrafficReport:
+    """Send `n` infer requests to `http://<url>/v2/models/<model>/infer` (url: host:port,
+    as EmbeddedServer.url gives it), each `rows_per_request` rows drawn at random from
+    `features` ([rows, width], the model signature's layout), from `concurrency` threads;
+    returns once every request has been answered."""
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 2 or len(features) == 0:
+        raise ValueError(f"features must be a non-empty [rows, width] matrix, got shape {features.shape}")
+    report = TrafficReport()
+    if n <= 0:
+        return report
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(features), size=(n, rows_per_request))
+    bodies = [infer_body(features[rows], input_name) for rows in picks]
+    host, _, port = url.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    path = f"/v2/models/{model}/infer"
+    base_headers = {"Content-Type": "application/json", **dict(headers or {})}
+    workers = max(1, min(concurrency, n))
+    parts = [TrafficReport() for _ in range(workers)]
+
+    def work(index: int) -> None:
+        part = parts[index]
+        connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        try:
+            for body in bodies[index::workers]:
+                part.sent += 1
+                began = time.perf_counter()
+                try:
+                    connection.request("POST", path, body=body, headers=base_headers)
+                    response = connection.getresponse()
+                    payload = response.read()
+                    status = response.status
+                except (OSError, http.client.HTTPException):
+                    connection.close()  # reconnects on the next request
+                    part.failed += 1
+                    continue
+                part.latencies_s.append(time.perf_counter() - began)
+                if status == 200:
+                    part.ok += 1
+                    part.versions[_version(payload)] += 1
+                elif status >= 500:
+                    part.failed += 1
+                else:
+                    part.rejected += 1
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True, name=f"traffic-{i}") for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for part in parts:
+        report.merge(part)
+    return report
+
+
+def _version(payload: bytes) -> str:
+    import orjson
+
+    try:
+        return str(orjson.loads(payload).get("model_version", ""))
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
+
+
+class SyntheticTraffic:
+    """`traffic(n, headers=None)` for the controller: n requests to one served model,
+    rows from `features`; each call draws new rows (its own seed)."""
+
+    def __init__(self, url: str, model: str, features: np.ndarray, *, concurrency: int = 4, seed: int = 0, **options):
+        self.url, self.model, self.features = url, model, features
+        self.concurrency = concurrency
+        self.seed = seed
+        self.options = options
+        self.calls = 0
+        self.report = TrafficReport()
+        self._lock = threading.Lock()
+
+    def __call__(self, n: int, headers: Mapping[str, str] | None = None) -> TrafficReport:
+        with self._lock:
+            self.calls += 1
+            seed = self.seed + self.calls
+        done = send_infer_requests(
+            self.url, self.model, self.features, n, concurrency=self.concurrency, headers=headers, seed=seed, **self.options
+        )
+        with self._lock:
+            self.report.merge(done)
+        return done
+
+
+__all__ = ["TrafficReport", "send_infer_requests", "SyntheticTraffic", "infer_body"]

@@ -1,0 +1,123 @@
+"""Local rollouts end to end: the embedded server with the rollout's router, synthetic
+KServe v2 traffic from churn's validation rows, the controller, the MLflow registry."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+
+from framework.runtime.rollout import state as st
+from framework.runtime.rollout.controller import rollout_local, validation_features
+from framework.runtime.rollout.routers import CanaryRouter
+from framework.runtime.rollout.traffic import send_infer_requests
+from framework.runtime.serve import EmbeddedServer, build_app
+from tests.conftest import REPO
+from tests.rollout.conftest import load, register, set_aliases
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def features(churn_recipe):
+    x = validation_features(churn_recipe, REPO)
+    assert x.shape == (1000, 13) and x.dtype == np.float32
+    return x
+
+
+def test_synthetic_traffic_through_a_canary_router(model_repo, churn_recipe, features, tmp_path):
+    router = CanaryRouter("churn", "1", "2", weight=25, header=churn_recipe.rollout.header, seed=3)
+    app = build_app(churn_recipe, model_repo, tmp_path, router=router, log_sample_rate=0)
+    with EmbeddedServer(app) as server:
+        report = send_infer_requests(server.url, "churn", features, 1000, concurrency=4)
+        forced = send_infer_requests(server.url, "churn", features, 50, headers={"x-mlops-candidate": "true"})
+        wait = time.monotonic() + 5
+        while router.pending() and time.monotonic() < wait:
+            time.sleep(0.01)
+    assert (report.sent, report.ok, report.failed, report.rejected) == (1000, 1000, 0, 0)
+    assert abs(report.versions["2"] - 250) <= 4.5 * math.sqrt(1000 * 0.25 * 0.75)
+    assert forced.versions == {"2": 50}
+    assert router.stats("1").requests + router.stats("2").requests == 1050 and router.pending() == 0
+
+
+def test_canary_rollout_on_the_embedded_server_promotes(tmp_path, model_files, features):
+    recipe = load("rollout.analysis.min_requests=50", "rollout.analysis.max_latency_p99_ms=1000")
+    state = tmp_path / ".mlops"
+    uri, _ = register(recipe, state, [model_files["1"], model_files["2"]])
+    set_aliases(recipe, uri, "1", "2")
+    result = rollout_local(recipe, state, features=features, concurrency=4)
+    assert result.decision == "promoted", result.reasons
+    assert st.aliases("churn", uri=uri) == {"champion": "2", "candidate": "2", "rejected": None}
+    record = json.loads(st.state_path(state, "churn", "dev").read_text())
+    assert record["status"] == "promoted" and [v["weight"] for v in record["verdicts"]] == [10.0, 25.0, 50.0, 100.0]
+    for verdict in record["verdicts"]:
+        candidate, champion = verdict["candidate"]["requests"], verdict["champion"]["requests"]
+        assert candidate >= 50 and verdict["candidate"]["errors"] == 0
+        total, share = candidate + champion, verdict["weight"] / 100
+        if share < 1:
+            assert abs(candidate - total * share) <= 4.5 * math.sqrt(total * share * (1 - share)) + 1
+        else:
+            assert champion == 0
+    # the server served exactly the two versions, fetched from the registry
+    repo = state / "rollouts" / "churn" / "dev" / "model_repository" / "churn"
+    assert sorted(p.name for p in repo.iterdir()) == ["1", "2", "config.pbtxt"]
+    assert "specific" in (repo / "config.pbtxt").read_text()
+
+
+class Slow:
+    """A runner that takes `seconds` longer (in the batcher's worker threads)."""
+
+    def __init__(self, runner, seconds):
+        self.runner, self.seconds, self.columns = runner, seconds, runner.columns
+
+    def run(self, inputs):
+        time.sleep(self.seconds)
+        return self.runner.run(inputs)
+
+
+def test_shadow_rollout_with_a_slow_candidate_keeps_the_primary_fast(tmp_path, model_files, features):
+    recipe = load("rollout=shadow", "rollout.analysis.min_requests=100")
+    state = tmp_path / ".mlops"
+    uri, _ = register(recipe, state, [model_files["1"], model_files["same"]])  # same weights: they agree
+    set_aliases(recipe, uri, "1", "2")
+
+    def slow_candidate(app):
+        batcher = app.batchers[("churn", "2")]
+        batcher.runner, batcher.inline = Slow(batcher.runner, 0.05), False
+
+    result = rollout_local(recipe, state, features=features, concurrency=2, on_app=slow_candidate)
+    assert result.decision == "promoted", result.reasons
+    (verdict,) = result.verdicts
+    champion, candidate = verdict["champion"], verdict["candidate"]
+    assert candidate["compared"] >= 100 and candidate["agreement"] == 1.0
+    assert candidate["delta_p50_ms"] >= 40 and candidate["p50_ms"] >= 50  # the shadow took its 50 ms...
+    assert champion["p50_ms"] < 20 and champion["p99_ms"] < candidate["p50_ms"]  # ...the answers did not wait for it
+    assert result.reasons[-1].startswith("shadow: agreement 100.00% (")
+    assert st.aliases("churn", uri=uri)["champion"] == "2"
+
+
+def test_rollout_repository_for_a_ray_serve_recipe(tmp_path, model_files):
+    """No config.pbtxt (the app derives it from the recipe); files from apply's model
+    repository when there (hard-linked), else from the registry."""
+    from framework.runtime.rollout.controller import rollout_repository
+
+    recipe = load("serving=ray_serve")
+    state = tmp_path / ".mlops"
+    uri, _ = register(recipe, state, [model_files["1"], model_files["2"]])
+    local = state / "model_repository" / "churn" / "1" / "model.onnx"
+    local.parent.mkdir(parents=True)
+    local.write_bytes(model_files["1"].read_bytes())
+    root = rollout_repository(recipe, state, "churn", ["1", "2"])
+    model_dir = root / "churn"
+    assert sorted(p.name for p in model_dir.iterdir()) == ["1", "2"]
+    assert (model_dir / "1" / "model.onnx").stat().st_ino == local.stat().st_ino
+    assert (model_dir / "2" / "model.onnx").read_bytes() == model_files["2"].read_bytes()
+    app = build_app(recipe, root, state, log_sample_rate=0)
+    assert app.repository.versions() == {"churn": ["1", "2"]}
