@@ -368,7 +368,7 @@ def serve(
         raise MlopsError([Problem(None, "model.kind", message)])
     from framework.runtime.serve import build_app, serve_forever
 
-    app = build_app(r, None, proj.state_dir)
+    app = build_app(r, None, proj.state_dir, router=_champion_router(r, proj))
     versions = app.repository.versions()
     urls: list[str] = []
 
@@ -379,6 +379,27 @@ def serve(
 
     serve_forever(app, host, port if port is not None else r.serving.port, ready)
     return ServeResult(r.name, r.environment, urls[0] if urls else "", versions)
+
+
+def _champion_router(r: Any, proj: Project):
+    """Requests without a version go to the registry's champion when it is loaded (a
+    rolled-back candidate may be the newest version on disk); else to the newest."""
+    from framework.runtime.rollout.state import ALIAS_CHAMPION, aliases
+    from framework.runtime.tracking import tracking_uri
+
+    champion = aliases(r.registered_model, uri=tracking_uri(r, proj.state_dir))[ALIAS_CHAMPION]
+
+    def router(repository):
+        from framework.runtime.rollout.routers import DirectRouter
+        from framework.runtime.serving.router import LatestVersionRouter
+        from framework.targets.triton import model_name
+
+        model = model_name(r)
+        if champion is not None and champion in repository.versions().get(model, []):
+            return DirectRouter(model, champion)
+        return LatestVersionRouter(repository.versions())
+
+    return router
 
 
 # --- rollout by hand (`mlops rollout status|promote|rollback`) ----------------------------

@@ -95,3 +95,37 @@ def test_serve_refuses_llm_recipes(project):
     assert result.stderr.strip() == (
         "model.kind: mlops serve runs tabular models; support-assistant is served by vllm (apply --target kubernetes)"
     )
+
+
+def test_serve_sends_unversioned_requests_to_the_champion(project, model_repo):
+    """After a rollback the newest version on disk is the rejected candidate: requests
+    without a version must reach the registry's champion."""
+    import mlflow
+
+    shutil.copytree(model_repo, project / ".mlops" / "model_repository")
+    client = mlflow.MlflowClient(f"sqlite:///{project / '.mlops' / 'mlflow.db'}")
+    client.create_registered_model("churn")
+    for version in ("1", "2"):
+        client.create_model_version("churn", source=str(project / ".mlops" / "model_repository" / "churn" / version))
+    client.set_registered_model_alias("churn", "champion", "1")
+    port = free_port()
+    process = subprocess.Popen(
+        [MLOPS, "serve", "churn", "--port", str(port)], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+    )
+    try:
+        process.stdout.readline()
+        x = np.ones((2, 13), dtype=np.float32)
+        with triton.InferenceServerClient(f"127.0.0.1:{port}") as triton_client:
+            deadline = time.monotonic() + 10
+            while not triton_client.is_server_ready():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            tensor = triton.InferInput("features", [2, 13], "FP32")
+            tensor.set_data_from_numpy(x)
+            got = triton_client.infer("churn", [tensor]).as_numpy("probabilities")
+        np.testing.assert_allclose(got, ort_outputs(model_repo, "1", x), rtol=1e-6)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
