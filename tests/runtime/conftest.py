@@ -1,4 +1,5 @@
-"""A copy of the project with the churn data, for runs that write .mlops/ and generated/."""
+"""A copy of the project with the churn data, for runs that write .mlops/ and generated/;
+and the module-scoped MLflow fixtures (env, recipe, state) of the tracking and distillation tests."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_project
+from framework import api
+from tests.conftest import REPO, copy_project
 
 
 @pytest.fixture
@@ -16,3 +18,27 @@ def churn_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name, value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true"}.items():
         monkeypatch.setenv(name, value)
     return root
+
+
+# Module-scoped MLflow setting shared by the tracking and distillation tests.
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A clean working directory (to prove nothing lands in ./mlruns or ./mlflow.db), no
+    telemetry thread phoning home from the sandbox, no progress bars; undone after the module."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.chdir(cwd)
+        yield cwd
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    return api.load_recipe("churn", project=REPO).recipe
+
+
+@pytest.fixture(scope="module")
+def state(env, tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("state") / ".mlops"

@@ -23,7 +23,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from framework import api
 from framework.errors import MlopsError
 from framework.recipe.training import Distillation
 from framework.runtime import tracking
@@ -40,27 +39,6 @@ KEY = "training.distillation.teacher"
 
 
 # --- fixtures -------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    cwd = tmp_path_factory.mktemp("cwd")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.chdir(cwd)
-        yield cwd
-
-
-@pytest.fixture(scope="module")
-def recipe():
-    return api.load_recipe("churn", project=REPO).recipe
-
-
-@pytest.fixture(scope="module")
-def state(env, tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("state") / ".mlops"
-
-
 @pytest.fixture(scope="module")
 def uri(recipe, state) -> str:
     return tracking.tracking_uri(recipe, state)

@@ -30,28 +30,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:D
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """A clean working directory (to prove nothing lands in ./mlruns) and no telemetry
-    thread phoning home from the sandbox; undone after the module."""
-    cwd = tmp_path_factory.mktemp("cwd")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.chdir(cwd)
-        yield cwd
-
-
-@pytest.fixture(scope="module")
-def recipe():
-    return api.load_recipe("churn", project=REPO).recipe
-
-
-@pytest.fixture(scope="module")
-def state(env, tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("state") / ".mlops"
-
-
-@pytest.fixture(scope="module")
 def logged(recipe, state, tmp_path_factory):
     """One run as the trainer will make it: epochs, the data report, a model file."""
     model = tmp_path_factory.mktemp("model") / "model.onnx"

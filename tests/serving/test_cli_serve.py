@@ -28,6 +28,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _serve(project: Path, port: int) -> subprocess.Popen:
+    """`mlops serve churn` in its own session (as a shell job), output unbuffered."""
+    return subprocess.Popen(
+        [MLOPS, "serve", "churn", "--port", str(port)], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+    )
+
+
+def _infer_unversioned(port: int, x: np.ndarray) -> np.ndarray:
+    """tritonclient infer on `churn` without a version, once the server is ready."""
+    with triton.InferenceServerClient(f"127.0.0.1:{port}") as client:
+        deadline = time.monotonic() + 10
+        while not client.is_server_ready():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        tensor = triton.InferInput("features", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)
+        return client.infer("churn", [tensor]).as_numpy("probabilities")
+
+
 @pytest.fixture()
 def project(tmp_path, monkeypatch):
     root = copy_project(tmp_path, ("recipes",))
@@ -38,24 +58,12 @@ def project(tmp_path, monkeypatch):
 def test_serve_until_ctrl_c_exits_0_and_leaves_nothing(project, model_repo):
     shutil.copytree(model_repo, project / ".mlops" / "model_repository")
     port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [MLOPS, "serve", "churn", "--port", str(port)], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=env, start_new_session=True,
-    )
+    process = _serve(project, port)
     try:
         first = process.stdout.readline()
         assert first == f"serving churn (versions 1, 2) at http://127.0.0.1:{port}/v2/models/churn\n"
         x = np.ones((2, 13), dtype=np.float32)
-        with triton.InferenceServerClient(f"127.0.0.1:{port}") as client:
-            deadline = time.monotonic() + 10
-            while not client.is_server_ready():
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            tensor = triton.InferInput("features", [2, 13], "FP32")
-            tensor.set_data_from_numpy(x)
-            got = client.infer("churn", [tensor]).as_numpy("probabilities")
-        np.testing.assert_allclose(got, ort_outputs(model_repo, "2", x), rtol=1e-6)
+        np.testing.assert_allclose(_infer_unversioned(port, x), ort_outputs(model_repo, "2", x), rtol=1e-6)
     finally:
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
@@ -109,22 +117,11 @@ def test_serve_sends_unversioned_requests_to_the_champion(project, model_repo):
         client.create_model_version("churn", source=str(project / ".mlops" / "model_repository" / "churn" / version))
     client.set_registered_model_alias("churn", "champion", "1")
     port = free_port()
-    process = subprocess.Popen(
-        [MLOPS, "serve", "churn", "--port", str(port)], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
-    )
+    process = _serve(project, port)
     try:
         process.stdout.readline()
         x = np.ones((2, 13), dtype=np.float32)
-        with triton.InferenceServerClient(f"127.0.0.1:{port}") as triton_client:
-            deadline = time.monotonic() + 10
-            while not triton_client.is_server_ready():
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            tensor = triton.InferInput("features", [2, 13], "FP32")
-            tensor.set_data_from_numpy(x)
-            got = triton_client.infer("churn", [tensor]).as_numpy("probabilities")
-        np.testing.assert_allclose(got, ort_outputs(model_repo, "1", x), rtol=1e-6)
+        np.testing.assert_allclose(_infer_unversioned(port, x), ort_outputs(model_repo, "1", x), rtol=1e-6)
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=30)

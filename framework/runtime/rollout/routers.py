@@ -101,6 +101,17 @@ class _Counting:
         raise NotImplementedError
 
 
+def _forced_version(router, headers: Mapping[str, str]) -> str | None:
+    """The version a request must reach whatever the weights: all traffic after the
+    decision (`final`), else the candidate when the override header is set."""
+    if router.final is not None:
+        return router.final
+    header = router.header
+    if header is not None and headers.get(header[0]) == header[1]:
+        return router.candidate
+    return None
+
+
 def _header(header) -> tuple[str, str] | None:
     """(lower-case name, value) of a recipe's HeaderOverride (or a (name, value) pair)."""
     if header is None:
@@ -151,11 +162,9 @@ class CanaryRouter(_Counting):
 
     def route(self, model: str, headers: Mapping[str, str]) -> tuple[str, str | None]:
         self.routed += 1
-        if self.final is not None:
-            return self.final, None
-        header = self.header
-        if header is not None and headers.get(header[0]) == header[1]:
-            return self.candidate, None
+        forced = _forced_version(self, headers)
+        if forced is not None:
+            return forced, None
         return (self.candidate if self._uniform() < self._share else self.champion), None
 
     def _weights(self) -> dict[str, float]:
@@ -308,11 +317,9 @@ class BlueGreenRouter(_Counting):
 
     def route(self, model: str, headers: Mapping[str, str]) -> tuple[str, str | None]:
         self.routed += 1
-        if self.final is not None:
-            return self.final, None
-        header = self.header
-        if header is not None and headers.get(header[0]) == header[1]:
-            return self.candidate, None
+        forced = _forced_version(self, headers)
+        if forced is not None:
+            return forced, None
         return self.active, None
 
     def _weights(self) -> dict[str, float]:
