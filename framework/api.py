@@ -235,6 +235,7 @@ class ApplyResult:
     outcome: Any = None  # framework.runtime.train.Outcome when it ran here
     job_status: str | None = None  # the Ray job's final status with --target ray
     rollout: Any = None  # framework.runtime.rollout.controller.RolloutResult (local target)
+    serve_hint: str = ""  # where to send requests afterwards (local target)
 
 
 APPLY_STEPS = (
@@ -305,11 +306,11 @@ def apply(
 
     outcome = run_training(resolved, proj.root, proj.state_dir, None, console)
     from framework.runtime.locks import apply_lock
-    from framework.runtime.rollout.controller import rollout_local
+    from framework.runtime.rollout.controller import rollout_local, serve_hint
 
     with apply_lock(proj.state_dir, r.name):  # run_training released its lock on return
         rollout = rollout_local(r, proj.state_dir, proj.root, console=console)
-    return ApplyResult(r.name, r.environment, resolved, steps, outcome, rollout=rollout)
+    return ApplyResult(r.name, r.environment, resolved, steps, outcome, rollout=rollout, serve_hint=serve_hint(r))
 
 
 def _optional_steps(r: Any) -> list[str]:
@@ -347,6 +348,7 @@ class ServeResult:
     env: str
     url: str
     versions: dict[str, list[str]]  # model -> versions served
+    routing: str = ""  # how requests naming no version are routed (LivePlan.describe)
 
 
 def serve(
@@ -360,46 +362,33 @@ def serve(
     """Serve the recipe's model from the local model repository (what `apply` filled;
     for a Ray Serve recipe the registry's champion and candidate) with the serving app
     on the embedded host, in the foreground until Ctrl-C. `port` defaults to
-    serving.port; `on_ready(url, versions)` is called once it listens."""
+    serving.port; `on_ready(url, versions, routing)` is called once it listens."""
     proj = _project(project)
     r = load_recipe(recipe, env, (), proj).recipe
     if r.model.kind != "tabular":
         message = f"mlops serve runs tabular models; {r.name} is served by {r.serving.backend} (apply --target kubernetes)"
         raise MlopsError([Problem(None, "model.kind", message)])
+    from framework.runtime.rollout.live import live_plan, live_router
     from framework.runtime.serve import build_app, serve_forever
 
-    app = build_app(r, None, proj.state_dir, router=_champion_router(r, proj))
+    plan = live_plan(r, proj.state_dir)
+    if plan.champion is not None:  # exactly the champion (and the candidate in a rollout)
+        from framework.runtime.rollout.controller import rollout_repository
+
+        repository = rollout_repository(r, proj.state_dir, plan.model, plan.versions, purpose="serve")
+        app = build_app(r, repository, proj.state_dir, router=live_router(r, plan))
+    else:  # nothing promoted yet: what apply left, else the registry's candidate
+        app = build_app(r, None, proj.state_dir)
     versions = app.repository.versions()
     urls: list[str] = []
 
     def ready(url: str) -> None:
         urls.append(url)
         if on_ready is not None:
-            on_ready(url, versions)
+            on_ready(url, versions, plan.describe())
 
     serve_forever(app, host, port if port is not None else r.serving.port, ready)
-    return ServeResult(r.name, r.environment, urls[0] if urls else "", versions)
-
-
-def _champion_router(r: Any, proj: Project):
-    """Requests without a version go to the registry's champion when it is loaded (a
-    rolled-back candidate may be the newest version on disk); else to the newest."""
-    from framework.runtime.rollout.state import ALIAS_CHAMPION, aliases
-    from framework.runtime.tracking import tracking_uri
-
-    champion = aliases(r.registered_model, uri=tracking_uri(r, proj.state_dir))[ALIAS_CHAMPION]
-
-    def router(repository):
-        from framework.runtime.rollout.routers import DirectRouter
-        from framework.runtime.serving.router import LatestVersionRouter
-        from framework.targets.triton import model_name
-
-        model = model_name(r)
-        if champion is not None and champion in repository.versions().get(model, []):
-            return DirectRouter(model, champion)
-        return LatestVersionRouter(repository.versions())
-
-    return router
+    return ServeResult(r.name, r.environment, urls[0] if urls else "", versions, plan.describe())
 
 
 # --- rollout by hand (`mlops rollout status|promote|rollback`) ----------------------------

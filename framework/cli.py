@@ -223,6 +223,8 @@ def apply(
         from framework.runtime.rollout.controller import summary as rollout_summary
 
         print(rollout_summary(result.rollout))
+        if result.serve_hint:
+            print(result.serve_hint)
         if result.rollout.decision == "rolled_back":  # CI must see a rejected candidate
             print(f"rollout: version {result.rollout.candidate} was rolled back; the champion is unchanged", file=sys.stderr)
             raise typer.Exit(1)
@@ -239,9 +241,10 @@ def serve(
     """Serve the recipe's model locally (KServe v2 / Triton HTTP, /metrics) in the foreground until Ctrl-C."""
     from framework import api
 
-    def ready(url: str, versions: dict[str, list[str]]) -> None:
+    def ready(url: str, versions: dict[str, list[str]], routing: str) -> None:
         for model, served in versions.items():
             print(f"serving {model} (versions {', '.join(served)}) at {url}/v2/models/{model}", flush=True)
+        print(f"requests without a version: {routing}", flush=True)
         print(f"metrics at {url}/metrics; Ctrl-C stops", flush=True)
 
     result = api.serve(recipe, env=env, host=host, port=port, on_ready=ready)

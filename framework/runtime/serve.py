@@ -52,7 +52,8 @@ def build_app(
     """The serving app for a recipe (a Recipe or a recipe.resolved.yaml path) or, without
     one, for every model of `model_repository` (default `<state_dir>/model_repository`).
     `router`: a Router, or a callable taking the loaded Repository and returning one;
-    default LatestVersionRouter. `log_sample_rate` overrides the recipe's
+    default: with a recipe and no `model_repository`, the registry's champion (and the
+    rollout in progress, rollout/live.py); else LatestVersionRouter. `log_sample_rate` overrides the recipe's
     monitoring.metrics.log_sample_rate (0 disables request logging)."""
     from framework import __version__
     from framework.runtime.serving.app import DEFAULT_MAX_BODY_BYTES, ServingApp
@@ -80,11 +81,16 @@ def build_app(
         configs, columns = {name: config}, {name: model_signature(recipe).columns}
         sample_rate = recipe.monitoring.metrics.log_sample_rate
         metrics_path = recipe.monitoring.metrics.path
-        if model_repository is None and not _has_versions(repo_path / name, config.model_filename):
-            from framework.runtime.serving.registry_source import fill_from_registry
+        if model_repository is None:
+            if not _has_versions(repo_path / name, config.model_filename):
+                from framework.runtime.serving.registry_source import fill_from_registry
 
-            repo_path = fill_from_registry(recipe, state, name, config.model_filename)
-            configs = {name: replace(config, version_policy=("all", ()))}  # exactly what was fetched
+                repo_path = fill_from_registry(recipe, state, name, config.model_filename)
+                configs = {name: replace(config, version_policy=("all", ()))}  # exactly what was fetched
+            if router is None:  # the registry's champion, and the candidate while a rollout runs
+                from framework.runtime.rollout.live import live_plan, live_router
+
+                router = live_router(recipe, live_plan(recipe, state))
     if log_sample_rate is not None:
         sample_rate = log_sample_rate
     repository = load_repository(repo_path, only, configs, columns)

@@ -121,3 +121,47 @@ def test_rollout_repository_for_a_ray_serve_recipe(tmp_path, model_files):
     assert (model_dir / "2" / "model.onnx").read_bytes() == model_files["2"].read_bytes()
     app = build_app(recipe, root, state, log_sample_rate=0)
     assert app.repository.versions() == {"churn": ["1", "2"]}
+
+
+def constant_model(recipe, path, predicted: int):
+    """A classifier that always answers class `predicted` (its last layer is a bias)."""
+    import torch
+
+    from framework.runtime.export import export_onnx
+    from framework.runtime.model import TabularNet
+    from framework.signature import model_signature
+
+    net = TabularNet(width=model_signature(recipe).input.width, outputs=2, task="classification", hidden_sizes=[4])
+    with torch.no_grad():
+        last = net.body[-1]
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([4.0, -4.0] if predicted == 0 else [-4.0, 4.0]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return export_onnx(net, recipe, path)
+
+
+@pytest.mark.parametrize("candidate_is_better", [True, False], ids=["better-candidate", "worse-candidate"])
+def test_bandit_on_feedback_learns_which_version_answers_right(tmp_path, churn_recipe, candidate_is_better):
+    """The synthetic clients score each answer against its row's label and post the
+    reward to the feedback route: the bandit finds the version that is right more often."""
+    from framework.runtime.rollout.controller import validation_rows
+
+    x, y = validation_rows(churn_recipe, REPO)
+    majority = int(np.bincount(y).argmax())
+    assert np.mean(y == majority) > 0.6  # the always-majority model is right far more often
+    good = constant_model(churn_recipe, tmp_path / "good" / "model.onnx", majority)
+    bad = constant_model(churn_recipe, tmp_path / "bad" / "model.onnx", 1 - majority)
+    recipe = load("rollout=bandit", "rollout.reward=feedback", "rollout.analysis.min_requests=100",
+                  "rollout.analysis.max_latency_p99_ms=1000")
+    state = tmp_path / ".mlops"
+    uri, _ = register(recipe, state, [bad, good] if candidate_is_better else [good, bad])
+    set_aliases(recipe, uri, "1", "2")
+    result = rollout_local(recipe, state, root=REPO, concurrency=4)
+    if candidate_is_better:
+        assert result.decision == "promoted", result.reasons
+        assert result.reasons[-1].startswith("bandit: P(version 2 is the better arm) = ")
+        assert st.aliases("churn", uri=uri)["champion"] == "2"
+    else:
+        assert result.decision == "rolled_back", result.reasons
+        assert result.reasons[0].startswith("bandit: the bandit prefers the champion: P(version 1 is the better arm) = ")
+        assert st.aliases("churn", uri=uri) == {"champion": "1", "candidate": "2", "rejected": "2"}

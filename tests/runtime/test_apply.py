@@ -36,6 +36,9 @@ def test_apply_trains_gates_registers_and_fills_the_model_repository(churn_proje
     assert "churn (dev): rollout canary: promoted version 2 to champion" in again.stdout
     assert "synthetic requests on the embedded server" in again.stdout
     assert _alias(churn_project, "champion") == "2"
+    assert again.stdout.rstrip().endswith(
+        "serve it: mlops serve churn, then POST http://127.0.0.1:8000/v2/models/churn/infer (KServe v2)"
+    )
 
 
 def test_a_failed_expectation_stops_before_training(churn_project: Path) -> None:

@@ -105,24 +105,67 @@ def test_serve_refuses_llm_recipes(project):
     )
 
 
-def test_serve_sends_unversioned_requests_to_the_champion(project, model_repo):
-    """After a rollback the newest version on disk is the rejected candidate: requests
-    without a version must reach the registry's champion."""
+def _registry(project: Path, champion: str, candidate: str | None = None, rejected: str | None = None) -> None:
+    """Versions 1 and 2 of 'churn' registered from the model repository, aliases as given."""
     import mlflow
 
-    shutil.copytree(model_repo, project / ".mlops" / "model_repository")
     client = mlflow.MlflowClient(f"sqlite:///{project / '.mlops' / 'mlflow.db'}")
     client.create_registered_model("churn")
     for version in ("1", "2"):
         client.create_model_version("churn", source=str(project / ".mlops" / "model_repository" / "churn" / version))
-    client.set_registered_model_alias("churn", "champion", "1")
+    for alias, version in (("champion", champion), ("candidate", candidate), ("rejected", rejected)):
+        if version is not None:
+            client.set_registered_model_alias("churn", alias, version)
+
+
+def test_serve_sends_unversioned_requests_to_the_champion(project, model_repo):
+    """After a rollback the newest version on disk is the rejected candidate: requests
+    without a version must reach the registry's champion, and only it is loaded."""
+    shutil.copytree(model_repo, project / ".mlops" / "model_repository")
+    _registry(project, champion="1", candidate="2", rejected="2")
     port = free_port()
     process = _serve(project, port)
     try:
-        process.stdout.readline()
+        assert process.stdout.readline() == f"serving churn (versions 1) at http://127.0.0.1:{port}/v2/models/churn\n"
+        assert process.stdout.readline() == "requests without a version: champion version 1 answers\n"
         x = np.ones((2, 13), dtype=np.float32)
         np.testing.assert_allclose(_infer_unversioned(port, x), ort_outputs(model_repo, "1", x), rtol=1e-6)
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=30)
     assert process.returncode == 0
+
+
+def test_serve_carries_on_a_canary_in_progress(project, model_repo):
+    """A candidate neither promoted nor rejected (apply stopped mid-rollout): both versions
+    load, the canary sends its recorded share to the candidate, the header forces it."""
+    import json
+
+    shutil.copytree(model_repo, project / ".mlops" / "model_repository")
+    _registry(project, champion="1", candidate="2")
+    record = project / ".mlops" / "rollouts" / "churn" / "dev.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"candidate": "2", "champion": "1", "status": "running", "weight": 25.0}))
+    port = free_port()
+    process = _serve(project, port)
+    try:
+        assert process.stdout.readline() == f"serving churn (versions 1, 2) at http://127.0.0.1:{port}/v2/models/churn\n"
+        assert process.stdout.readline() == (
+            "requests without a version: champion version 1 answers, rollout in progress: canary at 25% for version 2\n"
+        )
+        x = np.ones((1, 13), dtype=np.float32)
+        _infer_unversioned(port, x)
+        import httpx
+
+        body = {"inputs": [{"name": "features", "shape": [1, 13], "datatype": "FP32", "data": [1.0] * 13}]}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+            answered = [http.post("/v2/models/churn/infer", json=body).json()["model_version"] for _ in range(400)]
+            forced = http.post("/v2/models/churn/infer", json=body, headers={"x-mlops-candidate": "true"}).json()
+            metrics = http.get("/metrics").text
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert 60 <= answered.count("2") <= 140  # 25% of 400 = 100, sd 8.7
+    assert forced["model_version"] == "2"
+    assert 'mlops_rollout_weight{model="churn",version="2"} 25.0' in metrics

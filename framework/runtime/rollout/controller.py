@@ -301,29 +301,37 @@ def _record_only(recipe, state_path: Path, champion, candidate, status, decision
                          reasons, [], 0, state_path)
 
 
-def validation_features(recipe, root: Path):
-    """The validation rows of the recipe's data in the model signature's layout (the
-    split and the feature pipeline training used)."""
+def validation_rows(recipe, root: Path):
+    """(features, labels) of the validation rows of the recipe's data: the features in
+    the model signature's layout, the labels as training saw them (class indices or
+    values), through the split and the feature pipeline training used."""
     from framework.runtime import data, splitting
     from framework.runtime.features import FeaturePipeline
 
     frame = data.load_table(recipe, Path(root))
     train_df, val_df = (part.reset_index(drop=True) for part in splitting.split(recipe, frame))
-    return FeaturePipeline.fit(recipe, train_df).transform(val_df)
+    pipeline = FeaturePipeline.fit(recipe, train_df)
+    return pipeline.transform(val_df), pipeline.targets(val_df)
 
 
-def rollout_repository(recipe, state_dir: Path, model: str, versions: list[str]) -> Path:
+def validation_features(recipe, root: Path):
+    return validation_rows(recipe, root)[0]
+
+
+def rollout_repository(recipe, state_dir: Path, model: str, versions: list[str], purpose: str = "rollouts") -> Path:
     """A model repository with exactly `versions` of the recipe's model, for the local
-    rollout's server: `<state_dir>/rollouts/<recipe>/<env>/model_repository/`. Files
-    come from apply's model repository when there, else from the registry."""
+    rollout's server (`mlops serve`'s: purpose "serve"):
+    `<state_dir>/<purpose>/<recipe>/<env>/model_repository/`. Files come from apply's
+    model repository when there, else from the registry."""
     import shutil
 
     from framework.runtime import tracking
     from framework.runtime.serving.model_config import config_from_recipe
+    from framework.runtime.serving.registry_source import fetch_version
 
     state_dir = Path(state_dir)
     filename = config_from_recipe(recipe).model_filename
-    root = state_dir / "rollouts" / recipe.name / recipe.environment / "model_repository"
+    root = state_dir / purpose / recipe.name / recipe.environment / "model_repository"
     model_dir = root / model
     if model_dir.exists():
         shutil.rmtree(model_dir)
@@ -343,7 +351,7 @@ def rollout_repository(recipe, state_dir: Path, model: str, versions: list[str])
             except OSError:
                 shutil.copyfile(found, target)
             continue
-        _download(recipe.registered_model, str(version), filename, target, uri)
+        fetch_version(tracking.client(uri), uri, recipe.registered_model, str(version), filename, target.parent)
     if recipe.serving.backend == "triton":  # Triton's config, serving exactly these versions
         from framework.targets.triton import render
 
@@ -354,29 +362,13 @@ def rollout_repository(recipe, state_dir: Path, model: str, versions: list[str])
     return root  # other backends: the app derives the config from the recipe (latest 2)
 
 
-def _download(name: str, version: str, filename: str, target: Path, uri: str) -> None:
-    import shutil
-    import tempfile
-
-    from mlflow.artifacts import download_artifacts
-
-    from framework.runtime import tracking
-
-    source = tracking.client(uri).get_model_version(name, version).source
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=uri))
-        found = next(iter(sorted(local.rglob(filename))), None) if local.is_dir() else (local if local.name == filename else None)
-        if found is None:
-            raise MlopsError([Problem(None, "rollout", f"version {version} of '{name}' has no {filename} ({source})")])
-        shutil.copyfile(found, target)
-
-
 def rollout_local(
     recipe,
     state_dir: Path,
     root: Path | None = None,
     *,
     features=None,
+    labels=None,
     console=None,
     concurrency: int = 4,
     seed: int = 0,
@@ -388,8 +380,9 @@ def rollout_local(
     No champion yet: the candidate becomes it. Candidate already champion: nothing to do.
     Else the recipe's router serves both versions (rollout_repository) on 127.0.0.1, and
     synthetic traffic from `features` (default: the validation rows of the recipe's data,
-    read from `root`) drives the Controller. `on_app(app)` runs before the server starts
-    (tests slow a version down there)."""
+    read from `root`) drives the Controller; a bandit on `reward: feedback` gets each
+    answer scored against `labels` (default: those rows' labels) through the feedback
+    route. `on_app(app)` runs before the server starts (tests slow a version down there)."""
     from framework.runtime import tracking
     from framework.runtime.rollout.routers import make_router
     from framework.runtime.rollout.traffic import SyntheticTraffic
@@ -420,14 +413,19 @@ def rollout_local(
     else:
         model = model_name(recipe)
         if features is None:
-            features = validation_features(recipe, root or Path.cwd())
+            features, labels = validation_rows(recipe, root or Path.cwd())
+        scoring = {}
+        if getattr(recipe.rollout, "reward", None) == "feedback" and labels is not None:
+            from framework.runtime.rollout.traffic import reward_for
+
+            scoring = {"labels": labels, "reward": reward_for(recipe.model.task, labels)}
         repository = rollout_repository(recipe, state_dir, model, [champion, candidate])
         router = make_router(recipe.rollout, model, champion, candidate, seed=seed)
         app = build_app(recipe, repository, state_dir, router=router, log_sample_rate=0)
         if on_app is not None:
             on_app(app)
         with EmbeddedServer(app) as server:
-            traffic = SyntheticTraffic(server.url, model, features, concurrency=concurrency, seed=seed)
+            traffic = SyntheticTraffic(server.url, model, features, concurrency=concurrency, seed=seed, **scoring)
             result = Controller(recipe, uri=uri, router=router, traffic=traffic, champion=champion,
                                 candidate=candidate, state_path=path, model=model, on_event=say,
                                 **controller_options).run()
@@ -455,4 +453,13 @@ def summary(result: RolloutResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Controller", "RolloutResult", "rollout_local", "rollout_repository", "validation_features", "summary"]
+def serve_hint(recipe) -> str:
+    """The last line of a local apply: where to send requests."""
+    from framework.targets.triton import model_name
+
+    env = "" if recipe.environment == "dev" else f" --env {recipe.environment}"
+    return (f"serve it: mlops serve {recipe.name}{env}, then POST "
+            f"http://127.0.0.1:{recipe.serving.port}/v2/models/{model_name(recipe)}/infer (KServe v2)")
+
+
+__all__ = ["Controller", "RolloutResult", "rollout_local", "rollout_repository", "validation_rows", "validation_features", "summary", "serve_hint"]

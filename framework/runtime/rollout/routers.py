@@ -278,6 +278,10 @@ class BanditRouter(_Counting):
         if self.reward == "success":
             self.feedback(version, 1.0 if ok else 0.0)
 
+    def takes_feedback(self, model: str) -> bool:
+        """Whether the app's feedback route feeds this router (reward: feedback)."""
+        return model == self.model and self.reward == "feedback"
+
     def feedback(self, version: str, reward: float) -> None:
         """A reward in [0, 1] for one request answered by `version` (reward: feedback)."""
         i = self._index.get(str(version))

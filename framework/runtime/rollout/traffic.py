@@ -1,7 +1,11 @@
 """Synthetic traffic for local rollouts: KServe v2 infer requests built from validation
 rows, sent to a running embedded server (framework.runtime.serve.EmbeddedServer) by a
 few threads, each on its own keep-alive connection (stdlib http.client: no client
-dependency at run time)."""
+dependency at run time).
+
+With `labels` and a `reward` function (a bandit rolling out on `reward: feedback`), each
+answer is scored against the rows' labels and the score is posted back to the server's
+feedback route, as a client reporting outcomes would."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -23,6 +27,7 @@ class TrafficReport:
     rejected: int = 0  # 4xx: the request was wrong (never reaches the router)
     versions: Counter = field(default_factory=Counter)  # model_version of each 200 answer
     latencies_s: list[float] = field(default_factory=list)
+    rewards: dict[str, list[float]] = field(default_factory=dict)  # version -> rewards posted
 
     def merge(self, other: "TrafficReport") -> None:
         self.sent += other.sent
@@ -31,6 +36,20 @@ class TrafficReport:
         self.rejected += other.rejected
         self.versions.update(other.versions)
         self.latencies_s.extend(other.latencies_s)
+        for version, values in other.rewards.items():
+            self.rewards.setdefault(version, []).extend(values)
+
+
+Reward = Callable[[np.ndarray, np.ndarray], float]
+
+
+def reward_for(task: str, labels: np.ndarray) -> Reward:
+    """Score of one answer in [0, 1]: a classifier's share of rows whose top class is the
+    label; a regressor's 1 - |error| / std(labels), floored at 0."""
+    if task == "classification":
+        return lambda outputs, rows: float(np.mean(outputs.reshape(len(rows), -1).argmax(axis=1) == rows))
+    scale = float(np.std(labels)) or 1.0
+    return lambda outputs, rows: float(np.mean(np.clip(1.0 - np.abs(outputs.reshape(len(rows)) - rows) / scale, 0.0, 1.0)))
 
 
 def infer_body(rows: np.ndarray, input_name: str = "features") -> bytes:
@@ -54,11 +73,14 @@ def send_infer_requests(
     input_name: str = "features",
     seed: int = 0,
     timeout: float = 30.0,
+    labels: np.ndarray | None = None,
+    reward: Reward | None = None,
 ) -> TrafficReport:
     """Send `n` infer requests to `http://<url>/v2/models/<model>/infer` (url: host:port,
     as EmbeddedServer.url gives it), each `rows_per_request` rows drawn at random from
     `features` ([rows, width], the model signature's layout), from `concurrency` threads;
-    returns once every request has been answered."""
+    returns once every request has been answered (and, with `labels` and `reward`,
+    each 200 answer's reward posted to `/v2/models/<model>/versions/<v>/feedback`)."""
     features = np.asarray(features, dtype=np.float32)
     if features.ndim != 2 or len(features) == 0:
         raise ValueError(f"features must be a non-empty [rows, width] matrix, got shape {features.shape}")
@@ -73,13 +95,15 @@ def send_infer_requests(
     path = f"/v2/models/{model}/infer"
     base_headers = {"Content-Type": "application/json", **dict(headers or {})}
     workers = max(1, min(concurrency, n))
+    scores = labels is not None and reward is not None
     parts = [TrafficReport() for _ in range(workers)]
 
     def work(index: int) -> None:
         part = parts[index]
         connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
         try:
-            for body in bodies[index::workers]:
+            for n_request in range(index, n, workers):
+                body = bodies[n_request]
                 part.sent += 1
                 began = time.perf_counter()
                 try:
@@ -94,7 +118,13 @@ def send_infer_requests(
                 part.latencies_s.append(time.perf_counter() - began)
                 if status == 200:
                     part.ok += 1
-                    part.versions[_version(payload)] += 1
+                    answer = _answer(payload)
+                    version = str(answer.get("model_version", ""))
+                    part.versions[version] += 1
+                    if scores:
+                        score = reward(_outputs(answer), labels[picks[n_request]])
+                        part.rewards.setdefault(version, []).append(score)
+                        _post_feedback(connection, f"/v2/models/{model}/versions/{version}/feedback", score, base_headers)
                 elif status >= 500:
                     part.failed += 1
                 else:
@@ -112,13 +142,29 @@ def send_infer_requests(
     return report
 
 
-def _version(payload: bytes) -> str:
+def _answer(payload: bytes) -> dict:
     import orjson
 
     try:
-        return str(orjson.loads(payload).get("model_version", ""))
-    except (orjson.JSONDecodeError, AttributeError):
-        return ""
+        answer = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _outputs(answer: dict) -> np.ndarray:
+    outputs = answer.get("outputs") or [{}]
+    return np.asarray(outputs[0].get("data", []), dtype=np.float64)
+
+
+def _post_feedback(connection: http.client.HTTPConnection, path: str, score: float, headers: Mapping[str, str]) -> None:
+    import orjson
+
+    try:
+        connection.request("POST", path, body=orjson.dumps({"reward": score}), headers=dict(headers))
+        connection.getresponse().read()
+    except (OSError, http.client.HTTPException):
+        connection.close()  # a lost reward only slows the bandit down
 
 
 class SyntheticTraffic:
@@ -146,4 +192,4 @@ class SyntheticTraffic:
         return done
 
 
-__all__ = ["TrafficReport", "send_infer_requests", "SyntheticTraffic", "infer_body"]
+__all__ = ["TrafficReport", "send_infer_requests", "SyntheticTraffic", "infer_body", "reward_for"]

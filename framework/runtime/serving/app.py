@@ -7,6 +7,7 @@ Routes
   GET  /v2/models/{name}[/versions/{v}]/ready       200 or 404
   GET  /v2/models/{name}[/versions/{v}]/config      the model configuration (Triton JSON)
   POST /v2/models/{name}[/versions/{v}]/infer       inference (JSON, binary tensor extension)
+  POST /v2/models/{name}[/versions/{v}]/feedback    a reward for an answer (bandit rollouts)
   POST /v2/repository/index                         every model version and its state
   GET  /metrics (monitoring.metrics.path)           Prometheus text format
 
@@ -162,11 +163,13 @@ class ServingApp:
             version, i = parts[2], 3
         action = parts[i] if len(parts) > i else ""
         method = scope["method"]
-        if len(parts) > i + 1 or action not in ("", "infer", "ready", "config"):
+        if len(parts) > i + 1 or action not in ("", "infer", "ready", "config", "feedback"):
             return await _respond(send, *_error(404, f"no route {method} {scope['path']}"))
-        if action == "infer":
+        if action in ("infer", "feedback"):
             if method != "POST":
                 return await _respond(send, *_error(405, f"use POST for {scope['path']}"))
+            if action == "feedback":
+                return await self._feedback(scope, receive, send, name, version)
             return await self._infer(scope, receive, send, name, version)
         if method not in ("GET", "HEAD"):
             return await _respond(send, *_error(405, f"use GET for {scope['path']}"))
@@ -308,6 +311,47 @@ class ServingApp:
         if encoding and encoding != "identity":
             body = _decompress(body, encoding.strip().lower(), limit)
         return body
+
+    # --- rewards -----------------------------------------------------------------------
+    async def _feedback(self, scope: dict, receive: Callable, send: Callable, name: str, version: str | None) -> None:
+        """`{"reward": r}` in [0, 1] for an answer of `version` (from the path, else the
+        body's `model_version`: what the infer response said)."""
+        try:
+            body = await self._read_body(scope, receive)
+        except _Disconnected:
+            return
+        except HttpError as error:
+            return await _respond(send, *_error(error.status, error.message))
+        await _respond(send, *self._take_feedback(name, version, body))
+
+    def _take_feedback(self, name: str, version: str | None, body: bytes) -> tuple[int, bytes]:
+        model, problem = self._find(name, version)
+        if problem is not None:
+            return problem
+        takes = getattr(self.router, "takes_feedback", None)
+        if takes is None or not takes(name):
+            strategy = getattr(self.router, "strategy", "") or "no rollout"
+            return _error(409, f"model '{name}' takes no feedback: its router ({strategy}) does not learn from rewards; "
+                               "feedback is for rollout.strategy bandit with reward: feedback")
+        try:
+            payload = protocol.loads(body)
+        except ValueError as exc:
+            return _error(400, f"malformed JSON in the request body: {exc}")
+        if not isinstance(payload, dict):
+            return _error(400, 'the body must be a JSON object: {"model_version": "<v>", "reward": <0..1>}')
+        reward = payload.get("reward")
+        if isinstance(reward, bool) or not isinstance(reward, (int, float)) or not 0.0 <= reward <= 1.0:
+            return _error(400, f"reward must be a number from 0 to 1, got {reward!r}")
+        if version is None:
+            if payload.get("model_version") is None:
+                return _error(400, "name the version that answered: model_version in the body (as the infer response "
+                                   f"gave it), or POST /v2/models/{name}/versions/<v>/feedback")
+            version = str(payload["model_version"])
+            model, problem = self._find(name, version)
+            if problem is not None:
+                return problem
+        self.router.feedback(version, float(reward))
+        return 200, protocol.dumps({"model_name": name, "model_version": version, "reward": float(reward)})
 
     # --- shadows and weights ----------------------------------------------------------
     def _start_shadow(self, name: str, primary: str, shadow: str, request: Any, outputs: dict, infer_s: float) -> None:

@@ -99,6 +99,7 @@ class RayMirror:
         self._inflight = ray_metrics.Gauge(INFLIGHT.name, INFLIGHT.help)
         self._weight = ray_metrics.Gauge(ROLLOUT_WEIGHT.name, ROLLOUT_WEIGHT.help, tag_keys=ROLLOUT_WEIGHT.labels)
         self._inflight_now = 0
+        self._weighted: dict[str, set[str]] = {}
 
     def request(self, model: str, version: str, status: int, seconds: float) -> None:
         tags = {"model": model, "version": version}
@@ -113,8 +114,12 @@ class RayMirror:
         self._inflight.set(self._inflight_now)
 
     def weights(self, model: str, weights: dict[str, float]) -> None:
+        # ray.util.metrics cannot remove a series: a version the router dropped reads 0.
+        for version in self._weighted.get(model, set()) - set(weights):
+            self._weight.set(0.0, {"model": model, "version": version})
         for version, share in weights.items():
             self._weight.set(100.0 * share, {"model": model, "version": version})
+        self._weighted[model] = self._weighted.get(model, set()) | set(weights)
 
 
 __all__ = ["ServingMetrics", "RayMirror", "CONTENT_TYPE"]

@@ -42,7 +42,6 @@ def fill_from_registry(recipe, state_dir: Path, model_name: str, filename: str) 
     )
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise MlopsError([Problem(None, "serving", missing)])  # no store yet: don't create one
-    from mlflow.artifacts import download_artifacts
 
     versions = sorted(set(registry_versions(recipe, state_dir).values()), key=int)
     if not versions:
@@ -50,17 +49,27 @@ def fill_from_registry(recipe, state_dir: Path, model_name: str, filename: str) 
     root = Path(state_dir) / "serving" / "model_repository"
     client = tracking.client(uri)
     for version in versions:
-        target = root / model_name / version / filename
-        if target.is_file():
-            continue
-        source = client.get_model_version(recipe.registered_model, version).source
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=uri))
-            found = next(iter(sorted(local.rglob(filename))), None)
-            if found is None:
-                raise MlopsError([Problem(None, "serving", f"version {version} of '{recipe.registered_model}' has no {filename} ({source})")])
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{filename}.partial")
-            shutil.copyfile(found, partial)
-            partial.replace(target)
+        fetch_version(client, uri, recipe.registered_model, version, filename, root / model_name / version)
     return root
+
+
+def fetch_version(client, uri: str, registered_model: str, version: str, filename: str, version_dir: Path) -> Path:
+    """`<version_dir>/<filename>` from a registered version's artifacts, unless already
+    there (a version's files never change); written under a hidden name, then renamed,
+    so a reader never sees half a model."""
+    from mlflow.artifacts import download_artifacts
+
+    target = Path(version_dir) / filename
+    if target.is_file():
+        return target
+    source = client.get_model_version(registered_model, version).source
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=uri))
+        found = next(iter(sorted(local.rglob(filename))), None) if local.is_dir() else (local if local.name == filename else None)
+        if found is None:
+            raise MlopsError([Problem(None, "serving", f"version {version} of '{registered_model}' has no {filename} ({source})")])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{filename}.partial")
+        shutil.copyfile(found, partial)
+        partial.replace(target)
+    return target

@@ -29,6 +29,10 @@ Rules the app keeps, so a router can rely on them:
   `mlops_rollout_weight{model, version}` in percent. Versions missing from the dict are
   removed from the gauge.
 * A version returned by `route` must be loaded; otherwise the request fails with 500.
+* Optional, for routers that learn from the caller's rewards (the bandit with
+  `reward: feedback`): `takes_feedback(model)` says whether `POST
+  /v2/models/{model}[/versions/{v}]/feedback` is accepted, and `feedback(version,
+  reward)` receives each reward in [0, 1]. Other routers answer that route with 409.
 """
 
 from __future__ import annotations

@@ -1,0 +1,87 @@
+"""Which versions a long-running server serves, and how it routes requests that name
+no version: `mlops serve` and the Ray Serve replicas, from the registry's aliases and
+the rollout record (state.py).
+
+* A rollout in progress (the candidate is neither the champion nor rejected: apply was
+  stopped mid-rollout, or a blue/green preview waits for `mlops rollout promote`): the
+  recipe's router between champion and candidate, a canary at its recorded weight (its
+  first step when none was recorded), so serving again carries on where it stood.
+* Otherwise everything goes to the champion.
+* No champion, or its version not loaded: the newest loaded version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from framework.runtime.rollout import state as st
+
+
+@dataclass(frozen=True)
+class LivePlan:
+    model: str
+    champion: str | None
+    candidate: str | None  # set only while a rollout is in progress
+    strategy: str
+    weight: float  # the candidate's share, percent (canary)
+
+    @property
+    def versions(self) -> list[str]:
+        return [v for v in (self.champion, self.candidate) if v is not None]
+
+    def describe(self) -> str:
+        if self.champion is None:
+            return "no champion in the registry: the newest version answers"
+        if self.candidate is None:
+            return f"champion version {self.champion} answers"
+        how = {
+            "canary": f"canary at {self.weight:g}% for version {self.candidate}",
+            "shadow": f"version {self.candidate} shadows it",
+            "bandit": f"bandit between it and version {self.candidate}",
+            "blue_green": f"version {self.candidate} previewed by header",
+        }.get(self.strategy, f"{self.strategy} with version {self.candidate}")
+        return f"champion version {self.champion} answers, rollout in progress: {how}"
+
+
+def live_plan(recipe, state_dir: Path) -> LivePlan:
+    from framework.runtime.tracking import tracking_uri
+    from framework.targets.triton import model_name
+
+    found = st.aliases(recipe.registered_model, uri=tracking_uri(recipe, state_dir))
+    champion, candidate = found[st.ALIAS_CHAMPION], found[st.ALIAS_CANDIDATE]
+    strategy = recipe.rollout.strategy
+    in_progress = (
+        strategy != "direct" and champion is not None and candidate is not None
+        and candidate != champion and candidate != found[st.ALIAS_REJECTED]
+    )
+    weight = 0.0
+    if in_progress and strategy == "canary":
+        record = st.read_state(st.state_path(state_dir, recipe.name, recipe.environment)) or {}
+        recorded = record.get("candidate") == candidate and record.get("weight") is not None
+        weight = float(record["weight"]) if recorded else float(recipe.rollout.steps[0])
+    return LivePlan(model_name(recipe), champion, candidate if in_progress else None, strategy, weight)
+
+
+def live_router(recipe, plan: LivePlan, *, seed: int = 0) -> Callable[[Any], Any]:
+    """A router factory for the serving app (it gets the loaded Repository)."""
+
+    def router(repository):
+        from framework.runtime.rollout.routers import CanaryRouter, DirectRouter, make_router
+        from framework.runtime.serving.router import LatestVersionRouter
+
+        loaded = repository.versions().get(plan.model, [])
+        if plan.candidate is not None and plan.champion in loaded and plan.candidate in loaded:
+            made = make_router(recipe.rollout, plan.model, plan.champion, plan.candidate, seed=seed)
+            if isinstance(made, CanaryRouter):
+                made.set_weight(plan.weight)
+            return made
+        if plan.champion is not None and plan.champion in loaded:
+            return DirectRouter(plan.model, plan.champion)
+        return LatestVersionRouter(repository.versions())
+
+    return router
+
+
+__all__ = ["LivePlan", "live_plan", "live_router"]
