@@ -3,12 +3,16 @@
 Churn depends on contract, tenure, charges and support calls (with noise), so a
 small model can learn it; `gender` is carried for the fairness gate and does not
 drive churn. Run `python data/make_churn.py` to rebuild the committed file.
+
+Current data for `mlops monitor churn --current FILE`:
+  python data/make_churn.py /tmp/churn_normal.csv --seed 7           same distribution, new rows
+  python data/make_churn.py /tmp/churn_drifted.csv --seed 7 --drift  customers moved: charges
+      +30 on average, twice as many support calls, most on month-to-month contracts
 """
 
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +23,13 @@ CONTRACTS = ["month_to_month", "one_year", "two_year"]
 PAYMENTS = ["card", "bank_transfer", "electronic_check", "mailed_check"]
 
 
-def generate(rows: int = ROWS, seed: int = SEED) -> list[dict[str, object]]:
+def generate(rows: int = ROWS, seed: int = SEED, drift: bool = False) -> list[dict[str, object]]:
     rng = np.random.default_rng(seed)
-    contract = rng.choice(3, size=rows, p=[0.55, 0.25, 0.20])
+    contract = rng.choice(3, size=rows, p=[0.80, 0.12, 0.08] if drift else [0.55, 0.25, 0.20])
     payment = rng.choice(4, size=rows, p=[0.3, 0.25, 0.3, 0.15])
     tenure = np.clip(rng.gamma(2.0, 12.0, rows) * (1 + contract * 0.6), 0, 120).round().astype(int)
-    monthly = np.clip(rng.normal(65, 25, rows), 15, 300).round(2)
-    support_calls = rng.poisson(1.2 + (monthly > 90) * 0.8, rows)
+    monthly = np.clip(rng.normal(95 if drift else 65, 25, rows), 15, 300).round(2)
+    support_calls = rng.poisson((1.2 + (monthly > 90) * 0.8) * (2 if drift else 1), rows)
     products = rng.integers(1, 6, rows)
     senior = (rng.random(rows) < 0.16).astype(int)
     gender = rng.choice(["female", "male"], size=rows)
@@ -40,7 +44,7 @@ def generate(rows: int = ROWS, seed: int = SEED) -> list[dict[str, object]]:
     table = []
     for i in range(rows):
         table.append({
-            "customer_id": f"C{i:05d}",
+            "customer_id": f"C{i:05d}" if seed == SEED else f"C{seed}-{i:05d}",  # other samples: new customers
             "tenure_months": int(tenure[i]),
             "monthly_charges": float(monthly[i]),
             "total_charges": "" if missing_total[i] else float(total[i]),
@@ -63,6 +67,13 @@ def write(path: Path, table: list[dict[str, object]]) -> None:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("churn.csv")
-    write(target, generate())
-    print(f"wrote {target}")
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("target", nargs="?", type=Path, default=Path(__file__).with_name("churn.csv"))
+    parser.add_argument("--rows", type=int, default=ROWS)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--drift", action="store_true", help="shift charges, support calls and contracts")
+    args = parser.parse_args()
+    write(args.target, generate(args.rows, args.seed, args.drift))
+    print(f"wrote {args.target}")

@@ -391,6 +391,31 @@ def serve(
     return ServeResult(r.name, r.environment, urls[0] if urls else "", versions, plan.describe())
 
 
+# --- drift (`mlops monitor`) -------------------------------------------------------------
+def monitor(
+    recipe: str,
+    env: str | None = None,
+    current: Path | str | None = None,
+    window: str | None = None,
+    pushgateway: str | None = None,
+    project: Project | Path | None = None,
+    console: Any = None,
+):
+    """Drift of served traffic (the request log of `window`, default monitoring.drift.window)
+    or of the `current` file against the champion's training reference; returns a
+    framework.runtime.monitor.run.MonitorResult (exit_code 0 or 3)."""
+    proj = _project(project)
+    r = load_recipe(recipe, env, (), proj).recipe
+    if r.model.kind != "tabular":
+        raise MlopsError([Problem(None, "model.kind", f"mlops monitor checks tabular models; {r.name} is {r.model.kind}")])
+    from framework.runtime.monitor.run import monitor as run_monitor
+
+    path = None if current is None else Path(current)
+    if path is not None and not path.is_absolute():
+        path = Path.cwd() / path
+    return run_monitor(r, proj.state_dir, proj.root, current=path, window=window, pushgateway=pushgateway, console=console)
+
+
 # --- rollout by hand (`mlops rollout status|promote|rollback`) ----------------------------
 @dataclass(frozen=True)
 class RolloutStatus:

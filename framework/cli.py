@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
@@ -249,6 +250,28 @@ def serve(
 
     result = api.serve(recipe, env=env, host=host, port=port, on_ready=ready)
     print(f"stopped serving {result.recipe} ({result.env})")
+
+
+@app.command()
+@_reports_errors
+def monitor(
+    recipe: Annotated[str, typer.Argument(help="Recipe name or path.")],
+    env: EnvOption = None,
+    current: Annotated[Optional[Path], typer.Option("--current", help="csv or parquet laid out like the training data, instead of the served traffic.")] = None,
+    window: Annotated[Optional[str], typer.Option("--window", help="How much served traffic (default monitoring.drift.window), e.g. 6h.")] = None,
+    pushgateway: Annotated[Optional[str], typer.Option("--pushgateway", envvar="PUSHGATEWAY_ADDRESS", help="Push model_drift_score to this Pushgateway.")] = None,
+) -> None:
+    """Drift of served traffic (or a file) against the champion's training reference: exit 0 none, 3 drift."""
+    from rich.console import Console
+
+    from framework import api
+    from framework.runtime.monitor.run import summary_lines
+
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+    out = api.monitor(recipe, env=env, current=current, window=window, pushgateway=pushgateway, console=console)
+    print("\n".join(summary_lines(out)))
+    if out.exit_code:
+        raise typer.Exit(out.exit_code)
 
 
 rollout_app = typer.Typer(

@@ -117,6 +117,8 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
 
         with step("evaluation and export", console, run_dir):
             onnx_path, served, parity, disparity = _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir, outcome)
+        with step("drift reference", console, run_dir):
+            _record_reference(recipe, pipeline, train_df, result, run, root)
         report_gates = gates.run_gates(recipe, outcome.metrics, onnx_path, served.stat().st_size, disparity, parity)
         console.print(report_gates.rich_table())
         run.log_dict(report_gates.to_dict(), "evaluation/gates.json")
@@ -127,7 +129,8 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
 
         with step("registry", console, run_dir):
             results = {g.name: g.passed for g in report_gates.results}
-            outcome.model_version = tracking.register(run, "model", recipe.registered_model, tags=tracking.version_tags(text, results))
+            tags = {**tracking.version_tags(text, results), "mlops.reference": f"runs:/{run.run_id}/reference"}
+            outcome.model_version = tracking.register(run, "model", recipe.registered_model, tags=tags)
             outcome.aliases = tracking.promote(recipe.registered_model, outcome.model_version, recipe.rollout.strategy, uri=run.uri)
             if recipe.serving.backend == "triton":
                 outcome.model_repository = _fill_model_repository(recipe, state_dir, outcome.model_version, served)
@@ -155,6 +158,17 @@ def _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir:
     if recipe.serving.format == "torchscript":
         served = export.export_torchscript(model, run_dir / "model.pt")
     return onnx_path, served, parity, disparity
+
+
+def _record_reference(recipe, pipeline, train_df, result, run, root: Path) -> None:
+    """What `mlops monitor` compares served traffic with (monitor/reference.py)."""
+    from framework.runtime.model import build_model, predict
+    from framework.runtime.monitor import reference
+
+    model = build_model(recipe, pipeline)
+    model.load_state_dict(result.state_dict)
+    frame, schema = reference.build(recipe, pipeline, train_df, lambda x: predict(model, x), root, seed=recipe.training.seed)
+    reference.log(run, frame, schema)
 
 
 def outcome_values(recipe) -> dict[str, Any]:

@@ -9,6 +9,7 @@ already there are not fetched again (a registered version's files never change).
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -57,6 +58,7 @@ def fetch_version(client, uri: str, registered_model: str, version: str, filenam
     """`<version_dir>/<filename>` from a registered version's artifacts, unless already
     there (a version's files never change); written under a hidden name, then renamed,
     so a reader never sees half a model."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar in CLI output
     from mlflow.artifacts import download_artifacts
 
     target = Path(version_dir) / filename

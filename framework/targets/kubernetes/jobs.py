@@ -72,8 +72,12 @@ def drift_cronjob(recipe) -> dict[str, Any]:
     fails the Job at once, without retries; other failures retry twice."""
     drift = recipe.monitoring.drift
     tmp_volume, tmp_mount = pods.tmp_dir()
+    # The check pushes model_drift_score where the PrometheusRule and dashboard read it.
+    from framework.targets.metrics import PUSHGATEWAY_ADDRESS
+
     container = pods.runtime_container(
-        recipe, "monitor", "monitor", resources=common.resources(*DRIFT_RESOURCES), mounts=[tmp_mount]
+        recipe, "monitor", "monitor", resources=common.resources(*DRIFT_RESOURCES), mounts=[tmp_mount],
+        env=[{"name": "PUSHGATEWAY_ADDRESS", "value": PUSHGATEWAY_ADDRESS}],
     )
     pod = pods.pod_spec(recipe, [container], volumes=[tmp_volume], restartPolicy="Never")
     job_spec = {
