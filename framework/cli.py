@@ -217,6 +217,9 @@ def apply(
     if result.job_status:
         print(f"{result.recipe} ({result.env}): Ray job {result.job_status}")
         return
+    if result.outcome is not None and type(result.outcome).__name__ == "RagOutcome":
+        print(result.serve_hint)
+        return
     from framework.runtime.train import summary
 
     print(summary(result.outcome))
@@ -243,6 +246,11 @@ def serve(
     from framework import api
 
     def ready(url: str, versions: dict[str, list[str]], routing: str) -> None:
+        if not versions:  # an LLM recipe: the RAG service
+            print(f"serving {recipe} at {url}/query (POST {{\"question\": ..., \"top_k\": ...}})", flush=True)
+            print(routing, flush=True)
+            print(f"metrics at {url}/metrics; Ctrl-C stops", flush=True)
+            return
         for model, served in versions.items():
             print(f"serving {model} (versions {', '.join(served)}) at {url}/v2/models/{model}", flush=True)
         print(f"requests without a version: {routing}", flush=True)
@@ -272,6 +280,30 @@ def monitor(
     print("\n".join(summary_lines(out)))
     if out.exit_code:
         raise typer.Exit(out.exit_code)
+
+
+@app.command("eval")
+@_reports_errors
+def evaluate(
+    recipe: Annotated[str, typer.Argument(help="Recipe name or path.")],
+    env: EnvOption = None,
+) -> None:
+    """Retrieval quality of an LLM recipe (recall@k, MRR on evaluation.retrieval.questions) against evaluation.gates: exit 0 pass, 1 fail."""
+    from rich.console import Console
+
+    from framework import api
+
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+    report, gates = api.evaluate(recipe, env=env, console=console)
+    if hasattr(gates, "rich_table"):
+        console.print(gates.rich_table())
+    verdict = "gates passed" if gates.passed else "gates FAILED"
+    print(f"{recipe}: recall@{report.k} {report.recall_at_k:.3f}, MRR {report.mrr:.3f} on {report.questions} questions: {verdict}")
+    for row in report.rows:
+        if not row.get("hit"):
+            print(f"  missed: {row['question']} (expected {row.get('expected')})")
+    if not gates.passed:
+        raise typer.Exit(1)
 
 
 rollout_app = typer.Typer(

@@ -46,13 +46,21 @@ def tabular_needs_data_and_training(r: Recipe) -> Iterator[Violation]:
                 yield Violation((section, "model.kind"), f"{section} is required when model.kind is tabular")
 
 
+LLM_BACKENDS = ("vllm", "tgi", "ray_serve_llm")
+TABULAR_BACKENDS = ("triton", "ray_serve")
+VLLM_BACKENDS = ("vllm", "ray_serve_llm")  # Ray Serve LLM runs vLLM (the release Ray pins)
+
+
 @check
 def backend_matches_model_kind(r: Recipe) -> Iterator[Violation]:
     backend = r.serving.backend
-    if backend == "vllm" and r.model.kind != "llm":
-        yield Violation(("serving.backend", "model.kind"), f"serving.backend vllm needs model.kind llm, not {r.model.kind}")
-    if backend == "triton" and r.model.kind != "tabular":
-        yield Violation(("serving.backend", "model.kind"), "serving.backend triton serves exported tabular models: use vllm or ray_serve for model.kind llm")
+    if backend in LLM_BACKENDS and r.model.kind != "llm":
+        yield Violation(("serving.backend", "model.kind"), f"serving.backend {backend} needs model.kind llm, not {r.model.kind}")
+    if backend in TABULAR_BACKENDS and r.model.kind != "tabular":
+        yield Violation(
+            ("serving.backend", "model.kind"),
+            f"serving.backend {backend} serves exported tabular models: use vllm, tgi or ray_serve_llm for model.kind llm",
+        )
 
 
 @check
@@ -61,23 +69,71 @@ def rag_needs_llm(r: Recipe) -> Iterator[Violation]:
         yield Violation(("rag", "model.kind"), "a rag section needs model.kind llm")
 
 
-# Which quantizations each backend can load (vLLM: awq, gptq, fp8, bitsandbytes, gguf).
-_QUANTIZATION_BY_BACKEND = {
+# Which quantizations each backend loads. vLLM builds in awq, gptq and fp8 (and more the
+# recipe does not offer); bitsandbytes and gguf left its tree for plugins (vllm-bnb-plugin,
+# vllm-gguf-plugin) before 0.29, see quantization_plugin_in_image. Ray Serve LLM downloads
+# model_source as a Hub repo, which a single GGUF file is not. TGI: its --quantize values.
+# tests/targets/test_llm_servers.py checks these against the pinned vLLM's source.
+QUANTIZATION_BY_BACKEND = {
     "vllm": {"none", "awq", "gptq", "fp8", "bitsandbytes", "gguf"},
-    "ray_serve": {"none", "awq", "gptq", "fp8", "bitsandbytes"},
+    "ray_serve_llm": {"none", "awq", "gptq", "fp8", "bitsandbytes"},
+    "tgi": {"none", "awq", "gptq", "fp8", "bitsandbytes", "bitsandbytes-nf4", "bitsandbytes-fp4", "eetq", "exl2", "marlin"},
     "triton": {"none"},
+    "ray_serve": {"none"},
 }
+VLLM_PLUGIN_QUANTIZATIONS = {"bitsandbytes": "vllm-bnb-plugin", "gguf": "vllm-gguf-plugin"}
+# Images that carry vLLM without any quantization plugin: the vLLM project's and Ray's.
+STOCK_VLLM_IMAGES = ("vllm/vllm-openai", "rayproject/ray-llm")
+
+
+def image_repository(image: str) -> str:
+    """'docker.io/vllm/vllm-openai:v0.33.0' -> 'vllm/vllm-openai' (tag, digest and Docker Hub's host dropped)."""
+    name = image.split("@", 1)[0]
+    head, _, last = name.rpartition("/")
+    name = f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/"):
+        name = name.removeprefix(prefix)
+    return name
 
 
 @check
 def quantization_fits_backend(r: Recipe) -> Iterator[Violation]:
     quantization = getattr(r.model, "quantization", "none")
-    allowed = _QUANTIZATION_BY_BACKEND[r.serving.backend]
+    allowed = QUANTIZATION_BY_BACKEND[r.serving.backend]
     if quantization not in allowed:
         yield Violation(
             ("model.quantization", "serving.backend"),
             f"model.quantization {quantization} is not supported by serving.backend {r.serving.backend}; "
             f"supported: {', '.join(sorted(allowed))}",
+        )
+
+
+@check
+def quantization_plugin_in_image(r: Recipe) -> Iterator[Violation]:
+    quantization = getattr(r.model, "quantization", "none")
+    plugin = VLLM_PLUGIN_QUANTIZATIONS.get(quantization)
+    if plugin is None or r.serving.backend not in VLLM_BACKENDS:
+        return
+    if image_repository(r.serving.image) in STOCK_VLLM_IMAGES:
+        instead = ", or serving.backend tgi" if quantization in QUANTIZATION_BY_BACKEND["tgi"] else ""
+        yield Violation(
+            ("model.quantization", "serving.image"),
+            f"model.quantization {quantization} needs vLLM's {plugin} (out of vLLM's tree since 0.29), which "
+            f"serving.image {r.serving.image} does not contain: use an image with {plugin} installed{instead}",
+        )
+
+
+# vLLM loads GGUF from one file: a local path, or `<hub repo>:<quant type>` (vLLM >= 0.29).
+_GGUF_SOURCE = re.compile(r"\.gguf$|^[\w.-]+/[\w.-]+:[\w.-]+$")
+
+
+@check
+def gguf_names_one_file(r: Recipe) -> Iterator[Violation]:
+    if getattr(r.model, "quantization", "none") == "gguf" and not _GGUF_SOURCE.search(r.model.source):
+        yield Violation(
+            ("model.quantization", "model.source"),
+            f"model.quantization gguf needs model.source to name one GGUF file: a local path ending in .gguf or "
+            f"'<hub repo>:<quant type>' (e.g. unsloth/Qwen3-0.6B-GGUF:Q4_K_M), not '{r.model.source}'",
         )
 
 
@@ -132,12 +188,59 @@ def tensor_parallel_fits_gpus(r: Recipe) -> Iterator[Violation]:
 
 
 @check
-def served_context_fits_model(r: Recipe) -> Iterator[Violation]:
-    served = getattr(r.serving, "max_model_len", None)
-    if served is not None and r.model.kind == "llm" and served > r.model.max_model_len:
+def exl2_is_not_sharded(r: Recipe) -> Iterator[Violation]:
+    tp = getattr(r.serving, "tensor_parallel_size", 1)
+    if r.serving.backend == "tgi" and getattr(r.model, "quantization", "none") == "exl2" and tp > 1:
         yield Violation(
-            ("serving.max_model_len", "model.max_model_len"),
-            f"serving.max_model_len ({served}) must be <= model.max_model_len ({r.model.max_model_len})",
+            ("model.quantization", "serving.tensor_parallel_size"),
+            f"model.quantization exl2 cannot be sharded by TGI: serving.tensor_parallel_size must be 1, not {tp}",
+        )
+
+
+# TGI's --dtype takes float16 or bfloat16 (auto: the weights' own).
+TGI_DTYPES = ("auto", "float16", "bfloat16")
+
+
+@check
+def dtype_fits_backend(r: Recipe) -> Iterator[Violation]:
+    dtype = getattr(r.model, "dtype", "auto")
+    if r.serving.backend == "tgi" and dtype not in TGI_DTYPES:
+        yield Violation(
+            ("model.dtype", "serving.backend"),
+            f"model.dtype {dtype} is not served by serving.backend tgi: use {', '.join(TGI_DTYPES)}",
+        )
+
+
+@check
+def served_context_fits_model(r: Recipe) -> Iterator[Violation]:
+    if r.model.kind != "llm":
+        return
+    for key in ("max_model_len", "max_total_tokens"):
+        served = getattr(r.serving, key, None)
+        if served is not None and served > r.model.max_model_len:
+            yield Violation(
+                (f"serving.{key}", "model.max_model_len"),
+                f"serving.{key} ({served}) must be <= model.max_model_len ({r.model.max_model_len})",
+            )
+
+
+@check
+def prompt_leaves_room_to_answer(r: Recipe) -> Iterator[Violation]:
+    prompt = getattr(r.serving, "max_input_length", None)
+    if prompt is None or r.model.kind != "llm":
+        return
+    total = r.serving.max_total_tokens
+    if total is not None and prompt >= total:
+        yield Violation(
+            ("serving.max_input_length", "serving.max_total_tokens"),
+            f"serving.max_input_length ({prompt}) must be < serving.max_total_tokens ({total}): "
+            "the rest is what the model may generate",
+        )
+    elif total is None and prompt >= r.model.max_model_len:
+        yield Violation(
+            ("serving.max_input_length", "model.max_model_len"),
+            f"serving.max_input_length ({prompt}) must be < model.max_model_len ({r.model.max_model_len}), "
+            "the default serving.max_total_tokens",
         )
 
 
@@ -154,7 +257,7 @@ def replicas_ordered(r: Recipe) -> Iterator[Violation]:
 @check
 def ray_serve_accepts_a_batch(r: Recipe) -> Iterator[Violation]:
     ongoing = getattr(r.serving, "max_ongoing_requests", None)
-    if ongoing is not None and ongoing < r.serving.max_batch_size:
+    if r.serving.backend == "ray_serve" and ongoing < r.serving.max_batch_size:
         yield Violation(
             ("serving.max_ongoing_requests", "serving.max_batch_size"),
             f"serving.max_ongoing_requests ({ongoing}) must be >= serving.max_batch_size "
@@ -220,6 +323,16 @@ def traffic_routing_needs_istio(r: Recipe) -> Iterator[Violation]:
         yield Violation(
             ("rollout.strategy", "deploy.istio"),
             f"rollout.strategy {r.rollout.strategy} routes traffic with Istio: set deploy.istio true or use strategy direct",
+        )
+
+
+@check
+def ray_serve_llm_rolls_out_directly(r: Recipe) -> Iterator[Violation]:
+    if r.serving.backend == "ray_serve_llm" and r.rollout.strategy != "direct":
+        yield Violation(
+            ("rollout.strategy", "serving.backend"),
+            f"rollout.strategy {r.rollout.strategy} routes traffic between model versions, which serving.backend "
+            "ray_serve_llm cannot (KubeRay owns the pods and Ray Serve LLM serves one model): use strategy direct",
         )
 
 

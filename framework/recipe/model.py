@@ -1,15 +1,20 @@
 """`model`: what is trained (tabular) or served (llm); `kind` selects the variant."""
 
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Union, get_args
 
 from pydantic import Field
 
 from framework.recipe.base import Section
 from framework.recipe.types import PositiveInt, SecretRef
 
-QUANTIZATIONS = ("none", "awq", "gptq", "fp8", "bitsandbytes", "gguf")
-Quantization = Literal["none", "awq", "gptq", "fp8", "bitsandbytes", "gguf"]
+# The seed's methods, then those only TGI loads (its --quantize values); which backend
+# loads which is a cross-field rule (checks.QUANTIZATION_BY_BACKEND).
+Quantization = Literal[
+    "none", "awq", "gptq", "fp8", "bitsandbytes", "gguf",
+    "bitsandbytes-nf4", "bitsandbytes-fp4", "eetq", "exl2", "marlin",
+]
+QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
 
 
 class TabularModel(Section):

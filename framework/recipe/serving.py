@@ -1,4 +1,5 @@
-"""`serving`: how the model answers requests; `backend` selects Triton, Ray Serve or vLLM."""
+"""`serving`: how the model answers requests; `backend` selects Triton or Ray Serve (tabular),
+vLLM, TGI or Ray Serve LLM (LLMs)."""
 
 
 from typing import Annotated, Literal, Union
@@ -98,14 +99,19 @@ class RayServeServing(_TabularServing):
     )
 
 
-class VllmServing(_Serving):
-    backend: Literal["vllm"] = Field(description="vLLM OpenAI-compatible server.")
-    image: ImageRef = Field(default="vllm/vllm-openai:v0.33.0", description="vLLM server image.")
+class _LlmServing(_Serving):
+    """What every LLM server shares: GPUs per replica and tensor parallelism over them."""
+
     resources: Resources = Field(
         default_factory=lambda: Resources(cpu="4", memory="24Gi", gpu=1),
         description="Resources of one replica; GPUs must cover tensor_parallel_size.",
     )
     tensor_parallel_size: Annotated[int, Field(ge=1, le=16)] = Field(default=1, description="GPUs one model is split over.")
+
+
+class VllmServing(_LlmServing):
+    backend: Literal["vllm"] = Field(description="vLLM OpenAI-compatible server.")
+    image: ImageRef = Field(default="vllm/vllm-openai:v0.33.0", description="vLLM server image.")
     gpu_memory_utilization: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
         default=0.9, description="Share of GPU memory vLLM may use."
     )
@@ -116,4 +122,43 @@ class VllmServing(_Serving):
     max_num_seqs: Annotated[int, Field(ge=1, le=4096)] = Field(default=128, description="Sequences batched at once.")
 
 
-Serving = Annotated[Union[TritonServing, RayServeServing, VllmServing], Field(discriminator="backend")]
+class RayServeLlmServing(_LlmServing):
+    backend: Literal["ray_serve_llm"] = Field(
+        description="Ray Serve LLM (`ray.serve.llm:build_openai_app`, vLLM inside) in a RayService."
+    )
+    image: ImageRef = Field(
+        default="rayproject/ray-llm:2.60.0-py311-cu128",
+        description="Ray image with Ray Serve LLM and the vLLM that Ray pins (ray[llm]).",
+    )
+    gpu_memory_utilization: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        default=0.9, description="Share of GPU memory vLLM may use."
+    )
+    max_model_len: PositiveInt | None = Field(
+        default=None, description="Longest context served; at most model.max_model_len (default that)."
+    )
+    served_model_name: Name | None = Field(default=None, description="Model id clients ask for; default the recipe name.")
+    max_num_seqs: Annotated[int, Field(ge=1, le=4096)] = Field(default=128, description="Sequences batched at once.")
+    max_ongoing_requests: Annotated[int, Field(ge=1, le=100000)] = Field(
+        default=128, description="Requests a replica accepts at once (Ray Serve); autoscaling targets a share of it."
+    )
+
+
+class TgiServing(_LlmServing):
+    backend: Literal["tgi"] = Field(description="Hugging Face Text Generation Inference (OpenAI-compatible /v1).")
+    image: ImageRef = Field(
+        default="ghcr.io/huggingface/text-generation-inference:3.3.5", description="TGI server image."
+    )
+    max_total_tokens: PositiveInt | None = Field(
+        default=None, description="Longest prompt + output per request in tokens; at most model.max_model_len (default that)."
+    )
+    max_input_length: PositiveInt | None = Field(
+        default=None, description="Longest prompt in tokens; below max_total_tokens (default max_total_tokens - 1)."
+    )
+    max_concurrent_requests: Annotated[int, Field(ge=1, le=100000)] = Field(
+        default=128, description="Requests a replica accepts at once; more are refused (429)."
+    )
+
+
+Serving = Annotated[
+    Union[TritonServing, RayServeServing, VllmServing, TgiServing, RayServeLlmServing], Field(discriminator="backend")
+]

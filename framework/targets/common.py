@@ -182,6 +182,20 @@ def secret_env(recipe) -> list[dict[str, Any]]:
     ]
 
 
+HF_TOKEN_ENV = "HF_TOKEN"  # where Hugging Face clients (vLLM, TGI, Ray Serve LLM) read the hub token
+
+
+def secret_env_with_hub_token(recipe) -> list[dict[str, Any]]:
+    """secret_env, led by model.token (LLM recipes) as HF_TOKEN, which wins over a
+    deploy.secrets HF_TOKEN."""
+    secrets = secret_env(recipe)
+    token = getattr(recipe.model, "token", None)
+    if token is None:
+        return secrets
+    hub = {"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}}
+    return [hub] + [e for e in secrets if e["name"] != HF_TOKEN_ENV]
+
+
 def recipe_volume(recipe) -> tuple[dict[str, Any], dict[str, Any]]:
     """(volume, mount) of the resolved recipe ConfigMap, read-only."""
     volume = {"name": "recipe", "configMap": {"name": names(recipe).recipe_configmap}}
@@ -201,8 +215,10 @@ def resolved_recipe_yaml(recipe) -> str:
 
 def uses_argo_rollout(recipe) -> bool:
     """Canary and blue/green steps are driven by an Argo Rollout (see README); Ray Serve
-    pods belong to KubeRay, so there the serving app routes traffic itself."""
-    return recipe.rollout.strategy in ("canary", "blue_green") and recipe.serving.backend != "ray_serve"
+    pods belong to KubeRay, so there the serving app routes traffic itself (Ray Serve
+    LLM rolls out directly, a checked rule)."""
+    on_ray = recipe.serving.backend in ("ray_serve", "ray_serve_llm")
+    return recipe.rollout.strategy in ("canary", "blue_green") and not on_ray
 
 
 def workload_ref(recipe) -> dict[str, str]:

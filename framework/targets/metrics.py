@@ -1,6 +1,7 @@
 """Metric names and PromQL: the one contract between whatever exposes metrics (the
-framework's serving app, Triton, vLLM, the drift job) and whatever reads them (the
-PrometheusRule, the Argo AnalysisTemplate, the Grafana dashboard, `mlops rollout`).
+framework's serving app, Triton, vLLM, TGI, Ray Serve, the drift job) and whatever reads
+them (the PrometheusRule, the Argo AnalysisTemplate, the Grafana dashboard,
+`mlops rollout`).
 
 Import-light on purpose (stdlib only): the serving app builds its Prometheus metrics
 from the `MetricSpec`s below, and the targets build every query with the functions
@@ -16,7 +17,8 @@ Conventions
 * Scope: series scraped through the recipe's Service carry `namespace` and `service`
   (set by the Prometheus operator); queries select `namespace="<deploy.namespace>",
   service="<names.service>"`. Ray Serve replicas are not behind a Service of ours:
-  their series are selected by `namespace` and the app's `model` label.
+  their series are selected by `namespace` and the app's `model` label (Ray Serve
+  LLM's by `namespace` and Serve's `application`).
 
 Who exposes what
 * The framework's serving app (`mlops serve`, local apply, and Ray Serve):
@@ -43,6 +45,17 @@ Who exposes what
   is shown on the dashboard but not used for ratios. Latency is
   `vllm:e2e_request_latency_seconds` (histogram, label model_name). vLLM has no
   model-version label: traffic per version uses the pods' track label.
+* TGI (backend tgi): its router exposes on its API port (`http`, path /metrics)
+  `tgi_request_count` (every request, the OpenAI routes included),
+  `tgi_request_failure{err}` (err: validation, overloaded, generation, incomplete,
+  dropped...; `validation` is the client's error, like a 4xx, and is not counted) and
+  `tgi_request_duration` (histogram, seconds, successful requests), `tgi_queue_size`.
+  Like vLLM, no model-version label: traffic per version uses the track.
+* Ray Serve LLM (backend ray_serve_llm): no app of ours, so Ray Serve's own proxy
+  metrics on Ray's port `metrics`: `ray_serve_num_http_requests_total{application,
+  route,method,status_code}` (5xx = errors) and `ray_serve_http_request_latency_ms`
+  (histogram, milliseconds), selected by `namespace` and `application` (the recipe
+  name), Serve's health routes (`/-/...`) left out.
 * Drift: the drift job (`mlops monitor`, a CronJob) pushes `model_drift_score{model,
   feature}` to the Pushgateway (`PUSHGATEWAY_ADDRESS`) with grouping key
   `job=DRIFT_JOB, namespace=<deploy.namespace>, model=<registered model>`; the
@@ -130,6 +143,16 @@ VLLM_ERROR_STATUS = "5xx"
 VLLM_E2E_LATENCY = "vllm:e2e_request_latency_seconds"
 VLLM_REQUEST_SUCCESS = "vllm:request_success_total"
 
+TGI_REQUESTS = "tgi_request_count"
+TGI_FAILURES = "tgi_request_failure"
+TGI_CLIENT_ERRORS = "validation"  # err label values that are the client's fault
+TGI_DURATION = "tgi_request_duration"  # histogram, seconds
+TGI_QUEUE = "tgi_queue_size"
+
+RAY_SERVE_REQUESTS = "ray_serve_num_http_requests_total"
+RAY_SERVE_LATENCY_MS = "ray_serve_http_request_latency_ms"  # histogram, milliseconds
+RAY_SERVE_INTERNAL_ROUTES = "/-/.*"  # Serve's health and routes endpoints
+
 CPU_SECONDS = "container_cpu_usage_seconds_total"
 MEMORY_WORKING_SET = "container_memory_working_set_bytes"
 GPU_UTILIZATION = "DCGM_FI_DEV_GPU_UTIL"
@@ -153,6 +176,8 @@ SERIES_NAMES = frozenset(
     + list(DRIFT_SCORE.series)
     + [TRITON_SUCCESS, TRITON_FAILURE, TRITON_LATENCY_SUMMARY]
     + [VLLM_HTTP_REQUESTS, f"{VLLM_E2E_LATENCY}_bucket", VLLM_REQUEST_SUCCESS]
+    + [TGI_REQUESTS, TGI_FAILURES, f"{TGI_DURATION}_bucket", TGI_QUEUE]
+    + [RAY_SERVE_REQUESTS, f"{RAY_SERVE_LATENCY_MS}_bucket"]
     + [CPU_SECONDS, MEMORY_WORKING_SET, GPU_UTILIZATION]
 )
 
@@ -208,14 +233,22 @@ def _server_name(recipe) -> str:
 
 
 def on_ray(recipe) -> bool:
-    return recipe.serving.backend == "ray_serve"
+    """KubeRay owns the serving pods (a RayService): no Service, Deployment or track of ours."""
+    return recipe.serving.backend in ("ray_serve", "ray_serve_llm")
+
+
+def tracks_versions(recipe) -> bool:
+    """The server has no model-version label: versions are told apart by the pods' track."""
+    return recipe.serving.backend in ("vllm", "tgi")
 
 
 def scope(recipe, service: str | None = None, track: str | None = None) -> Scope:
     """The recipe's serving series; `service` picks another Service (blue/green's preview),
     `track` one track (stable or candidate)."""
     ns = ("namespace", "=", recipe.deploy.namespace)
-    if on_ray(recipe):
+    if recipe.serving.backend == "ray_serve_llm":
+        result = Scope((ns, ("application", "=", recipe.name)))
+    elif on_ray(recipe):
         result = Scope((ns, ("model", "=", recipe.registered_model)))
     else:
         result = Scope((ns, ("service", "=", service or recipe.name)))
@@ -248,6 +281,10 @@ def _requests(recipe, fn: str, window: str, s: Scope, by: tuple[str, ...]) -> st
         return f"({ok} + ({failed} or {ok} * 0))"
     if backend == "vllm":
         return _sum(by, f"{fn}({s.selector(VLLM_HTTP_REQUESTS, ('handler', '=~', VLLM_API_HANDLERS))}[{w}])")
+    if backend == "tgi":
+        return _sum(by, f"{fn}({s.selector(TGI_REQUESTS)}[{w}])")
+    if backend == "ray_serve_llm":
+        return _sum(by, f"{fn}({s.selector(RAY_SERVE_REQUESTS, ('route', '!~', RAY_SERVE_INTERNAL_ROUTES))}[{w}])")
     return _sum(by, f"{fn}({s.selector(RAY_PREFIX + REQUESTS.name)}[{w}])")
 
 
@@ -258,6 +295,11 @@ def _errors(recipe, window: str, s: Scope, by: tuple[str, ...]) -> str:
         return _sum(by, f"rate({s.selector(TRITON_FAILURE)}[{w}])")
     if backend == "vllm":
         sel = s.selector(VLLM_HTTP_REQUESTS, ("handler", "=~", VLLM_API_HANDLERS), ("status", "=", VLLM_ERROR_STATUS))
+        return _sum(by, f"rate({sel}[{w}])")
+    if backend == "tgi":
+        return _sum(by, f"rate({s.selector(TGI_FAILURES, ('err', '!~', TGI_CLIENT_ERRORS))}[{w}])")
+    if backend == "ray_serve_llm":
+        sel = s.selector(RAY_SERVE_REQUESTS, ("route", "!~", RAY_SERVE_INTERNAL_ROUTES), ("status_code", "=~", ERROR_STATUS))
         return _sum(by, f"rate({sel}[{w}])")
     return _sum(by, f"rate({s.selector(RAY_PREFIX + REQUESTS.name, ('status', '=~', ERROR_STATUS))}[{w}])")
 
@@ -284,12 +326,15 @@ def error_ratio(recipe, window: str, s: Scope | None = None, by: tuple[str, ...]
 
 
 def version_labels(recipe) -> tuple[str, ...]:
-    """What tells model versions apart in the series of the backend."""
-    return (TRACK,) if recipe.serving.backend == "vllm" else ("version",)
+    """What tells model versions apart in the series of the backend (Ray Serve LLM
+    serves one version: its application)."""
+    if recipe.serving.backend == "ray_serve_llm":
+        return ("application",)
+    return (TRACK,) if tracks_versions(recipe) else ("version",)
 
 
 def traffic_by_version(recipe, window: str, s: Scope | None = None) -> str:
-    """Requests per second of each model version (vLLM: of each track)."""
+    """Requests per second of each model version (vLLM, TGI: of each track)."""
     return request_rate(recipe, window, s, version_labels(recipe))
 
 
@@ -297,6 +342,12 @@ def finished_requests(recipe, window: str, s: Scope | None = None) -> str:
     """vLLM only: requests the engine finished per second, by finished_reason."""
     s = s or scope(recipe)
     return f"sum by (finished_reason) (rate({s.selector(VLLM_REQUEST_SUCCESS)}[{_window(window)}]))"
+
+
+def queue_size(recipe, s: Scope | None = None) -> str:
+    """TGI only: requests waiting in each pod's queue."""
+    s = s or scope(recipe)
+    return f"sum by (pod) ({s.selector(TGI_QUEUE)})"
 
 
 def rollout_weight(recipe, s: Scope | None = None) -> str:
@@ -317,7 +368,13 @@ def latency_quantile(recipe, quantile: float, window: str, s: Scope | None = Non
         sel = s.selector(TRITON_LATENCY_SUMMARY, ("quantile", "=", repr(quantile)))
         worst = f"max by ({', '.join(by)}) " if by else "max"
         return f"{worst}(max_over_time({sel}[{w}])) / 1000000"
-    name = f"{VLLM_E2E_LATENCY}_bucket" if backend == "vllm" else f"{RAY_PREFIX}{REQUEST_DURATION.name}_bucket"
+    if backend == "ray_serve_llm":
+        sel = s.selector(f"{RAY_SERVE_LATENCY_MS}_bucket", ("route", "!~", RAY_SERVE_INTERNAL_ROUTES))
+        return f"histogram_quantile({number(quantile)}, sum by ({', '.join(('le', *by))}) (rate({sel}[{w}]))) / 1000"
+    name = {
+        "vllm": f"{VLLM_E2E_LATENCY}_bucket",
+        "tgi": f"{TGI_DURATION}_bucket",
+    }.get(backend, f"{RAY_PREFIX}{REQUEST_DURATION.name}_bucket")
     return f"histogram_quantile({number(quantile)}, sum by ({', '.join(('le', *by))}) (rate({s.selector(name)}[{w}])))"
 
 

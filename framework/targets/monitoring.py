@@ -3,9 +3,10 @@
 When `monitoring.metrics.enabled`:
 * `k8s/servicemonitor.yaml`: scrapes the serving Service(s) (`<recipe>`, and
   blue/green's `<recipe>-preview`, which carries the same labels) on the port that
-  serves metrics: `metrics` for Triton, `http` for vLLM. It copies the pods'
-  `mlops.dev/track` label onto the series (`mlops_dev_track`). Ray Serve gets none:
-  KubeRay owns those pods and Ray's metrics port is scraped per pod (see README).
+  serves metrics: `metrics` for Triton, `http` for vLLM and TGI. It copies the pods'
+  `mlops.dev/track` label onto the series (`mlops_dev_track`). Ray Serve and Ray Serve
+  LLM get none: KubeRay owns those pods and Ray's metrics port is scraped per pod (see
+  README).
 * `k8s/prometheusrule.yaml`: alerts on error rate, p99 latency and, with
   `monitoring.drift`, drift scores.
 * `monitoring/grafana-dashboard.json` when `monitoring.dashboard.enabled` too.
@@ -248,7 +249,8 @@ def dashboard(recipe) -> dict[str, Any]:
     layout.add(_timeseries("Error rate", "Failed / all requests; the line is the alert threshold.",
                            [(metrics.error_ratio(recipe, w), "errors")], "percentunit", alerts.max_error_rate), 12, 8)
     version = metrics.version_labels(recipe)[0]
-    layout.add(_timeseries("Traffic per model version", "Requests per second by model version (vLLM: by track).",
+    layout.add(_timeseries("Traffic per model version",
+                           "Requests per second by model version (vLLM, TGI: by track; Ray Serve LLM: one version).",
                            [(metrics.traffic_by_version(recipe, w), f"{{{{{version}}}}}")], "reqps"), 12, 8)
     if drift is not None:
         layout.add(_timeseries("Drift score per feature", "Latest drift score of each feature; the line is the threshold.",
@@ -256,7 +258,10 @@ def dashboard(recipe) -> dict[str, Any]:
     if recipe.serving.backend == "vllm":
         layout.add(_timeseries("Finished requests by reason", "Requests the vLLM engine finished (stop, length, abort).",
                                [(metrics.finished_requests(recipe, w), "{{finished_reason}}")], "reqps"), 12, 8)
-    if metrics.on_ray(recipe):
+    if recipe.serving.backend == "tgi":
+        layout.add(_timeseries("Queue size", "Requests waiting in each TGI pod's queue.",
+                               [(metrics.queue_size(recipe), "{{pod}}")], "short"), 12, 8)
+    if recipe.serving.backend == "ray_serve":
         layout.add(_timeseries("Rollout weight per version", "Percent of traffic the serving app routes to each version.",
                                [(metrics.rollout_weight(recipe), "{{version}}")], "percent"), 12, 8)
     layout.add(_timeseries("CPU", "CPU cores used by each serving pod.", [(metrics.cpu_usage(recipe, w), "{{pod}}")],

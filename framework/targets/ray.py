@@ -9,6 +9,11 @@ contract with the runtime is small and lives here as constants:
   (Ray only passes `args` to a builder function), called with
   `{"recipe": <resolved recipe>}`; its deployment must be named `SERVE_DEPLOYMENT`
   so the `deployments` overrides below apply to it (Serve rejects unknown names).
+* Ray Serve LLM (backend ray_serve_llm) needs no code of ours: the application is
+  Ray's own builder `ray.serve.llm:build_openai_app` (an OpenAI-compatible ingress in
+  front of vLLM engine replicas), given one `LLMConfig` made from the recipe. Its
+  `engine_kwargs` are vLLM engine arguments of the vLLM release Ray pins
+  (`RAY_LLM_VLLM_VERSION`), which the tests read from that release's source.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ RAY_VERSION = "2.60.0"  # must match the Ray in deploy.image and serving.image
 TRAIN_MODULE = "framework.runtime.train"
 SERVE_IMPORT_PATH = "framework.runtime.serve:app"
 SERVE_DEPLOYMENT = "ModelServer"
+LLM_IMPORT_PATH = "ray.serve.llm:build_openai_app"
+RAY_LLM_VLLM_VERSION = "0.29.0"  # ray[llm]==2.60.0 pins vllm==0.29.0 (a test reads Ray's metadata)
+SHM_SIZE = "8Gi"  # /dev/shm of Ray Serve LLM workers: NCCL between tensor-parallel vLLM ranks
 
 # With shutdownAfterJobFinishes the cluster (GPU nodes included) is deleted this long
 # after the job ends. Logs survive it: the submitter Job, which tails them, is kept.
@@ -67,11 +75,16 @@ def _container_env(recipe, with_secrets: bool = True) -> list[dict[str, Any]]:
     # HOME inside the /tmp emptyDir lets the root filesystem stay read-only.
     # RAY_USAGE_STATS_ENABLED must be in the pod env: `ray start` reads it, not the job.
     env = [{"name": "HOME", "value": TMP_DIR}, {"name": "RAY_USAGE_STATS_ENABLED", "value": "0"}]
-    return env + (common.secret_env(recipe) if with_secrets else [])
+    return env + (common.secret_env_with_hub_token(recipe) if with_secrets else [])
 
 
 def _tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     return {"name": "tmp", "emptyDir": {}}, {"name": "tmp", "mountPath": TMP_DIR}
+
+
+def _shm_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    volume = {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}}
+    return volume, {"name": "dshm", "mountPath": "/dev/shm"}
 
 
 def _pod_template(
@@ -83,12 +96,17 @@ def _pod_template(
     node_selector: dict[str, str] | None = None,
     tolerations: list[dict[str, Any]] | None = None,
     recipe_mount: bool = True,
+    scratch: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = (),
 ) -> dict[str, Any]:
     """A restricted pod: non-root, no privilege escalation, read-only root with an
-    emptyDir at /tmp, the resolved recipe mounted read-only, no API token (Ray pods
-    do not call the Kubernetes API; KubeRay's autoscaler sidecar is the exception)."""
+    emptyDir at /tmp (and the `scratch` (volume, mount) pairs), the resolved recipe
+    mounted read-only, no API token (Ray pods do not call the Kubernetes API;
+    KubeRay's autoscaler sidecar is the exception)."""
     tmp_volume, tmp_mount = _tmp_volume()
     volumes, mounts = [tmp_volume], [tmp_mount]
+    for volume, mount in scratch:
+        volumes.append(volume)
+        mounts.append(mount)
     if recipe_mount:
         recipe_vol, recipe_mnt = common.recipe_volume(recipe)
         volumes.append(recipe_vol)
@@ -139,8 +157,11 @@ def _worker_group(
     node_selector: dict[str, str] | None = None,
     tolerations: list[dict[str, Any]] | None = None,
     extra_ports=(),
+    shm: bool = False,
 ) -> dict[str, Any]:
     replicas, min_replicas, max_replicas = count
+    # A memory-backed /dev/shm where NCCL needs one (the runtime's 64Mi is too small).
+    scratch = (_shm_volume(),) if shm else ()
     container = {
         "name": "ray-worker",
         "image": image,
@@ -163,6 +184,7 @@ def _worker_group(
         "template": _pod_template(
             recipe, component, container,
             service_account=recipe.deploy.service_account, node_selector=selector, tolerations=tols,
+            scratch=scratch,
         ),
     }
 
@@ -252,6 +274,8 @@ def target_ongoing_requests(serving) -> int:
 
 def serve_config(recipe) -> dict[str, Any]:
     """What `serve deploy` and RayService.serveConfigV2 take (ray.serve.schema.ServeDeploySchema)."""
+    if recipe.serving.backend == "ray_serve_llm":
+        return llm_serve_config(recipe)
     serving = recipe.serving
     resources = serving.resources
     deployment = {
@@ -283,6 +307,65 @@ def serve_config(recipe) -> dict[str, Any]:
                 "args": {"recipe": common.recipe_path_in_pod()},
                 "runtime_env": _runtime_env(recipe),
                 "deployments": [deployment],
+            }
+        ],
+    }
+
+
+def llm_engine_kwargs(recipe) -> dict[str, Any]:
+    """vLLM engine arguments (AsyncEngineArgs fields; Ray sets model, served_model_name
+    and distributed_executor_backend itself and refuses them here)."""
+    serving, model = recipe.serving, recipe.model
+    kwargs: dict[str, Any] = {
+        "tensor_parallel_size": serving.tensor_parallel_size,
+        "gpu_memory_utilization": serving.gpu_memory_utilization,
+        "max_model_len": serving.max_model_len or model.max_model_len,
+        "max_num_seqs": serving.max_num_seqs,
+        "dtype": model.dtype,
+    }
+    if model.quantization != "none":
+        kwargs["quantization"] = model.quantization
+    if model.revision:
+        kwargs["revision"] = model.revision
+    if model.trust_remote_code:
+        kwargs["trust_remote_code"] = True
+    return kwargs
+
+
+def llm_config(recipe) -> dict[str, Any]:
+    """One Ray Serve LLM `LLMConfig`: the model, its engine, its Serve deployment."""
+    serving = recipe.serving
+    return {
+        "model_loading_config": {
+            "model_id": serving.served_model_name or recipe.name,  # what clients ask for
+            "model_source": recipe.model.source,
+        },
+        "engine_kwargs": llm_engine_kwargs(recipe),
+        "deployment_config": {
+            "max_ongoing_requests": serving.max_ongoing_requests,
+            "autoscaling_config": {
+                "min_replicas": serving.replicas.min,
+                "max_replicas": serving.replicas.max,
+                "target_ongoing_requests": target_ongoing_requests(serving),
+            },
+        },
+        "runtime_env": {"env_vars": {"RAY_USAGE_STATS_ENABLED": "0", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}},
+    }
+
+
+def llm_serve_config(recipe) -> dict[str, Any]:
+    """Ray Serve LLM's OpenAI app (`/v1/chat/completions`, `/v1/completions`,
+    `/v1/models`) on serving.port. Replica resources come from the engine: one GPU
+    per tensor-parallel rank, placed by Ray Serve LLM itself."""
+    return {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": "0.0.0.0", "port": recipe.serving.port},
+        "applications": [
+            {
+                "name": recipe.name,
+                "route_prefix": "/",
+                "import_path": LLM_IMPORT_PATH,
+                "args": {"llm_configs": [llm_config(recipe)]},
             }
         ],
     }
@@ -339,6 +422,7 @@ def rayservice(recipe, serve_config_text: str) -> dict[str, Any]:
                         gpus=resources.gpu,
                         gpu_type=resources.gpu_type,
                         extra_ports=serve_port,
+                        shm=serving.backend == "ray_serve_llm",  # tensor-parallel vLLM ranks
                     )
                 ],
             },
@@ -353,7 +437,7 @@ def render(recipe) -> list[Artifact]:
     artifacts: list[Artifact] = []
     if recipe.training is not None and recipe.training.engine == "ray":
         artifacts.append(Artifact("ray/rayjob.yaml", common.yaml_text(recipe, rayjob(recipe))))
-    if recipe.serving.backend == "ray_serve":
+    if recipe.serving.backend in ("ray_serve", "ray_serve_llm"):
         # The RayService embeds the very bytes of serve_config.yaml, so what
         # `serve deploy` and KubeRay run cannot drift apart.
         config_text = common.yaml_text(recipe, serve_config(recipe))

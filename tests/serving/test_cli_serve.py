@@ -97,11 +97,13 @@ def test_serve_on_a_taken_port_says_so(project, model_repo):
     assert result.stderr.strip() == f"--port: cannot listen on 127.0.0.1:{port}: Address already in use; pick another with --port"
 
 
-def test_serve_refuses_llm_recipes(project):
-    result = run_cli("serve", "support_assistant")
+def test_serve_an_llm_recipe_without_gpu_or_fallback_says_what_is_missing(project):
+    result = run_cli("serve", "support_assistant", "--port", str(free_port()))
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "model.kind: mlops serve runs tabular models; support-assistant is served by vllm (apply --target kubernetes)"
+        "model.cpu_fallback: serving.backend vllm cannot run here: no CUDA GPU on this machine; set model.cpu_fallback "
+        "(a local model folder, a Hub id in the local cache, or tiny-random) to serve on CPU with transformers, "
+        "or rag.llm_endpoint to use a running server"
     )
 
 

@@ -1,5 +1,6 @@
 """Recipes every target test renders: the examples in every env, plus variants that
-switch on each option (Ray Serve, PyTorchJob, GPUs, every rollout strategy)."""
+switch on each option (Ray Serve, PyTorchJob, GPUs, every rollout strategy, each LLM
+server: vLLM, TGI, Ray Serve LLM)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ VARIANTS: dict[str, tuple[str, str, list[str]]] = {
     "churn-torchscript-gpu": ("churn", "prod", ["serving.format=torchscript", "serving.instances.kind=gpu", "+serving.resources.gpu=1"]),
     "churn-no-drift": ("churn", "dev", ["monitoring.drift=null", "monitoring.dashboard.enabled=false"]),
     "support-awq-tp2": ("support_assistant", "prod", ["model=qwen_awq", "serving.tensor_parallel_size=2", "serving.resources.gpu=2"]),
+    "support-tgi": ("support_assistant", "prod", ["serving=tgi"]),
+    "support-ray-serve-llm": ("support_assistant", "prod", ["serving=ray_serve_llm", "rollout=direct"]),
 }
 
 

@@ -45,7 +45,7 @@ def docs_of(recipe):
 
 
 def serves_in_deployment(recipe) -> bool:
-    return recipe.serving.backend in ("triton", "vllm")
+    return recipe.serving.backend in ("triton", "vllm", "tgi")
 
 
 def server_template(docs):
@@ -138,12 +138,16 @@ def test_read_only_root_has_writable_scratch(recipe):
         for _, pod in k8s.pod_specs(doc):
             for container in k8s.containers(pod):
                 assert "/tmp" in k8s.writable_paths(container, pod), container["name"]
-    if recipe.serving.backend == "vllm":
+    caches = {
+        "vllm": ("HOME", "HF_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR"),
+        "tgi": ("HOME", "HF_HOME", "HUGGINGFACE_HUB_CACHE", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR"),
+    }
+    if recipe.serving.backend in caches:
         pod = server_template(docs_of(recipe))["spec"]
-        (vllm,) = pod["containers"]
-        env = {e["name"]: e.get("value") for e in vllm["env"]}
-        writable = k8s.writable_paths(vllm, pod)
-        for var in ("HOME", "HF_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR"):
+        (server,) = pod["containers"]
+        env = {e["name"]: e.get("value") for e in server["env"]}
+        writable = k8s.writable_paths(server, pod)
+        for var in caches[recipe.serving.backend]:
             assert any(env[var].startswith(path) for path in writable), var
         shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
         assert shm["emptyDir"]["medium"] == "Memory" and "/dev/shm" in writable
@@ -252,7 +256,8 @@ def test_gpu_pods_are_scheduled_on_gpu_nodes(recipe):
             assert k8s.check_gpu_scheduling(pod, gpu_type) == [], where
     if serves_in_deployment(recipe):
         (server,) = server_template(docs)["spec"]["containers"]
-        expected = recipe.serving.tensor_parallel_size if recipe.serving.backend == "vllm" else recipe.serving.resources.gpu
+        llm = recipe.serving.backend in ("vllm", "tgi")  # one GPU per tensor-parallel rank
+        expected = recipe.serving.tensor_parallel_size if llm else recipe.serving.resources.gpu
         assert k8s.gpus(server) == expected
 
 
@@ -321,6 +326,54 @@ def test_vllm_optional_args():
     assert vllm["args"][-3:] == ["--revision", "abc123", "--trust-remote-code"]
     assert "--quantization" not in vllm["args"]
     assert "HF_TOKEN" not in {e["name"] for e in vllm["env"]}
+
+
+TGI_PROD_ARGS = [
+    "--model-id", "Qwen/Qwen2.5-1.5B-Instruct",
+    "--num-shard", "1",
+    "--max-input-length", "6144",
+    "--max-total-tokens", "8192",
+    "--max-concurrent-requests", "128",
+    "--hostname", "0.0.0.0",
+    "--port", "8000",
+    "--usage-stats", "off",
+    "--dtype", "bfloat16",
+]
+
+
+def test_tgi_server():
+    recipe = _variant("support-tgi")
+    pod = server_template(docs_of(recipe))["spec"]
+    (tgi,) = pod["containers"]
+    assert tgi["image"] == recipe.serving.image == "ghcr.io/huggingface/text-generation-inference:3.3.5"
+    assert tgi["args"] == TGI_PROD_ARGS and "command" not in tgi
+    assert k8s.gpus(tgi) == 1 and pod["nodeSelector"] == {"nvidia.com/gpu.product": "nvidia-h100-80gb"}
+    assert tgi["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert tgi[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    startup = tgi["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 1800
+    env = {e["name"]: e for e in tgi["env"]}
+    assert env["HF_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "huggingface", "key": "token"}}
+    assert env["HF_HOME"]["value"] == "/cache/huggingface"  # the image's /data is read-only here
+    shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
+    assert shm["emptyDir"]["medium"] == "Memory"
+
+
+def test_tgi_quantized_sharded_and_defaults():
+    recipe = _variant("support-tgi")
+    model = recipe.model.model_copy(update={"quantization": "awq", "dtype": "float16", "revision": "abc123",
+                                            "trust_remote_code": True, "max_model_len": 4096})
+    serving = recipe.serving.model_copy(update={"tensor_parallel_size": 2, "max_input_length": None,
+                                                "max_total_tokens": None})
+    recipe = recipe.model_copy(update={"model": model, "serving": serving})
+    (tgi,) = server_template(docs_of(recipe))["spec"]["containers"]
+    args = tgi["args"]
+    assert args[args.index("--num-shard") + 1] == "2" and k8s.gpus(tgi) == 2
+    assert args[args.index("--max-total-tokens") + 1] == "4096"  # model.max_model_len
+    assert args[args.index("--max-input-length") + 1] == "4095"  # TGI's default: all but one token
+    assert args[-5:] == ["--quantize", "awq", "--revision", "abc123", "--trust-remote-code"]
+    assert "--dtype" not in args  # TGI refuses --dtype with --quantize
 
 
 def test_triton_server_fetches_the_champion():

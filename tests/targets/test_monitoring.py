@@ -115,6 +115,8 @@ def test_scope_matches_common_names(recipe):
     assert f'namespace="{recipe.deploy.namespace}"' in sel
     if recipe.serving.backend == "ray_serve":
         assert f'model="{recipe.registered_model}"' in sel
+    elif recipe.serving.backend == "ray_serve_llm":
+        assert f'application="{recipe.name}"' in sel
     else:
         assert f'service="{names.service}"' in sel
     assert metrics._server_name(recipe) == names.server
@@ -136,6 +138,8 @@ def test_every_query_parses_and_reads_only_known_metrics(recipe):
     ]
     if recipe.serving.backend == "vllm":
         queries.append(metrics.finished_requests(recipe, "5m"))
+    if recipe.serving.backend == "tgi":
+        queries.append(metrics.queue_size(recipe))
     if recipe.serving.backend == "ray_serve":
         queries.append(metrics.rollout_weight(recipe))
     check_promql(queries)
@@ -151,6 +155,17 @@ def test_queries_read_the_backends_metrics():
     assert series_names(metrics.latency_quantile(vllm, 0.95, "5m")) == {"vllm:e2e_request_latency_seconds_bucket"}
     assert series_names(metrics.error_ratio(ray, "5m")) == {"ray_mlops_requests_total"}
     assert series_names(metrics.latency_quantile(ray, 0.5, "5m")) == {"ray_mlops_request_duration_seconds_bucket"}
+    tgi = recipe_with("serving=tgi", name="support_assistant")
+    assert series_names(metrics.request_rate(tgi, "5m")) == {"tgi_request_count"}
+    assert series_names(metrics.error_ratio(tgi, "5m")) == {"tgi_request_failure", "tgi_request_count"}
+    assert 'err!~"validation"' in metrics.error_ratio(tgi, "5m")  # the client's errors are not the server's
+    assert series_names(metrics.latency_quantile(tgi, 0.99, "5m")) == {"tgi_request_duration_bucket"}
+    assert metrics.version_labels(tgi) == (metrics.TRACK,)
+    ray_llm = recipe_with("serving=ray_serve_llm", "rollout=direct", name="support_assistant")
+    assert series_names(metrics.error_ratio(ray_llm, "5m")) == {"ray_serve_num_http_requests_total"}
+    assert 'status_code=~"5.."' in metrics.error_ratio(ray_llm, "5m") and 'route!~"/-/.*"' in metrics.request_rate(ray_llm, "5m")
+    p99 = metrics.latency_quantile(ray_llm, 0.99, "5m")
+    assert series_names(p99) == {"ray_serve_http_request_latency_ms_bucket"} and p99.endswith(" / 1000")  # ms -> s
     with pytest.raises(ValueError, match="quantile"):
         metrics.latency_quantile(triton, 0.42, "5m")
     with pytest.raises(ValueError, match="not a Prometheus range"):
@@ -164,14 +179,14 @@ def test_objects_match_their_crd_schemas(recipe):
         assert docs == []
         return
     kinds = sorted(doc["kind"] for _, doc in docs)
-    expected = ["PrometheusRule"] if recipe.serving.backend == "ray_serve" else ["PrometheusRule", "ServiceMonitor"]
+    expected = ["PrometheusRule"] if metrics.on_ray(recipe) else ["PrometheusRule", "ServiceMonitor"]
     assert kinds == expected
     for _, doc in docs:
         assert validate_crd(doc) == []
 
 
 def test_servicemonitor_selects_the_services_metrics_port(recipe):
-    if recipe.serving.backend == "ray_serve":
+    if metrics.on_ray(recipe):
         return
     monitor = one(docs_of(recipe), "ServiceMonitor")
     services = of_kind(documents(kubernetes.render(recipe)), "Service")
@@ -251,6 +266,8 @@ def dashboard_queries(recipe) -> set[str]:
     }
     if recipe.serving.backend == "vllm":
         result.add(metrics.finished_requests(recipe, w))
+    if recipe.serving.backend == "tgi":
+        result.add(metrics.queue_size(recipe))
     return result
 
 

@@ -46,6 +46,10 @@ def _has_ray_training(recipe) -> bool:
     return recipe.training is not None and recipe.training.engine == "ray"
 
 
+def _serves_on_ray(recipe) -> bool:
+    return recipe.serving.backend in ("ray_serve", "ray_serve_llm")
+
+
 @functools.cache
 def _crd_validator(kind: str):
     schema = json.loads((CRD_SCHEMAS / "ray.io" / f"{kind.lower()}_v1.json").read_text())
@@ -83,7 +87,7 @@ def _volume_at(template: dict, path: str) -> dict:
 def test_renders_the_ray_artifacts_the_recipe_needs(recipe):
     artifacts = _render(recipe)
     expected = {RAYJOB} if _has_ray_training(recipe) else set()
-    if recipe.serving.backend == "ray_serve":
+    if _serves_on_ray(recipe):
         expected |= {SERVE_CONFIG, RAYSERVICE}
     assert set(artifacts) == expected
     for artifact in artifacts.values():
@@ -104,7 +108,7 @@ def test_no_rayjob_without_ray_training():
 def test_custom_resources_match_the_kuberay_crds(recipe):
     docs = [yaml.safe_load(a.text) for p, a in _render(recipe).items() if p != SERVE_CONFIG]
     assert sorted(d["kind"] for d in docs) == sorted(
-        (["RayJob"] if _has_ray_training(recipe) else []) + (["RayService"] if recipe.serving.backend == "ray_serve" else [])
+        (["RayJob"] if _has_ray_training(recipe) else []) + (["RayService"] if _serves_on_ray(recipe) else [])
     )
     for doc in docs:
         assert doc["apiVersion"] == "ray.io/v1"
@@ -121,7 +125,9 @@ def test_crd_schema_rejects_a_misspelled_field():
 
 # Ray Serve's schemas (ServeDeploySchema and the models under it) validated in a child
 # process, so importing ray.serve leaves this one alone. Serve ignores unknown keys
-# (forward compatibility), so the child also lists keys Ray does not know.
+# (forward compatibility), so the child also lists keys Ray does not know. Ray Serve
+# LLM's application args: each LLMConfig through Ray's own model (importable without
+# vLLM, unlike ray.serve.llm), its deployment_config as a Serve deployment's options.
 _RAY_SERVE_CHECK = r"""
 import json, sys
 from ray.serve.config import AutoscalingConfig
@@ -132,6 +138,13 @@ from ray.serve.schema import (
 def unknown(data, model):
     return sorted(set(data) - set(model.model_fields))
 
+def check_deployment(deployment, extra):
+    DeploymentSchema.model_validate({"name": "x", **deployment})
+    AutoscalingConfig.model_validate(deployment["autoscaling_config"])
+    extra += unknown(deployment, DeploymentSchema)
+    extra += unknown(deployment["autoscaling_config"], AutoscalingConfig)
+    extra += unknown(deployment.get("ray_actor_options", {}), RayActorOptionsSchema)
+
 results = []
 for config in json.load(sys.stdin):
     try:
@@ -139,12 +152,14 @@ for config in json.load(sys.stdin):
         extra = unknown(config, ServeDeploySchema) + unknown(config["http_options"], HTTPOptionsSchema)
         for app in config["applications"]:
             extra += unknown(app, ServeApplicationSchema)
-            for deployment in app["deployments"]:
-                DeploymentSchema.model_validate(deployment)
-                AutoscalingConfig.model_validate(deployment["autoscaling_config"])
-                extra += unknown(deployment, DeploymentSchema)
-                extra += unknown(deployment["autoscaling_config"], AutoscalingConfig)
-                extra += unknown(deployment["ray_actor_options"], RayActorOptionsSchema)
+            for deployment in app.get("deployments", []):
+                check_deployment(deployment, extra)
+            if app["import_path"] == "ray.serve.llm:build_openai_app":
+                from ray.llm._internal.serve.core.configs.llm_config import LLMConfig
+                extra += sorted(set(app["args"]) - {"llm_configs", "ingress_cls_config", "ingress_deployment_config"})
+                for llm in app["args"]["llm_configs"]:
+                    LLMConfig.model_validate(llm)
+                    check_deployment(llm["deployment_config"], extra)
         results.append("unknown keys: %s" % extra if extra else "ok")
     except Exception as exc:
         results.append("%s: %s" % (type(exc).__name__, exc))
@@ -167,10 +182,19 @@ def test_serve_config_is_accepted_by_ray_serve():
     too_few["applications"][0]["deployments"][0]["autoscaling_config"]["max_replicas"] = 0
     typo = copy.deepcopy(config)
     typo["applications"][0]["deployments"][0]["max_ongoing_request"] = 8
-    good, bad, misspelled = _ray_serve_verdicts([config, too_few, typo])
-    assert good == "ok"
+    llm = _doc(_render(load_variant("support-ray-serve-llm")), SERVE_CONFIG)
+    llm_typo = copy.deepcopy(llm)
+    llm_typo["applications"][0]["args"]["llm_configs"][0]["engine_kwarg"] = {}
+    llm_deployment_typo = copy.deepcopy(llm)
+    llm_deployment_typo["applications"][0]["args"]["llm_configs"][0]["deployment_config"]["max_ongoing_request"] = 8
+    good, bad, misspelled, llm_good, llm_bad, llm_misspelled = _ray_serve_verdicts(
+        [config, too_few, typo, llm, llm_typo, llm_deployment_typo]
+    )
+    assert good == "ok" and llm_good == "ok"
     assert bad.startswith("ValidationError") and "max_replicas" in bad
     assert misspelled == "unknown keys: ['max_ongoing_request']"
+    assert llm_bad.startswith("ValidationError") and "engine_kwarg" in llm_bad
+    assert llm_misspelled == "unknown keys: ['max_ongoing_request']"
 
 
 # --- RayJob -------------------------------------------------------------------------------
@@ -264,7 +288,7 @@ def test_cpu_quantity():
 
 def test_every_ray_pod_is_locked_down(recipe):
     docs = [yaml.safe_load(a.text) for p, a in _render(recipe).items() if p != SERVE_CONFIG]
-    assert len(docs) == _has_ray_training(recipe) + (recipe.serving.backend == "ray_serve")
+    assert len(docs) == _has_ray_training(recipe) + _serves_on_ray(recipe)
     for doc in docs:
         templates = _pod_templates(doc)
         assert len(templates) == (3 if doc["kind"] == "RayJob" else 2)
@@ -336,6 +360,60 @@ def test_rayservice_embeds_the_serve_config_and_sizes_workers():
         assert _volume_at(template, "/etc/mlops") == common.recipe_volume(recipe)[0]
 
 
+def test_ray_serve_llm_serves_the_model_with_its_engine():
+    recipe = load_variant("support-ray-serve-llm")
+    serving, model = recipe.serving, recipe.model
+    artifacts = _render(recipe)
+    config = _doc(artifacts, SERVE_CONFIG)
+    assert config["http_options"] == {"host": "0.0.0.0", "port": serving.port}
+    (app,) = config["applications"]
+    assert (app["name"], app["route_prefix"], app["import_path"]) == (
+        "support-assistant", "/", "ray.serve.llm:build_openai_app",
+    )
+    (llm,) = app["args"]["llm_configs"]
+    assert llm["model_loading_config"] == {"model_id": "support-assistant", "model_source": model.source}
+    assert llm["engine_kwargs"] == {
+        "tensor_parallel_size": 1, "gpu_memory_utilization": 0.9, "max_model_len": 8192, "max_num_seqs": 128,
+        "dtype": "bfloat16",
+    }
+    deployment = llm["deployment_config"]
+    assert deployment["max_ongoing_requests"] == serving.max_ongoing_requests == 128
+    autoscaling = deployment["autoscaling_config"]
+    assert (autoscaling["min_replicas"], autoscaling["max_replicas"]) == (serving.replicas.min, serving.replicas.max)
+    assert autoscaling["target_ongoing_requests"] == 102  # 80% of 128
+
+    service = _doc(artifacts, RAYSERVICE)
+    assert service["spec"]["serveConfigV2"] == artifacts[SERVE_CONFIG].text
+    cluster = service["spec"]["rayClusterConfig"]
+    (workers,) = cluster["workerGroupSpecs"]
+    (worker,) = workers["template"]["spec"]["containers"]
+    assert worker["image"] == serving.image == "rayproject/ray-llm:2.60.0-py311-cu128"
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == "1" and workers["rayStartParams"] == {"num-gpus": "1"}
+    assert workers["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.product": "nvidia-h100-80gb"}
+    assert _volume_at(workers["template"], "/dev/shm")["emptyDir"]["medium"] == "Memory"
+    env = {e["name"]: e for e in worker["env"]}
+    assert env["HF_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "huggingface", "key": "token"}}
+
+
+def test_ray_serve_llm_optional_engine_arguments():
+    recipe = load_variant("support-ray-serve-llm")
+    model = recipe.model.model_copy(update={"quantization": "awq", "revision": "abc123", "trust_remote_code": True})
+    serving = recipe.serving.model_copy(update={"served_model_name": "assistant", "max_model_len": None,
+                                                "tensor_parallel_size": 2})
+    llm = ray_target.llm_config(recipe.model_copy(update={"model": model, "serving": serving}))
+    assert llm["model_loading_config"]["model_id"] == "assistant"
+    kwargs = llm["engine_kwargs"]
+    assert (kwargs["quantization"], kwargs["revision"], kwargs["trust_remote_code"]) == ("awq", "abc123", True)
+    assert kwargs["max_model_len"] == model.max_model_len and kwargs["tensor_parallel_size"] == 2
+
+
+def test_ray_llm_vllm_version_is_the_one_ray_pins():
+    from tests.targets.vllm_source import ray_llm_pin
+
+    assert ray_target.RAY_LLM_VLLM_VERSION == ray_llm_pin()
+    assert ray_target.RAY_VERSION in load_variant("support-ray-serve-llm").serving.image
+
+
 # --- names and determinism ----------------------------------------------------------------
 
 
@@ -371,7 +449,7 @@ def _assert_names_fit(recipe):
 
 def test_object_names_fit_kubernetes(recipe):
     docs = _assert_names_fit(recipe)
-    assert len(docs) == _has_ray_training(recipe) + (recipe.serving.backend == "ray_serve")
+    assert len(docs) == _has_ray_training(recipe) + _serves_on_ray(recipe)
 
 
 def test_names_fit_with_the_longest_recipe_name():

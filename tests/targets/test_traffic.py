@@ -21,7 +21,7 @@ def docs_of(recipe):
 
 
 def expected_paths(recipe) -> list[str]:
-    if recipe.rollout.strategy == "direct" or recipe.serving.backend == "ray_serve":
+    if recipe.rollout.strategy == "direct" or metrics.on_ray(recipe):
         return []
     paths = ["k8s/istio.yaml"]
     if recipe.rollout.strategy in ("canary", "blue_green"):
@@ -110,7 +110,7 @@ def test_champion_pods_carry_the_stable_track(variant):
 def test_rollout_owns_the_deployment(recipe):
     docs = docs_of(recipe)
     rollouts = of_kind(docs, "Rollout")
-    assert bool(rollouts) == (common.uses_argo_rollout(recipe) and recipe.serving.backend != "ray_serve")
+    assert bool(rollouts) == (common.uses_argo_rollout(recipe) and not metrics.on_ray(recipe))
     if not rollouts:
         return
     (rollout,) = rollouts
@@ -296,3 +296,11 @@ def test_blue_green_manual_promotion():
 def test_nothing_for_direct_or_ray_serve():
     assert traffic.render(load_variant("churn-direct")) == []
     assert traffic.render(load_variant("churn-ray-serve")) == []  # the serving app splits traffic itself
+    assert traffic.render(load_variant("support-ray-serve-llm")) == []  # direct only (a checked rule)
+
+
+def test_tgi_is_routed_like_vllm():
+    """TGI runs in the same Deployment shape as vLLM: shadow mirrors to its candidate pods."""
+    recipe = recipe_with("serving=tgi", name="support_assistant")
+    assert recipe.rollout.strategy == "shadow"
+    assert [a.path for a in traffic.render(recipe)] == ["k8s/istio.yaml"]

@@ -17,7 +17,14 @@ TRIGGERS = {
     "tabular_needs_data_and_training": ("churn", ["~training"]),
     "backend_matches_model_kind": ("churn", ["serving=vllm"]),
     "rag_needs_llm": ("churn", ["+rag=project_docs"]),
-    "quantization_fits_backend": ("support_assistant", ["model.quantization=gguf", "serving=ray_serve"]),
+    "quantization_fits_backend": ("support_assistant", ["model.quantization=gguf", "serving=tgi"]),
+    "quantization_plugin_in_image": ("support_assistant", ["model.quantization=bitsandbytes"]),
+    "gguf_names_one_file": ("support_assistant", ["model.quantization=gguf"]),
+    "exl2_is_not_sharded": ("support_assistant", ["serving=tgi", "model.quantization=exl2", "serving.tensor_parallel_size=2",
+                                                  "serving.resources.gpu=2"]),
+    "dtype_fits_backend": ("support_assistant", ["serving=tgi", "model.dtype=float32"]),
+    "prompt_leaves_room_to_answer": ("support_assistant", ["serving=tgi", "serving.max_input_length=8192"]),
+    "ray_serve_llm_rolls_out_directly": ("support_assistant", ["serving=ray_serve_llm"]),
     "batch_sizes_fit": ("churn", ["serving.max_batch_size=4"]),
     "batching_needs_batches": ("churn", ["serving.max_batch_size=0"]),
     "gpu_instances_need_gpus": ("churn", ["serving.instances.kind=gpu"]),
@@ -70,3 +77,35 @@ def test_rule_fires_and_names_every_key(rule) -> None:
 @pytest.mark.parametrize("recipe", ["churn", "support_assistant"])
 def test_examples_break_no_rule(recipe: str) -> None:
     assert run_checks(api.load_recipe(recipe, project=REPO).recipe) == []
+
+
+LLM_SERVERS = {"vllm": [], "tgi": ["serving=tgi"], "ray_serve_llm": ["serving=ray_serve_llm", "rollout=direct"]}
+
+
+@pytest.mark.parametrize("backend", sorted(LLM_SERVERS))
+def test_each_llm_server_takes_what_it_loads(backend: str) -> None:
+    """The example on each LLM server breaks no rule, nor with any quantization the server
+    loads (the vLLM plugin ones given an image that has the plugin, gguf a GGUF source);
+    every other quantization is refused by quantization_fits_backend."""
+    from framework.recipe.checks import QUANTIZATION_BY_BACKEND
+    from framework.recipe.model import QUANTIZATIONS
+
+    base = api.load_recipe("support_assistant", overrides=LLM_SERVERS[backend], project=REPO).recipe
+    assert run_checks(base) == []
+    serving = base.serving.model_copy(update={"image": "registry.example/llm-server-with-plugins:1"})
+    for quantization in QUANTIZATIONS:
+        source = "unsloth/Qwen3-0.6B-GGUF:Q4_K_M" if quantization == "gguf" else base.model.source
+        model = base.model.model_copy(update={"quantization": quantization, "source": source, "dtype": "auto"})
+        found = run_checks(base.model_copy(update={"model": model, "serving": serving}))
+        if quantization in QUANTIZATION_BY_BACKEND[backend]:
+            assert found == [], (quantization, found)
+        else:
+            assert [v.keys for v in found] == [("model.quantization", "serving.backend")], (quantization, found)
+
+
+def test_image_repository() -> None:
+    from framework.recipe.checks import image_repository
+
+    assert image_repository("vllm/vllm-openai:v0.33.0") == "vllm/vllm-openai"
+    assert image_repository("docker.io/vllm/vllm-openai@sha256:" + "0" * 64) == "vllm/vllm-openai"
+    assert image_repository("registry.example:5000/team/vllm-openai:1") == "registry.example:5000/team/vllm-openai"

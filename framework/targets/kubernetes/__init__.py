@@ -1,8 +1,8 @@
 """Kubernetes target: the recipe's core Kubernetes objects under `k8s/`.
 
-Always: the ServiceAccount and the resolved-recipe ConfigMap. For Triton and vLLM: the
-serving Deployment, Service, HPA, PDB and NetworkPolicy (Ray Serve's pods and Service
-belong to the RayService of the ray target). A PyTorchJob when training.engine is
+Always: the ServiceAccount and the resolved-recipe ConfigMap. For Triton, vLLM and TGI:
+the serving Deployment, Service, HPA, PDB and NetworkPolicy (the pods and Service of
+Ray Serve and Ray Serve LLM belong to the RayService of the ray target). A PyTorchJob when training.engine is
 pytorchjob, a drift CronJob when monitoring.drift is set. Istio, Argo Rollouts and
 Prometheus objects come from the traffic and monitoring targets.
 

@@ -8,7 +8,6 @@ from framework.targets.kubernetes import pods
 CACHE_DIR = "/cache"  # Hugging Face weights, vLLM/torch.compile/Triton kernel caches
 SHM_SIZE = "8Gi"  # NCCL between tensor-parallel ranks and the tokenizer workers
 STARTUP_SECONDS = 1800  # weights download, load, profiling and CUDA graph capture
-HF_TOKEN_ENV = "HF_TOKEN"
 
 
 def ports(recipe) -> list[pods.Port]:
@@ -40,7 +39,7 @@ def args(recipe) -> list[str]:
 
 def env(recipe) -> list[dict]:
     """Writable homes for every cache on the read-only root, telemetry off, hub token."""
-    values = {
+    return with_hub_token(recipe, {
         "HOME": CACHE_DIR,
         "HF_HOME": f"{CACHE_DIR}/huggingface",
         "VLLM_CACHE_ROOT": f"{CACHE_DIR}/vllm",
@@ -48,14 +47,12 @@ def env(recipe) -> list[dict]:
         "TORCHINDUCTOR_CACHE_DIR": f"{CACHE_DIR}/torchinductor",
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
-    }
-    result = [{"name": k, "value": v} for k, v in values.items()]
-    token = recipe.model.token
-    secrets = common.secret_env(recipe)
-    if token is not None:
-        secrets = [e for e in secrets if e["name"] != HF_TOKEN_ENV]  # model.token wins
-        result.append({"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}})
-    return result + secrets
+    })
+
+
+def with_hub_token(recipe, values: dict[str, str]) -> list[dict]:
+    """`values` as env entries, then model.token as HF_TOKEN and deploy.secrets."""
+    return [{"name": k, "value": v} for k, v in values.items()] + common.secret_env_with_hub_token(recipe)
 
 
 def server(recipe) -> pods.ServerPod:
