@@ -351,7 +351,7 @@ def evaluate(recipe: str, env: str | None = None, project: Project | Path | None
     from framework.runtime.rag.index import index_corpus
 
     index_corpus(r, proj.root, proj.state_dir, console=console)
-    report = evaluate_retrieval(r, proj.root)
+    report = evaluate_retrieval(r, proj.root, proj.state_dir, index=False)
     return report, retrieval_gates(r, report)
 
 

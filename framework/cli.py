@@ -301,7 +301,7 @@ def evaluate(
     print(f"{recipe}: recall@{report.k} {report.recall_at_k:.3f}, MRR {report.mrr:.3f} on {report.questions} questions: {verdict}")
     for row in report.rows:
         if not row.get("hit"):
-            print(f"  missed: {row['question']} (expected {row.get('expected')})")
+            print(f"  missed: {row['question']} (expected {', '.join(row['expected'])})")
     if not gates.passed:
         raise typer.Exit(1)
 

@@ -60,12 +60,13 @@ def build_tiny_random(folder: Path, seed: int = 0) -> Path:
     import zipfile
 
     import torch
-    from all_minilm_l6_v2 import get_model_zip_path
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from framework.runtime.rag.embedding import shipped_zip
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
-        with zipfile.ZipFile(get_model_zip_path()) as bundle:
+        with zipfile.ZipFile(shipped_zip()) as bundle:
             bundle.extract("tokenizer.json", tmp)
         tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(Path(tmp) / "tokenizer.json"), unk_token="[UNK]",
                                             pad_token="[PAD]", bos_token="[CLS]", eos_token="[SEP]")

@@ -149,24 +149,21 @@ def apply_local(recipe, root: Path, state_dir: Path, console=None) -> RagOutcome
     from framework.runtime.rag.evaluate import evaluate_retrieval, retrieval_gates
     from framework.runtime.rag.index import index_corpus
     from framework.runtime.rag.service import RagApp
+    from framework.runtime.gates import raise_for_failures
     from framework.runtime.serve import EmbeddedServer
 
-    say = (lambda line: console.print(line, markup=False, highlight=False)) if console is not None else (lambda line: None)
     outcome = RagOutcome()
     outcome.index = index_corpus(recipe, root, state_dir, console=console)
-    outcome.evaluation = evaluate_retrieval(recipe, root)
+    outcome.evaluation = evaluate_retrieval(recipe, root, state_dir, index=False)
     outcome.gates = retrieval_gates(recipe, outcome.evaluation)
-    if console is not None and hasattr(outcome.gates, "rich_table"):
+    if console is not None:
         console.print(outcome.gates.rich_table())
-    if not outcome.gates.passed:
-        failed = [g for g in outcome.gates.results if not g.passed]
-        raise MlopsError([Problem(None, f"evaluation.gates.{g.name}", f"{g.observed} fails {g.expected}") for g in failed])
+    raise_for_failures(outcome.gates)  # a failed gate: nothing is served
     with generation_server(recipe, state_dir, console) as llm:
         outcome.llm = llm.how
-        say(llm.how)
         from framework.runtime.rag.service import build
 
-        app: RagApp = build(recipe, root, llm.url, llm.served_name)
+        app: RagApp = build(recipe, root, llm.url, llm.served_name, state_dir=state_dir)
         with EmbeddedServer(app) as server:
             outcome.url = f"http://{server.url}"
             question = outcome.evaluation.rows[0]["question"] if outcome.evaluation.rows else "What is this project?"
@@ -179,7 +176,7 @@ def summary(recipe, outcome: RagOutcome) -> str:
     sample = outcome.sample
     lines = [
         f"{recipe.name} ({recipe.environment}): indexed {report.documents} documents, {report.chunks} chunks "
-        f"({report.embedded} embedded now, {report.unchanged} unchanged) in {recipe.rag.vector_store.path}",
+        f"({report.embedded} chunks embedded now; {report.unchanged} documents unchanged) in {recipe.rag.vector_store.path}",
         f"  retrieval: recall@{evaluation.k} {evaluation.recall_at_k:.3f}, MRR {evaluation.mrr:.3f} "
         f"on {evaluation.questions} labelled questions, gates passed",
         f"  {outcome.llm}",
@@ -199,7 +196,7 @@ def serve_forever(recipe, root: Path, state_dir: Path, host: str, port: int, con
     from framework.runtime.serve import serve_forever as serve
 
     with generation_server(recipe, state_dir, console) as llm:
-        app = build(recipe, root, llm.url, llm.served_name)
+        app = build(recipe, root, llm.url, llm.served_name, state_dir=state_dir)
         serve(app, host, port, lambda url: on_ready(url, llm.how) if on_ready else None)
 
 

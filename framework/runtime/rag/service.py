@@ -134,7 +134,8 @@ def app(args: dict | None = None):
     return RagServer.bind(args.get("recipe") or os.environ["MLOPS_RECIPE"], args.get("root"), args.get("llm_endpoint"))
 
 
-def build(recipe, root, llm_endpoint: str | None, served_name: str | None = None, ray_metrics: bool = False) -> RagApp:
+def build(recipe, root, llm_endpoint: str | None, served_name: str | None = None, ray_metrics: bool = False,
+          state_dir=None) -> RagApp:
     """A RagApp from a recipe: its retriever over the persisted index and a client of
     the generation endpoint (`llm_endpoint`, else rag.llm_endpoint)."""
     from framework.errors import MlopsError, Problem
@@ -147,7 +148,7 @@ def build(recipe, root, llm_endpoint: str | None, served_name: str | None = None
         raise MlopsError([Problem(None, "rag.llm_endpoint", "no generation endpoint: set rag.llm_endpoint or serve the recipe's model")])
     name = served_name or getattr(recipe.serving, "served_model_name", None) or recipe.name
     metrics = ServingMetrics(mirror=RayMirror() if ray_metrics else None)
-    return RagApp(recipe, Retriever(recipe, root), endpoint_client(url, name), metrics=metrics)
+    return RagApp(recipe, Retriever(recipe, root, state_dir), endpoint_client(url, name), metrics=metrics)
 
 
 __all__ = ["RagApp", "build_prompt", "build", "app"]
