@@ -44,6 +44,19 @@ async def respond(send: Callable, status: int, body: bytes, content_type: bytes 
     await send({"type": "http.response.body", "body": body})
 
 
+async def answer_lifespan(scope: dict, receive: Callable, send: Callable) -> None:
+    """Nothing to start or stop: acknowledge the host's lifespan messages."""
+    if scope["type"] != "lifespan":
+        return
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def read_json(receive: Callable, limit: int = MAX_BODY_BYTES) -> Any:
     chunks, size = [], 0
     while True:
@@ -80,16 +93,8 @@ class OpenAIApp:
         self.metrics = metrics or ServingMetrics()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
         if scope["type"] != "http":
-            return
+            return await answer_lifespan(scope, receive, send)
         path, method = scope["path"], scope["method"]
         if path == "/health":
             return await respond(send, 200, b"", b"text/plain")
@@ -188,4 +193,4 @@ class OpenAIApp:
         await send({"type": "http.response.body", "body": event(None, "stop") + b"data: [DONE]\n\n"})
 
 
-__all__ = ["OpenAIApp", "respond", "read_json", "BadRequest"]
+__all__ = ["OpenAIApp", "respond", "read_json", "answer_lifespan", "BadRequest"]

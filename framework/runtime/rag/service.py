@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import orjson
 
-from framework.runtime.rag.openai_app import BadRequest, read_json, respond
+from framework.runtime.rag.openai_app import BadRequest, answer_lifespan, read_json, respond
 from framework.runtime.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from framework.runtime.serving.metrics import ServingMetrics
 
@@ -50,16 +50,8 @@ class RagApp:
         self.metrics = metrics or ServingMetrics()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
         if scope["type"] != "http":
-            return
+            return await answer_lifespan(scope, receive, send)
         path, method = scope["path"], scope["method"]
         if path == "/health":
             return await respond(send, 200, b"", b"text/plain")
