@@ -2,8 +2,9 @@
 in the order `apply --target kubernetes` applies them.
 
 Which files: `k8s/*.yaml` and the KubeRay CRs `ray/rayjob.yaml`, `ray/rayservice.yaml`
-(multi-document files allowed). Not applied: `ray/serve_config.yaml` (embedded in the
-RayService), the workflows, `manifest.json`, `recipe.resolved.yaml` (it reaches the
+and, for RAG, `ray/rag-index-rayjob.yaml`, `ray/rag-rayservice.yaml` (multi-document
+files allowed). Not applied: `ray/serve_config.yaml` and `ray/rag_serve_config.yaml`
+(embedded in their RayServices), the workflows, `manifest.json`, `recipe.resolved.yaml` (it reaches the
 cluster as the recipe ConfigMap), the Triton model config and the Grafana dashboard.
 
 The order is a table, kind -> (phase, rank), ties broken by kind, then namespace and
@@ -22,13 +23,17 @@ import yaml
 
 from framework.errors import Location, MlopsError, Problem
 
-APPLIED_FILES = ("k8s/*.yaml", "ray/rayjob.yaml", "ray/rayservice.yaml")
+APPLIED_FILES = (
+    "k8s/*.yaml", "ray/rayjob.yaml", "ray/rayservice.yaml", "ray/rag-index-rayjob.yaml", "ray/rag-rayservice.yaml",
+)
 
 CONFIG, TRAINING, SERVING = "config", "training", "serving"
 PHASES = (CONFIG, TRAINING, SERVING)
 
-# kind -> (phase, rank within the phase). Config first (what pods mount and run as),
-# then the training job (waited for), then serving: the Service before its workload;
+# kind -> (phase, rank within the phase). Config first (what pods mount and run as: the
+# RAG vector store's PersistentVolumeClaim included), then the jobs, waited for (the
+# training RayJob or PyTorchJob; the RAG index RayJob, which fills the store the RAG
+# RayService reads), then serving: the Service before its workload;
 # the Deployment before the Rollout that adopts it (workloadRef); the AnalysisTemplate,
 # DestinationRule (subsets) and VirtualService (routes) before the Rollout that names
 # them; autoscaling, disruption budget, monitoring and the drift CronJob last.

@@ -3,8 +3,10 @@ server-side applied to the cluster of the current kubeconfig, in dependency orde
 with waits between the phases.
 
 1. config: Namespace, ServiceAccount, RBAC, ConfigMap, Secret, NetworkPolicy, PVCs;
-2. training: the RayJob or PyTorchJob, then wait until it finishes (by default its own
-   activeDeadlineSeconds, i.e. `training.timeout`, plus a grace period). A job that
+2. jobs: the training RayJob or PyTorchJob, and the RAG index RayJob (which fills the
+   vector store's volume before the RAG RayService opens it), each waited for until it
+   finishes (by default its own activeDeadlineSeconds, e.g. `training.timeout`, plus a
+   grace period). A job that
    finished in an earlier apply is deleted first: a job runs once, and applying the
    same object again would run nothing;
 3. serving: Service, Deployment, AnalysisTemplate, DestinationRule, VirtualService,

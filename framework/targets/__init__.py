@@ -16,6 +16,7 @@ from framework.errors import MlopsError
 # name -> module with `render(recipe: Recipe) -> list[Artifact]`
 TARGETS: tuple[tuple[str, str], ...] = (
     ("ray", "framework.targets.ray"),
+    ("rag", "framework.targets.rag"),
     ("triton", "framework.targets.triton"),
     ("kubernetes", "framework.targets.kubernetes"),
     ("traffic", "framework.targets.traffic"),

@@ -94,6 +94,20 @@ class Names:
     def analysis_template(self) -> str:
         return self._n("analysis")
 
+    # RAG (recipes with a `rag` section). KubeRay derives `<name>-raycluster-xxxxx-head-svc`
+    # from a RayJob or RayService, which must stay <= 63: suffixes of at most 6 characters.
+    @property
+    def rag_index(self) -> str:  # RayJob indexing the corpus into the vector store
+        return self._n("index")
+
+    @property
+    def rag_service(self) -> str:  # RayService (and Serve application) of the RAG service
+        return self._n("rag")
+
+    @property
+    def rag_vectors(self) -> str:  # PersistentVolumeClaim holding the vector store
+        return self._n("rag-vectors")
+
 
 def names(recipe) -> Names:
     return Names(recipe.name)
@@ -102,6 +116,11 @@ def names(recipe) -> Names:
 # Where the resolved recipe sits inside every pod that reads it (ConfigMap mount).
 RECIPE_MOUNT_DIR = "/etc/mlops"
 RECIPE_FILE = "recipe.resolved.yaml"
+
+# Where deploy.image holds the project (pyproject.toml, README.md, docs/, ...: what
+# `rag.documents` names) with the framework installed: the project root (`--root`) of
+# the pods that read files relative to it (the RAG index job and service).
+PROJECT_ROOT_IN_POD = "/app"
 
 
 def labels(recipe, component: str) -> dict[str, str]:

@@ -56,6 +56,12 @@ Who exposes what
   route,method,status_code}` (5xx = errors) and `ray_serve_http_request_latency_ms`
   (histogram, milliseconds), selected by `namespace` and `application` (the recipe
   name), Serve's health routes (`/-/...`) left out.
+* The RAG service (recipes with `rag`): the serving app's metric names, `model` the
+  registered model and `version` always `RAG_VERSION` ("rag"), whatever the backend
+  generating its answers. On clusters it runs on Ray Serve (the rag target's
+  RayService), so queries read the `ray_` series (`rag_scope`). Its latency includes
+  generation, while the serving app's buckets end at 1 s: its quantiles read "1 s" for
+  anything slower, which is why it gets no latency alert.
 * Drift: the drift job (`mlops monitor`, a CronJob) pushes `model_drift_score{model,
   feature}` to the Pushgateway (`PUSHGATEWAY_ADDRESS`) with grouping key
   `job=DRIFT_JOB, namespace=<deploy.namespace>, model=<registered model>`; the
@@ -122,6 +128,8 @@ ROLLOUT_WEIGHT = MetricSpec(
 )
 APP_METRICS = (REQUESTS, REQUEST_DURATION, BATCH_SIZE, INFLIGHT, ROLLOUT_WEIGHT)
 ERROR_STATUS = "5.."  # regex over the status label: server errors
+
+RAG_VERSION = "rag"  # the version label of every RAG service series (framework.runtime.rag.service.VERSION)
 
 DRIFT_SCORE = MetricSpec(
     "model_drift_score", "gauge", "Drift score of a feature (PSI or Evidently) of served traffic vs. the reference.",
@@ -376,6 +384,36 @@ def latency_quantile(recipe, quantile: float, window: str, s: Scope | None = Non
         "tgi": f"{TGI_DURATION}_bucket",
     }.get(backend, f"{RAY_PREFIX}{REQUEST_DURATION.name}_bucket")
     return f"histogram_quantile({number(quantile)}, sum by ({', '.join(('le', *by))}) (rate({s.selector(name)}[{w}])))"
+
+
+# --- the RAG service -----------------------------------------------------------------------
+def rag_scope(recipe) -> Scope:
+    """The RAG service's series (Ray Serve replicas: selected by namespace and labels)."""
+    return Scope((
+        ("namespace", "=", recipe.deploy.namespace),
+        ("model", "=", recipe.registered_model),
+        ("version", "=", RAG_VERSION),
+    ))
+
+
+def rag_request_rate(recipe, window: str) -> str:
+    """RAG queries answered per second (every status)."""
+    return _sum((), f"rate({rag_scope(recipe).selector(RAY_PREFIX + REQUESTS.name)}[{_window(window)}])")
+
+
+def rag_error_ratio(recipe, window: str) -> str:
+    """Failed (5xx: retrieval or generation failed) / all RAG queries, in [0, 1]."""
+    total = rag_request_rate(recipe, window)
+    sel = rag_scope(recipe).selector(RAY_PREFIX + REQUESTS.name, ("status", "=~", ERROR_STATUS))
+    return f"({_sum((), f'rate({sel}[{_window(window)}])')} or {total} * 0) / {total}"
+
+
+def rag_latency_quantile(recipe, quantile: float, window: str) -> str:
+    """The `quantile` of RAG query latency, in seconds (at most the top bucket, 1 s)."""
+    if quantile not in QUANTILES:
+        raise ValueError(f"quantile {quantile} is not one of {QUANTILES}")
+    sel = rag_scope(recipe).selector(f"{RAY_PREFIX}{REQUEST_DURATION.name}_bucket")
+    return f"histogram_quantile({number(quantile)}, sum by (le) (rate({sel}[{_window(window)}])))"
 
 
 # --- drift -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ When `monitoring.metrics.enabled`:
   LLM get none: KubeRay owns those pods and Ray's metrics port is scraped per pod (see
   README).
 * `k8s/prometheusrule.yaml`: alerts on error rate, p99 latency and, with
-  `monitoring.drift`, drift scores.
+  `monitoring.drift`, drift scores; with `rag`, on the RAG service's error rate.
 * `monitoring/grafana-dashboard.json` when `monitoring.dashboard.enabled` too.
 
 Every PromQL string comes from `metrics.py`.
@@ -126,6 +126,37 @@ def drift_rules(recipe) -> list[dict[str, Any]]:
     ]
 
 
+def rag_rules(recipe) -> list[dict[str, Any]]:
+    """The RAG service's alert (recipes with `rag`): its error rate. Its latency is mostly
+    generation, which the serving alerts already watch (and the serving app's buckets end
+    at 1 s, see metrics.py)."""
+    if getattr(recipe, "rag", None) is None:
+        return []
+    alerts = recipe.monitoring.alerts
+    window = metrics.rate_window(recipe)
+    ns = recipe.deploy.namespace
+    service = common.names(recipe).rag_service
+    return [
+        {
+            "alert": "RagServiceHighErrorRate",
+            "expr": metrics.above(metrics.rag_error_ratio(recipe, window), alerts.max_error_rate),
+            "for": metrics.duration(alerts.duration),
+            "labels": _labels(recipe),
+            "annotations": {
+                "summary": f"{recipe.name} ({recipe.environment}, namespace {ns}): more than "
+                f"{_percent(alerts.max_error_rate)} of RAG queries fail",
+                "description": "{{ $value | humanizePercentage }} of POST /query requests failed over the last "
+                + f"{window} (threshold {_percent(alerts.max_error_rate)}).",
+                "runbook": (
+                    f"See `kubectl describe rayservice {service} -n {ns}` and its worker pods' logs. 502: the "
+                    f"generation server failed (see {recipe.name}'s ModelServingHighErrorRate); 500: retrieval "
+                    f"failed (did the index RayJob {common.names(recipe).rag_index} succeed?)."
+                ),
+            },
+        }
+    ]
+
+
 def _labels(recipe) -> dict[str, str]:
     return {
         "severity": recipe.monitoring.alerts.severity,
@@ -139,6 +170,8 @@ def prometheus_rule(recipe) -> dict[str, Any]:
     groups = [{"name": f"{recipe.name}.serving", "rules": alert_rules(recipe)}]
     if recipe.monitoring.drift is not None:
         groups.append({"name": f"{recipe.name}.drift", "rules": drift_rules(recipe)})
+    if rag_rules(recipe):
+        groups.append({"name": f"{recipe.name}.rag", "rules": rag_rules(recipe)})
     return {
         "apiVersion": MONITORING_API,
         "kind": "PrometheusRule",
@@ -271,6 +304,16 @@ def dashboard(recipe) -> dict[str, Any]:
     if recipe.serving.resources.gpu > 0:
         layout.add(_timeseries("GPU utilisation", "Average GPU utilisation of each serving pod (DCGM).",
                                [(metrics.gpu_utilization(recipe), "{{pod}}")], "percent"), 12, 8)
+    if getattr(recipe, "rag", None) is not None:
+        layout.add(_timeseries("RAG queries per second", "POST /query requests the RAG service answered.",
+                               [(metrics.rag_request_rate(recipe, w), "queries")], "reqps"), 8, 8)
+        layout.add(_timeseries("RAG error rate", "Failed / all RAG queries; the line is the alert threshold.",
+                               [(metrics.rag_error_ratio(recipe, w), "errors")], "percentunit",
+                               alerts.max_error_rate), 8, 8)
+        layout.add(_timeseries("RAG latency", "Query latency quantiles, retrieval and generation; the serving "
+                               "app's histogram ends at 1 s, so 1 s reads as 1 s or more.",
+                               [(metrics.rag_latency_quantile(recipe, q, w), f"p{round(q * 100)}")
+                                for q in metrics.QUANTILES], metrics.LATENCY_UNIT), 8, 8)
 
     description = " ".join(line.strip() for line in common.header(recipe, "").splitlines())
     return {

@@ -70,12 +70,15 @@ def _runtime_env(recipe) -> dict[str, Any]:
     return {"env_vars": env}
 
 
-def _container_env(recipe, with_secrets: bool = True) -> list[dict[str, Any]]:
+def _container_env(recipe, with_secrets: bool = True, hub_token: bool = True) -> list[dict[str, Any]]:
     # Ray writes under /tmp/ray and Ray Train defaults its storage to ~/ray_results:
     # HOME inside the /tmp emptyDir lets the root filesystem stay read-only.
     # RAY_USAGE_STATS_ENABLED must be in the pod env: `ray start` reads it, not the job.
+    # `hub_token`: model.token as HF_TOKEN too (pods that download the model).
     env = [{"name": "HOME", "value": TMP_DIR}, {"name": "RAY_USAGE_STATS_ENABLED", "value": "0"}]
-    return env + (common.secret_env_with_hub_token(recipe) if with_secrets else [])
+    if not with_secrets:
+        return env
+    return env + (common.secret_env_with_hub_token(recipe) if hub_token else common.secret_env(recipe))
 
 
 def _tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -128,11 +131,12 @@ def _pod_template(
     return {"metadata": {"labels": common.labels(recipe, component)}, "spec": spec}
 
 
-def _head_group(recipe, component: str, image: str, cpu: str, memory: str, extra_ports=(), **pod) -> dict[str, Any]:
+def _head_group(recipe, component: str, image: str, cpu: str, memory: str, extra_ports=(), hub_token: bool = True,
+                **pod) -> dict[str, Any]:
     container = {
         "name": "ray-head",
         "image": image,
-        "env": _container_env(recipe),
+        "env": _container_env(recipe, hub_token=hub_token),
         "ports": [{"name": n, "containerPort": p} for n, p in (*HEAD_PORTS, *extra_ports)],
         "resources": common.resources(cpu, memory),
     }
@@ -158,14 +162,16 @@ def _worker_group(
     tolerations: list[dict[str, Any]] | None = None,
     extra_ports=(),
     shm: bool = False,
+    scratch: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = (),
+    hub_token: bool = True,
 ) -> dict[str, Any]:
     replicas, min_replicas, max_replicas = count
     # A memory-backed /dev/shm where NCCL needs one (the runtime's 64Mi is too small).
-    scratch = (_shm_volume(),) if shm else ()
+    scratch = ((_shm_volume(),) if shm else ()) + tuple(scratch)
     container = {
         "name": "ray-worker",
         "image": image,
-        "env": _container_env(recipe),
+        "env": _container_env(recipe, hub_token=hub_token),
         "ports": [{"name": n, "containerPort": p} for n, p in (METRICS_PORT, *extra_ports)],
         "resources": common.resources(cpu, memory, gpus),
     }
@@ -196,7 +202,7 @@ def train_entrypoint() -> str:
     return f"python -m {TRAIN_MODULE} {common.recipe_path_in_pod()}"
 
 
-def _submitter_template(recipe) -> dict[str, Any]:
+def _submitter_template(recipe, component: str = "training") -> dict[str, Any]:
     """The pod that runs `ray job submit` (KubeRay fills in the command when none is
     given). Declared so it is as locked down as the cluster's pods; no secrets."""
     container = {
@@ -206,7 +212,7 @@ def _submitter_template(recipe) -> dict[str, Any]:
         "resources": common.resources(*SUBMITTER_RESOURCES),
     }
     template = _pod_template(
-        recipe, "training", container, service_account=recipe.deploy.service_account, recipe_mount=False
+        recipe, component, container, service_account=recipe.deploy.service_account, recipe_mount=False
     )
     template["spec"]["restartPolicy"] = "Never"  # a Job's pods must not restart in place
     return template

@@ -115,3 +115,45 @@ def test_collection_name_and_store_path(tmp_path: Path) -> None:
     assert store.collection_name(named) == "docs-v2"
     short = recipe.model_copy(update={"name": "qa"})
     assert store.collection_name(short) == "qa-rag"  # Chroma wants at least 3 characters
+
+
+def test_the_command_line_indexes_a_resolved_recipe(tmp_path: Path) -> None:
+    """`python -m framework.runtime.rag.index RESOLVED [--root] [--state-dir]`, the
+    entrypoint of the generated RAG index RayJob: the JSON report on stdout, progress on
+    stderr; the root defaults to the working directory, the state dir to $MLOPS_STATE_DIR;
+    errors are one line and exit 1."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from framework.targets.common import resolved_recipe_yaml
+    from tests.rag import REPO
+
+    project = tmp_path / "project"
+    write(project, {"docs/install.md": PAGES["docs/install.md"]})
+    recipe = tiny_recipe(Path("vectors"), ["docs/**/*.md"])
+    resolved = tmp_path / "recipe.resolved.yaml"
+    resolved.write_text(resolved_recipe_yaml(recipe), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "MLOPS_STATE_DIR"}
+
+    def index(*args: str, cwd: Path = REPO, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "framework.runtime.rag.index", str(resolved), *args],
+                              cwd=cwd, env={**env, **extra}, capture_output=True, text=True, timeout=300)
+
+    first = index("--root", str(project), "--state-dir", str(tmp_path / "state"))
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert (report["documents"], report["changed"], report["rebuilt"]) == (1, 1, True)
+    assert report["chunks"] == report["embedded"] > 1 and report["path"] == str((project / "vectors").resolve())
+    assert "indexed 1 documents" in first.stderr
+    assert (project / "vectors" / "chroma.sqlite3").is_file()
+
+    again = index(cwd=project, MLOPS_STATE_DIR=str(tmp_path / "state"))
+    assert again.returncode == 0, again.stderr
+    assert (json.loads(again.stdout)["embedded"], json.loads(again.stdout)["unchanged"]) == (0, 1)
+    assert not (project / ".mlops").exists()  # the state dir came from $MLOPS_STATE_DIR
+
+    elsewhere = index("--root", str(tmp_path / "empty"), "--state-dir", str(tmp_path / "state"))
+    assert elsewhere.returncode == 1 and elsewhere.stdout == ""
+    assert elsewhere.stderr.strip() == f"rag.documents[0]: 'docs/**/*.md' matches no file under {tmp_path / 'empty'}"

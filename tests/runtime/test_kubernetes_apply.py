@@ -104,6 +104,13 @@ def test_only_the_manifests_are_read() -> None:
                              "k8s/serviceaccount.yaml", "ray/rayjob.yaml", "ray/rayservice.yaml"]
 
 
+def test_the_rag_crs_are_read_and_their_serve_config_is_not() -> None:
+    files = read_env_dir(GOLDEN / "support-ray-serve-llm")
+    assert sorted(files) == ["k8s/configmap.yaml", "k8s/prometheusrule.yaml", "k8s/rag-vectors-pvc.yaml",
+                             "k8s/serviceaccount.yaml", "ray/rag-index-rayjob.yaml", "ray/rag-rayservice.yaml",
+                             "ray/rayservice.yaml"]
+
+
 def test_order_ties_break_by_kind_then_name() -> None:
     docs = {"k8s/x.yaml": "\n---\n".join(
         f"apiVersion: {v}\nkind: {k}\nmetadata: {{name: {n}, namespace: ns}}"
@@ -166,8 +173,9 @@ def test_serving_waits_until_the_deployment_is_available(fake: FakeKubeApi) -> N
         "1 of 1 replicas available",
     ]
     assert [m for m, p in fake.calls() if p.endswith(deployment)] == ["PATCH", "GET", "GET", "GET", "GET"]
-    assert outcome.ready == ["Deployment/support-assistant-server in ml-dev"]
-    assert outcome.jobs == []  # an LLM recipe: no training job
+    # An LLM recipe has no training job; its RAG index job and service come with it.
+    assert outcome.ready == ["Deployment/support-assistant-server in ml-dev", "RayService/support-assistant-rag in ml-dev"]
+    assert outcome.jobs == ["RayJob/support-assistant-index in ml-dev: jobDeploymentStatus Complete, jobStatus SUCCEEDED"]
 
 
 def test_a_pytorchjob_is_waited_for_by_its_conditions(fake: FakeKubeApi) -> None:
@@ -198,6 +206,27 @@ def test_a_rayservice_is_waited_for_until_running(fake: FakeKubeApi) -> None:
         "RayService/churn-serve in ml-dev: serviceStatus Running",
     ]
     assert outcome.ready == ["RayService/churn-serve in ml-dev"]
+
+
+def test_rag_indexes_into_its_volume_before_the_rag_service_is_applied(fake: FakeKubeApi) -> None:
+    """The vector store's PVC with the config, the index RayJob waited for like a training
+    job, then serving: the RAG RayService (which opens the store) among the objects waited
+    until ready."""
+    index, rag_service = f"/apis/ray.io/v1{NS}/rayjobs/support-assistant-index", "rayservices/support-assistant-rag"
+    fake.progress["rayjobs/support-assistant-index"] = [{"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"},
+                                                        {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}]
+    outcome = _apply(GOLDEN / "support-dev")
+    keys = [r.key for r in fake.patches()]
+    assert keys[:5] == ["serviceaccounts/mlops-runner", "configmaps/support-assistant-recipe",
+                        "networkpolicies/support-assistant-server", "persistentvolumeclaims/support-assistant-rag-vectors",
+                        "rayjobs/support-assistant-index"]
+    assert keys.index(rag_service) > keys.index("rayjobs/support-assistant-index")
+    calls = fake.calls()
+    last_job_get = max(i for i, call in enumerate(calls) if call == ("GET", index))
+    first_serving = calls.index(("PATCH", f"/api/v1{NS}/services/support-assistant"))
+    assert last_job_get < first_serving  # serving waited for the index to finish
+    assert outcome.jobs == ["RayJob/support-assistant-index in ml-dev: jobDeploymentStatus Complete, jobStatus SUCCEEDED"]
+    assert outcome.ready == ["Deployment/support-assistant-server in ml-dev", "RayService/support-assistant-rag in ml-dev"]
 
 
 def test_a_job_finished_in_an_earlier_apply_is_deleted_and_run_again(fake: FakeKubeApi) -> None:

@@ -142,6 +142,9 @@ def test_every_query_parses_and_reads_only_known_metrics(recipe):
         queries.append(metrics.queue_size(recipe))
     if recipe.serving.backend == "ray_serve":
         queries.append(metrics.rollout_weight(recipe))
+    if recipe.rag is not None:
+        queries += [metrics.rag_request_rate(recipe, "5m"), metrics.rag_error_ratio(recipe, "5m"),
+                    *[metrics.rag_latency_quantile(recipe, q, "5m") for q in metrics.QUANTILES]]
     check_promql(queries)
 
 
@@ -166,6 +169,15 @@ def test_queries_read_the_backends_metrics():
     assert 'status_code=~"5.."' in metrics.error_ratio(ray_llm, "5m") and 'route!~"/-/.*"' in metrics.request_rate(ray_llm, "5m")
     p99 = metrics.latency_quantile(ray_llm, 0.99, "5m")
     assert series_names(p99) == {"ray_serve_http_request_latency_ms_bucket"} and p99.endswith(" / 1000")  # ms -> s
+    # The RAG service: the serving app's series through Ray, version "rag", whatever the LLM backend.
+    for llm in (vllm, tgi, ray_llm):
+        assert series_names(metrics.rag_error_ratio(llm, "5m")) == {"ray_mlops_requests_total"}
+        assert series_names(metrics.rag_latency_quantile(llm, 0.5, "5m")) == {"ray_mlops_request_duration_seconds_bucket"}
+        for query in (metrics.rag_request_rate(llm, "5m"), metrics.rag_error_ratio(llm, "5m")):
+            assert f'version="{metrics.RAG_VERSION}"' in query and f'model="{llm.registered_model}"' in query
+    assert 'status=~"5.."' in metrics.rag_error_ratio(vllm, "5m")
+    with pytest.raises(ValueError, match="quantile"):
+        metrics.rag_latency_quantile(vllm, 0.42, "5m")
     with pytest.raises(ValueError, match="quantile"):
         metrics.latency_quantile(triton, 0.42, "5m")
     with pytest.raises(ValueError, match="not a Prometheus range"):
@@ -226,7 +238,7 @@ def test_alerts_use_the_recipes_thresholds_and_metrics_queries(recipe):
     rules = rules_of(recipe)
     assert set(rules) == {"ModelServingHighErrorRate", "ModelServingHighLatencyP99"} | (
         {"ModelDriftDetected"} if drift else set()
-    )
+    ) | ({"RagServiceHighErrorRate"} if recipe.rag is not None else set())
     errors, latency = rules["ModelServingHighErrorRate"], rules["ModelServingHighLatencyP99"]
     assert errors["expr"] == metrics.above(metrics.error_ratio(recipe, window), alerts.max_error_rate)
     assert latency["expr"] == metrics.above(
@@ -240,7 +252,18 @@ def test_alerts_use_the_recipes_thresholds_and_metrics_queries(recipe):
     if drift:
         assert rules["ModelDriftDetected"]["expr"] == metrics.above(metrics.drift_scores(recipe), drift.threshold)
         assert rules["ModelDriftDetected"]["labels"]["on_drift"] == drift.on_drift
+    if recipe.rag is not None:
+        rag = rules["RagServiceHighErrorRate"]
+        assert rag["expr"] == metrics.above(metrics.rag_error_ratio(recipe, window), alerts.max_error_rate)
+        assert rag["for"] == metrics.duration(alerts.duration)
     check_promql([r["expr"] for r in rules.values()])
+
+
+def test_the_rag_version_label_is_the_services():
+    """The queries select the version label the RAG service really records."""
+    from framework.runtime.rag import service
+
+    assert metrics.RAG_VERSION == service.VERSION
 
 
 def test_prod_alerts_are_critical():
@@ -268,6 +291,9 @@ def dashboard_queries(recipe) -> set[str]:
         result.add(metrics.finished_requests(recipe, w))
     if recipe.serving.backend == "tgi":
         result.add(metrics.queue_size(recipe))
+    if recipe.rag is not None:
+        result |= {metrics.rag_request_rate(recipe, w), metrics.rag_error_ratio(recipe, w),
+                   *[metrics.rag_latency_quantile(recipe, q, w) for q in metrics.QUANTILES]}
     return result
 
 
@@ -302,6 +328,8 @@ def test_dashboard(recipe):
     assert {"Requests per second", "Latency", "Error rate", "Traffic per model version", "CPU", "Memory"} <= titles
     assert ("GPU utilisation" in titles) == (recipe.serving.resources.gpu > 0)
     assert ("Drift score per feature" in titles) == (m.drift is not None)
+    rag_titles = {"RAG queries per second", "RAG error rate", "RAG latency"}
+    assert (rag_titles <= titles) == (recipe.rag is not None) and (rag_titles & titles == set()) == (recipe.rag is None)
     latency = next(p for p in panels if p["title"] == "Latency")
     assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p95", "p99"]
     assert latency["fieldConfig"]["defaults"]["unit"] == "s"

@@ -9,6 +9,10 @@ When the collection's fingerprint (chunking settings, embedding model, index for
 differs from the recipe's, the collection is dropped and everything is re-embedded.
 The embedding model is only loaded when something has to be embedded, so an
 up-to-date index costs a hash of each document and one metadata read.
+
+`python -m framework.runtime.rag.index RESOLVED [--root DIR] [--state-dir DIR]` runs it
+on a resolved recipe (what the generated RAG index RayJob runs): progress on stderr, the
+report as one JSON line on stdout; an error is one line on stderr and exit 1.
 """
 
 from __future__ import annotations
@@ -137,3 +141,48 @@ def index_corpus(recipe, root: Path, state_dir: Path | None = None, console=None
     if console is not None:
         console.print(report.summary())
     return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m framework.runtime.rag.index", description=__doc__.splitlines()[0])
+    parser.add_argument("resolved", type=Path, help="recipe.resolved.yaml written by `mlops generate`")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="project root: rag.documents and rag.vector_store.path are relative to it "
+                        "(default: the working directory)")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="where the embedding model is unpacked and the index lock kept "
+                        "(default: $MLOPS_STATE_DIR, else the project's state_dir)")
+    args = parser.parse_args(argv)
+    from rich.console import Console
+
+    from framework.errors import MlopsError
+    from framework.runtime.train import load_resolved
+
+    root = args.root if args.root is not None else Path.cwd()
+    state_dir = args.state_dir
+    if state_dir is None and os.environ.get("MLOPS_STATE_DIR"):
+        state_dir = Path(os.environ["MLOPS_STATE_DIR"])
+    try:
+        recipe = load_resolved(args.resolved)[0]
+        console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+        report = index_corpus(recipe, root, state_dir, console=console)
+    except MlopsError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return error.exit_code
+    except OSError as exc:  # a read-only or missing volume, a full disk: the pod's setup, not a bug
+        print(f"{args.resolved}: rag.vector_store.path: indexing failed: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.to_dict(), sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

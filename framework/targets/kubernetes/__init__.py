@@ -3,8 +3,10 @@
 Always: the ServiceAccount and the resolved-recipe ConfigMap. For Triton, vLLM and TGI:
 the serving Deployment, Service, HPA, PDB and NetworkPolicy (the pods and Service of
 Ray Serve and Ray Serve LLM belong to the RayService of the ray target). A PyTorchJob when training.engine is
-pytorchjob, a drift CronJob when monitoring.drift is set. Istio, Argo Rollouts and
-Prometheus objects come from the traffic and monitoring targets.
+pytorchjob, a drift CronJob when monitoring.drift is set, the vector store's
+PersistentVolumeClaim when the recipe has a `rag` section (its RayJob and RayService
+come from the rag target). Istio, Argo Rollouts and Prometheus objects come from the
+traffic and monitoring targets.
 
 Pure: builds dicts and dumps them with `common.yaml_text`; imports nothing heavy.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from framework.targets import Artifact, common
+from framework.targets import Artifact, common, rag
 from framework.targets.kubernetes import basics, jobs, serving
 from framework.targets.kubernetes.pods import Port
 from framework.targets.kubernetes.serving import server_pod
@@ -42,6 +44,8 @@ def objects(recipe) -> dict[str, dict[str, Any]]:
         result["pytorchjob.yaml"] = jobs.pytorchjob(recipe)
     if recipe.monitoring.drift is not None:
         result["drift-cronjob.yaml"] = jobs.drift_cronjob(recipe)
+    if rag.enabled(recipe):
+        result[rag.VECTORS_PVC] = rag.vectors_pvc(recipe)
     return result
 
 
