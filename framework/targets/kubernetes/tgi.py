@@ -8,7 +8,6 @@ OpenAI-compatible `/v1/chat/completions` and `/v1/completions`, `/health` and
 
 from __future__ import annotations
 
-from framework.targets import common
 from framework.targets.kubernetes import pods, vllm
 
 CACHE_DIR = "/cache"  # Hugging Face weights, Triton/torch kernel caches
@@ -69,31 +68,5 @@ def env(recipe) -> list[dict]:
 
 
 def server(recipe) -> pods.ServerPod:
-    serving = recipe.serving
-    gpus = serving.tensor_parallel_size  # one GPU per shard
-    tmp_volume, tmp_mount = pods.tmp_dir()  # also the shards' unix sockets
-    cache_volume, cache_mount = pods.empty_dir("cache", CACHE_DIR)  # no sizeLimit: see vllm.server
-    shm_volume, shm_mount = pods.shm_dir(SHM_SIZE)
-    _, recipe_mount = common.recipe_volume(recipe)
-    container = pods.container(
-        "tgi",
-        serving.image,
-        args=args(recipe),
-        resources=common.resources(serving.resources.cpu, serving.resources.memory, gpus),
-        mounts=[tmp_mount, cache_mount, shm_mount, recipe_mount],
-        env=env(recipe),
-        ports=[p.container_port() for p in ports(recipe)],
-        probes={
-            "startupProbe": pods.startup_probe("/health", "http", STARTUP_SECONDS),
-            "readinessProbe": pods.http_probe("/health", "http", period=5),
-            "livenessProbe": pods.http_probe("/health", "http", period=15, failures=4),
-        },
-    )
-    return pods.ServerPod(
-        containers=[container],
-        volumes=[tmp_volume, cache_volume, shm_volume],
-        ports=ports(recipe),
-        gpus=gpus,
-        gpu_type=serving.resources.gpu_type,
-        startup_seconds=STARTUP_SECONDS,
-    )
+    # The shards' unix sockets live in /tmp, which gpu_server mounts writable.
+    return vllm.gpu_server(recipe, "tgi", args(recipe), env(recipe), ports(recipe), CACHE_DIR, SHM_SIZE, STARTUP_SECONDS)

@@ -56,24 +56,31 @@ def with_hub_token(recipe, values: dict[str, str]) -> list[dict]:
 
 
 def server(recipe) -> pods.ServerPod:
+    return gpu_server(recipe, "vllm", args(recipe), env(recipe), ports(recipe))
+
+
+def gpu_server(recipe, name: str, arguments: list[str], environment: list[dict], served_ports: list[pods.Port],
+               cache_dir: str = CACHE_DIR, shm_size: str = SHM_SIZE, startup_seconds: int = STARTUP_SECONDS) -> pods.ServerPod:
+    """An LLM server pod (vLLM, TGI): one GPU per tensor-parallel rank, writable caches,
+    shared memory for NCCL, the recipe, and /health for every probe."""
     serving = recipe.serving
     gpus = serving.tensor_parallel_size  # one GPU per tensor-parallel rank
     tmp_volume, tmp_mount = pods.tmp_dir()
     # No sizeLimit on the weights cache: its size is the model's, which the recipe does not
     # state, and a kubelet evicts a pod whose emptyDir outgrows its limit.
-    cache_volume, cache_mount = pods.empty_dir("cache", CACHE_DIR)
-    shm_volume, shm_mount = pods.shm_dir(SHM_SIZE)
+    cache_volume, cache_mount = pods.empty_dir("cache", cache_dir)
+    shm_volume, shm_mount = pods.shm_dir(shm_size)
     _, recipe_mount = common.recipe_volume(recipe)
     container = pods.container(
-        "vllm",
+        name,
         serving.image,
-        args=args(recipe),
+        args=arguments,
         resources=common.resources(serving.resources.cpu, serving.resources.memory, gpus),
         mounts=[tmp_mount, cache_mount, shm_mount, recipe_mount],
-        env=env(recipe),
-        ports=[p.container_port() for p in ports(recipe)],
+        env=environment,
+        ports=[p.container_port() for p in served_ports],
         probes={
-            "startupProbe": pods.startup_probe("/health", "http", STARTUP_SECONDS),
+            "startupProbe": pods.startup_probe("/health", "http", startup_seconds),
             "readinessProbe": pods.http_probe("/health", "http", period=5),
             "livenessProbe": pods.http_probe("/health", "http", period=15, failures=4),
         },
@@ -81,8 +88,8 @@ def server(recipe) -> pods.ServerPod:
     return pods.ServerPod(
         containers=[container],
         volumes=[tmp_volume, cache_volume, shm_volume],
-        ports=ports(recipe),
+        ports=served_ports,
         gpus=gpus,
         gpu_type=serving.resources.gpu_type,
-        startup_seconds=STARTUP_SECONDS,
+        startup_seconds=startup_seconds,
     )
