@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
+from framework.errors import MlopsError
 from tests.conftest import copy_project, run_cli
 from tests.serving.conftest import ort_outputs
 
@@ -97,10 +98,22 @@ def test_serve_on_a_taken_port_says_so(project, model_repo):
     assert result.stderr.strip() == f"--port: cannot listen on 127.0.0.1:{port}: Address already in use; pick another with --port"
 
 
-def test_serve_an_llm_recipe_without_gpu_or_fallback_says_what_is_missing(project):
+def test_serve_an_llm_recipe_says_what_is_missing(project):
     result = run_cli("serve", "support_assistant", "--port", str(free_port()))
     assert result.exit_code == 1
     assert result.stderr.strip() == (
+        f"rag.vector_store.path: no collection 'support-assistant' in {project / '.mlops' / 'vectors' / 'support-assistant'}: "
+        "index the documents first (`mlops apply` or `mlops eval` of the recipe, or python -m framework.runtime.rag.index)"
+    )
+
+    from framework import api
+    from framework.runtime.rag.local import generation_server
+
+    recipe = api.load_recipe("support_assistant", overrides=["model.cpu_fallback=null"], project=project).recipe
+    with pytest.raises(MlopsError) as caught:
+        with generation_server(recipe, project / ".mlops"):
+            pass
+    assert str(caught.value.problems[0]) == (
         "model.cpu_fallback: serving.backend vllm cannot run here: no CUDA GPU on this machine; set model.cpu_fallback "
         "(a local model folder, a Hub id in the local cache, or tiny-random) to serve on CPU with transformers, "
         "or rag.llm_endpoint to use a running server"

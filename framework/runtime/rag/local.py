@@ -192,9 +192,11 @@ def summary(recipe, outcome: RagOutcome) -> str:
 def serve_forever(recipe, root: Path, state_dir: Path, host: str, port: int, console=None, on_ready=None) -> None:
     """`mlops serve` for an LLM recipe: the generation server and the RAG service on
     `port` in the foreground until Ctrl-C."""
+    from framework.runtime.rag.retrieve import Retriever
     from framework.runtime.rag.service import build
     from framework.runtime.serve import serve_forever as serve
 
+    Retriever(recipe, root, state_dir)  # no index: say so before starting any model
     with generation_server(recipe, state_dir, console) as llm:
         app = build(recipe, root, llm.url, llm.served_name, state_dir=state_dir)
         serve(app, host, port, lambda url: on_ready(url, llm.how) if on_ready else None)

@@ -86,7 +86,7 @@ def missing_index(rag, root: Path, name: str) -> MlopsError:
                 None,
                 "rag.vector_store.path",
                 f"no collection '{name}' in {store_path(rag, root)}: index the documents first "
-                "(framework.runtime.rag.index.index_corpus)",
+                "(`mlops apply` or `mlops eval` of the recipe, or python -m framework.runtime.rag.index)",
             )
         ]
     )
