@@ -116,9 +116,9 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
             console.print(f"resumed from the checkpoint of epoch {result.started_at_epoch - 1}")
 
         with step("evaluation and export", console, run_dir):
-            onnx_path, served, parity, disparity = _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir, outcome)
+            model, onnx_path, served, parity, disparity = _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir, outcome)
         with step("drift reference", console, run_dir):
-            _record_reference(recipe, pipeline, train_df, result, run, root)
+            _record_reference(recipe, pipeline, train_df, model, run, root)
         report_gates = gates.run_gates(recipe, outcome.metrics, onnx_path, served.stat().st_size, disparity, parity)
         console.print(report_gates.rich_table())
         run.log_dict(report_gates.to_dict(), "evaluation/gates.json")
@@ -138,7 +138,7 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
 
 
 def _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir: Path, outcome):
-    """Validation metrics (and fairness), the ONNX file with its parity, the served file."""
+    """The trained model; validation metrics (and fairness), the ONNX file with its parity, the served file."""
     from framework.runtime import export, metrics_eval
     from framework.runtime.model import build_model, predict
 
@@ -157,16 +157,14 @@ def _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir:
     served = onnx_path
     if recipe.serving.format == "torchscript":
         served = export.export_torchscript(model, run_dir / "model.pt")
-    return onnx_path, served, parity, disparity
+    return model, onnx_path, served, parity, disparity
 
 
-def _record_reference(recipe, pipeline, train_df, result, run, root: Path) -> None:
+def _record_reference(recipe, pipeline, train_df, model, run, root: Path) -> None:
     """What `mlops monitor` compares served traffic with (monitor/reference.py)."""
-    from framework.runtime.model import build_model, predict
+    from framework.runtime.model import predict
     from framework.runtime.monitor import reference
 
-    model = build_model(recipe, pipeline)
-    model.load_state_dict(result.state_dict)
     frame, schema = reference.build(recipe, pipeline, train_df, lambda x: predict(model, x), root, seed=recipe.training.seed)
     reference.log(run, frame, schema)
 

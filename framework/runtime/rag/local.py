@@ -196,9 +196,9 @@ def serve_forever(recipe, root: Path, state_dir: Path, host: str, port: int, con
     from framework.runtime.rag.service import build
     from framework.runtime.serve import serve_forever as serve
 
-    Retriever(recipe, root, state_dir)  # no index: say so before starting any model
+    retriever = Retriever(recipe, root, state_dir)  # no index: say so before starting any model
     with generation_server(recipe, state_dir, console) as llm:
-        app = build(recipe, root, llm.url, llm.served_name, state_dir=state_dir)
+        app = build(recipe, root, llm.url, llm.served_name, state_dir=state_dir, retriever=retriever)
         serve(app, host, port, lambda url: on_ready(url, llm.how) if on_ready else None)
 
 

@@ -127,7 +127,7 @@ def app(args: dict | None = None):
 
 
 def build(recipe, root, llm_endpoint: str | None, served_name: str | None = None, ray_metrics: bool = False,
-          state_dir=None) -> RagApp:
+          state_dir=None, retriever=None) -> RagApp:
     """A RagApp from a recipe: its retriever over the persisted index and a client of
     the generation endpoint (`llm_endpoint`, else rag.llm_endpoint)."""
     from framework.errors import MlopsError, Problem
@@ -140,7 +140,8 @@ def build(recipe, root, llm_endpoint: str | None, served_name: str | None = None
         raise MlopsError([Problem(None, "rag.llm_endpoint", "no generation endpoint: set rag.llm_endpoint or serve the recipe's model")])
     name = served_name or getattr(recipe.serving, "served_model_name", None) or recipe.name
     metrics = ServingMetrics(mirror=RayMirror() if ray_metrics else None)
-    return RagApp(recipe, Retriever(recipe, root, state_dir), endpoint_client(url, name), metrics=metrics)
+    retriever = retriever or Retriever(recipe, root, state_dir)
+    return RagApp(recipe, retriever, endpoint_client(url, name), metrics=metrics)
 
 
 __all__ = ["RagApp", "build_prompt", "build", "app"]
