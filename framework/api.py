@@ -6,6 +6,7 @@ prints. The import-light core: no torch, ray, mlflow, evidently or onnx at impor
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ __all__ = [
     "load_recipe", "validate", "show", "write_schemas", "check_schemas", "recipe_envs",
     "GenerateResult", "generate", "PlanResult", "plan", "ApplyResult", "apply", "ServeResult", "serve",
     "RolloutStatus", "RolloutChange", "rollout_status", "rollout_promote", "rollout_rollback",
+    "DataCheck", "check_data", "evaluate_version", "gate", "smoke",
 ]
 
 
@@ -184,18 +186,22 @@ def generate(
 
     proj = _project(project)
     names = list(recipes) or proj.recipe_names()
-    rendered, problems = [], []
+    rendered, problems, validated = [], [], {}
     for name in names:
         envs: list[str | None] = list(recipe_envs(name, proj)) if all_envs else [env]
         for one_env in envs or [None]:
             try:
-                rendered.append(gen.render_env(proj, load_recipe(name, one_env, (), proj)))
+                loaded = load_recipe(name, one_env, (), proj)
+                rendered.append(gen.render_env(proj, loaded))
+                validated.setdefault(loaded.recipe.name, loaded.recipe)
             except MlopsError as error:
                 problems.extend(error.problems)
     if problems:
         raise MlopsError(problems)
     gen.check_no_collisions(rendered)
     expected = gen.expected_outputs(proj, rendered)
+    path, text = gen.actionlint_file(proj, _every_recipe(proj, validated))
+    expected[path] = text
     everything = not recipes and all_envs
     changes = gen.compare(expected, gen.owned_files(proj, rendered, everything))
     if check and changes.any:
@@ -204,6 +210,16 @@ def generate(
         gen.write(proj, expected, changes)
     unchanged = len(expected) - len(changes.added) - len(changes.changed)
     return GenerateResult([(r.recipe, r.env) for r in rendered], changes.added, changes.changed, changes.removed, unchanged)
+
+
+def _every_recipe(proj: Project, loaded: dict[str, Any]) -> list[Any]:
+    """Every recipe of the project (project-wide files, such as actionlint's config, list
+    what all of them use): those rendered, plus the others in their default env."""
+    from framework.recipe.compose import locate
+
+    have = {locate(proj, name).file for name in loaded}
+    others = [name for name in proj.recipe_names() if locate(proj, name).file not in have]
+    return [*loaded.values(), *(load_recipe(name, None, (), proj).recipe for name in others)]
 
 
 @dataclass(frozen=True)
@@ -236,6 +252,7 @@ class ApplyResult:
     job_status: str | None = None  # the Ray job's final status with --target ray
     rollout: Any = None  # framework.runtime.rollout.controller.RolloutResult (local target)
     serve_hint: str = ""  # where to send requests afterwards (local target)
+    job_outcome: dict[str, Any] | None = None  # run_id, model_version, ... the Ray job reported (--target ray)
 
 
 APPLY_STEPS = (
@@ -261,27 +278,38 @@ def apply(
     project: Project | Path | None = None,
     console: Any = None,
     waits: Any = None,
+    register_only: bool = False,
+    image_tag: str | None = None,
+    skip_training: bool = False,
 ) -> ApplyResult:
     """Generate, then run the recipe's training side (serving and rollout come next):
     here on an embedded Ray (`local`), or as a job on the Ray cluster at `address`;
     `kubernetes` server-side applies the generated manifests to the cluster of the
     current kubeconfig and waits for the job and the serving workloads (`waits`: a
-    framework.runtime.kubernetes_apply.Waits)."""
+    framework.runtime.kubernetes_apply.Waits).
+
+    CI options: `register_only` (local, ray) registers the trained version without
+    moving an alias (`gate` promotes it); `image_tag` and `skip_training` (kubernetes)
+    run deploy.image at the tag the pipeline built and leave the training job out (the
+    pipeline trained already); the committed manifests keep the recipe's tag."""
     proj = _project(project)
     validated = load_recipe(recipe, env, (), proj)
     r = validated.recipe
     if target not in ("local", "ray", "kubernetes"):
         raise MlopsError([Problem(None, "--target", f"unknown target '{target}'; use local, ray or kubernetes")])
+    _check_ci_options(target, register_only, image_tag, skip_training)
     if target == "kubernetes":  # any recipe: what generate wrote, applied in dependency order
         from framework.runtime import kubernetes_apply as kube
 
+        selection = kube.Selection(skip_training, r.deploy.image, image_tag)
         resolved = proj.generated_dir / r.name / r.environment / "recipe.resolved.yaml"
         if dry_run:  # the files generate would write, read as apply reads them; nothing written
             from framework.generate import render_env
 
-            return ApplyResult(r.name, r.environment, resolved, kube.plan_steps(render_env(proj, validated).files, waits))
+            steps = kube.plan_steps(render_env(proj, validated).files, waits, selection)
+            return ApplyResult(r.name, r.environment, resolved, steps)
         generate([recipe], env=env, project=proj)
-        return ApplyResult(r.name, r.environment, resolved, [], kube.apply_env_dir(resolved.parent, waits, console))
+        return ApplyResult(r.name, r.environment, resolved, [], kube.apply_env_dir(resolved.parent, waits, console, selection))
     if r.model.kind == "llm" and r.rag is not None and target == "local":
         return _apply_rag(recipe, env, r, proj, dry_run, console)
     if r.model.kind != "tabular":
@@ -294,25 +322,49 @@ def apply(
     resolved = env_dir / "recipe.resolved.yaml"
     steps = [_describe_step(step, r, proj) for step in APPLY_STEPS]
     steps[2:2] = _optional_steps(r)
+    if register_only:
+        steps = [step for step in steps if not step.startswith("rollout:")]
+        steps = [s.replace("register: model version", "register (no alias: `mlops gate` promotes it): model version")
+                 if s.startswith("register:") else s for s in steps]
     if dry_run:
         return ApplyResult(r.name, r.environment, resolved, steps)
     generate([recipe], env=env, project=proj)
     if target == "ray":
         from framework.runtime.submit import job_spec, submit_and_follow
+        from framework.runtime.train import outcome_from_log
 
-        status = submit_and_follow(address, job_spec(proj.root, env_dir, proj.state_dir, r))
+        status, log = submit_and_follow(address, job_spec(proj.root, env_dir, proj.state_dir, r, register_only))
         if status != "SUCCEEDED":
             raise MlopsError([Problem(None, "train", f"the Ray job ended {status}: its log is above")])
-        return ApplyResult(r.name, r.environment, resolved, steps, job_status=status)
+        return ApplyResult(r.name, r.environment, resolved, steps, job_status=status, job_outcome=outcome_from_log(log))
     from framework.runtime.train import run_training
 
-    outcome = run_training(resolved, proj.root, proj.state_dir, None, console)
+    outcome = run_training(resolved, proj.root, proj.state_dir, None, console, register_only=register_only)
+    if register_only:
+        return ApplyResult(r.name, r.environment, resolved, steps, outcome)
     from framework.runtime.locks import apply_lock
     from framework.runtime.rollout.controller import rollout_local, serve_hint
 
     with apply_lock(proj.state_dir, r.name):  # run_training released its lock on return
         rollout = rollout_local(r, proj.state_dir, proj.root, console=console)
     return ApplyResult(r.name, r.environment, resolved, steps, outcome, rollout=rollout, serve_hint=serve_hint(r))
+
+
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # the OCI distribution spec's tag
+
+
+def _check_ci_options(target: str, register_only: bool, image_tag: str | None, skip_training: bool) -> None:
+    problems = []
+    if image_tag is not None and target != "kubernetes":
+        problems.append(Problem(None, "--image-tag", "sets the image the cluster's manifests run: use it with --target kubernetes"))
+    elif image_tag is not None and not _IMAGE_TAG.match(image_tag):
+        problems.append(Problem(None, "--image-tag", f"'{image_tag}' is not an image tag (letters, digits, _ . -; at most 128)"))
+    if skip_training and target != "kubernetes":
+        problems.append(Problem(None, "--skip-training", "leaves the training job out of the manifests: use it with --target kubernetes"))
+    if register_only and target == "kubernetes":
+        problems.append(Problem(None, "--register-only", "registers what training here or on Ray produced: use it with --target local or ray"))
+    if problems:
+        raise MlopsError(problems)
 
 
 RAG_STEPS = (
@@ -555,3 +607,7 @@ def rollout_rollback(recipe: str, env: str | None = None, project: Project | Pat
     st.record_manual(path, r, found[st.ALIAS_CHAMPION], candidate, "rollback")
     return RolloutChange(r.name, r.environment, r.registered_model, "rollback", candidate, found[st.ALIAS_CHAMPION],
                          found[st.ALIAS_CHAMPION], path)
+
+
+# The commands a CI pipeline chains: check-data, evaluate --version, gate, smoke.
+from framework.api_pipeline import DataCheck, check_data, evaluate_version, gate, smoke  # noqa: E402

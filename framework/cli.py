@@ -187,6 +187,15 @@ def apply(
     serving_timeout: Annotated[Optional[float], typer.Option("--serving-timeout", metavar="SECONDS", help=(
         "--target kubernetes: how long to wait for serving to be ready (default 600; the training job gets its "
         "training.timeout)."))] = None,
+    register_only: Annotated[bool, typer.Option("--register-only", help=(
+        "--target local or ray: register the trained version but move no alias and roll nothing out; "
+        "`mlops gate` promotes it (the CI pipeline's train job)."))] = False,
+    image_tag: Annotated[Optional[str], typer.Option("--image-tag", envvar="MLOPS_IMAGE_TAG", help=(
+        "--target kubernetes: run deploy.image at this tag (the commit the pipeline built); the committed "
+        "manifests keep the recipe's tag."))] = None,
+    skip_training: Annotated[bool, typer.Option("--skip-training", help=(
+        "--target kubernetes: leave the training RayJob/PyTorchJob out (the pipeline trained and registered the "
+        "model already)."))] = False,
 ) -> None:
     """Generate, then run the recipe: data checks, training, evaluation, gates, registry (or, with --target
     kubernetes, apply its manifests to the cluster)."""
@@ -201,7 +210,8 @@ def apply(
         waits = Waits(serving_s=serving_timeout)
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
     try:
-        result = api.apply(recipe, env=env, target=target, dry_run=dry_run, address=address, console=console, waits=waits)
+        result = api.apply(recipe, env=env, target=target, dry_run=dry_run, address=address, console=console, waits=waits,
+                           register_only=register_only, image_tag=image_tag, skip_training=skip_training)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_AFTER_CTRL_C.get(target, "apply stopped")) from None
     if dry_run:
@@ -216,6 +226,7 @@ def apply(
         return
     if result.job_status:
         print(f"{result.recipe} ({result.env}): Ray job {result.job_status}")
+        _hand_on_training(result.job_outcome)
         return
     if result.outcome is not None and type(result.outcome).__name__ == "RagOutcome":
         print(result.serve_hint)
@@ -223,6 +234,8 @@ def apply(
     from framework.runtime.train import summary
 
     print(summary(result.outcome))
+    _hand_on_training({"run_id": result.outcome.run_id, "model_version": result.outcome.model_version,
+                       "tracking_uri": result.outcome.tracking_uri})
     if result.rollout is not None:
         from framework.runtime.rollout.controller import summary as rollout_summary
 
@@ -232,6 +245,21 @@ def apply(
         if result.rollout.decision == "rolled_back":  # CI must see a rejected candidate
             print(f"rollout: version {result.rollout.candidate} was rolled back; the champion is unchanged", file=sys.stderr)
             raise typer.Exit(1)
+
+
+def _hand_on_training(outcome: dict | None) -> None:
+    """The run id and model version for later jobs ($GITHUB_OUTPUT) and the run's page."""
+    from framework.runtime.github_actions import append_summary, write_outputs
+
+    if not outcome or not outcome.get("model_version"):
+        if os.environ.get("GITHUB_OUTPUT"):  # later jobs need the version: say why it is missing
+            print("train: the job reported no model version (no 'mlops-outcome:' line in its log): does the "
+                  "cluster run this version of mlops?", file=sys.stderr)
+            raise typer.Exit(1)
+        return
+    write_outputs({"run-id": outcome["run_id"], "model-version": outcome["model_version"]})
+    append_summary(f"### Training\n\nmodel version **{outcome['model_version']}**, MLflow run `{outcome['run_id']}` "
+                   f"in `{outcome.get('tracking_uri')}`")
 
 
 @app.command()
@@ -282,13 +310,75 @@ def monitor(
         raise typer.Exit(out.exit_code)
 
 
-@app.command("eval")
+def _summarise(markdown: str) -> None:
+    from framework.runtime.github_actions import append_summary
+
+    append_summary(markdown)
+
+
+VersionOption = Annotated[Optional[str], typer.Option("--version", help="Registered model version (1, 2, ...).")]
+
+
+@app.command("check-data")
+@_reports_errors
+def check_data(
+    recipe: Annotated[str, typer.Argument(help="Recipe name or path.")],
+    env: EnvOption = None,
+    report_dir: Annotated[Optional[Path], typer.Option("--report-dir", help=(
+        "Where the JSON and HTML report go (default .mlops/reports/<recipe>/<env>/data/)."))] = None,
+) -> None:
+    """Load the recipe's data and check data.expectations (a RAG recipe: its documents). Exit 0 pass, 1 fail."""
+    from rich.console import Console
+
+    from framework import api
+    from framework.project import display_path
+
+    result = api.check_data(recipe, env=env, report_dir=report_dir)
+    Console(stderr=True, width=None if sys.stderr.isatty() else 120).print(result.report.rich_table())
+    _summarise(result.report.to_markdown())
+    print(f"report: {display_path(result.report_dir)}")
+    if not result.passed:
+        failures = result.report.failures
+        for failure in failures:
+            print(failure if isinstance(failure, str) else f"{failure.key}: expected {failure.expected}, "
+                  f"observed {failure.observed}", file=sys.stderr)
+        raise typer.Exit(1)
+    print(f"{result.recipe} ({result.env}): data passed its checks")
+
+
+@app.command()
 @_reports_errors
 def evaluate(
     recipe: Annotated[str, typer.Argument(help="Recipe name or path.")],
+    version: VersionOption = None,
     env: EnvOption = None,
 ) -> None:
-    """Retrieval quality of an LLM recipe (recall@k, MRR on evaluation.retrieval.questions) against evaluation.gates: exit 0 pass, 1 fail."""
+    """Re-score registered version N on the validation split (or evaluation.dataset) and record it in MLflow.
+    A RAG recipe (no --version): retrieval recall@k and MRR against evaluation.gates, exit 1 on a failed gate."""
+    from framework import api
+
+    kind = api.load_recipe(recipe, env).recipe.model.kind
+    if kind != "tabular":
+        if version is not None:
+            raise _option_error("--version", f"{recipe} is an {kind} recipe: its retrieval is evaluated, not a version")
+        return _evaluate_retrieval(recipe, env)
+    if version is None:
+        raise _option_error("--version", "which registered version to evaluate: e.g. --version 3 (the train job's output)")
+    result = api.evaluate_version(recipe, version, env=env)
+    for name, value in result.rows_table():
+        print(f"  {name:<16} {value}")
+    _summarise(result.to_markdown())
+    print(f"{result.recipe} ({result.env}): version {result.version} on {result.rows} rows of {result.dataset}; "
+          f"MLflow run {result.run_id}")
+
+
+def _option_error(option: str, message: str) -> Exception:
+    from framework.errors import MlopsError, Problem
+
+    return MlopsError([Problem(None, option, message)])
+
+
+def _evaluate_retrieval(recipe: str, env: str | None) -> None:
     from rich.console import Console
 
     from framework import api
@@ -297,12 +387,76 @@ def evaluate(
     report, gates = api.evaluate(recipe, env=env, console=console)
     if hasattr(gates, "rich_table"):
         console.print(gates.rich_table())
+        _summarise(gates.to_markdown("Retrieval gates"))
     verdict = "gates passed" if gates.passed else "gates FAILED"
     print(f"{recipe}: recall@{report.k} {report.recall_at_k:.3f}, MRR {report.mrr:.3f} on {report.questions} questions: {verdict}")
     for row in report.rows:
         if not row.get("hit"):
             print(f"  missed: {row['question']} (expected {', '.join(row['expected'])})")
     if not gates.passed:
+        raise typer.Exit(1)
+
+
+@app.command("eval", hidden=True)
+@_reports_errors
+def eval_retrieval(
+    recipe: Annotated[str, typer.Argument(help="Recipe name or path.")],
+    env: EnvOption = None,
+) -> None:
+    """The earlier name of `mlops evaluate` for a RAG recipe."""
+    _evaluate_retrieval(recipe, env)
+
+
+@app.command()
+@_reports_errors
+def gate(
+    recipe: Annotated[str, typer.Argument(help="Recipe name or path.")],
+    version: VersionOption = None,
+    env: EnvOption = None,
+    promote: Annotated[bool, typer.Option("--promote", help=(
+        "On a pass, move alias candidate (and champion for rollout direct) to the version."))] = False,
+) -> None:
+    """Check evaluation.gates against version N's recorded metrics. Exit 1 on a failed gate, and no alias moves;
+    with --promote a pass makes the version the candidate."""
+    from rich.console import Console
+
+    from framework import api
+
+    if version is None:
+        raise _option_error("--version", "which registered version to gate: e.g. --version 3 (the train job's output)")
+    outcome = api.gate(recipe, version, env=env, promote=promote)
+    Console(stderr=True, width=None if sys.stderr.isatty() else 120).print(outcome.report.rich_table())
+    _summarise(outcome.report.to_markdown(f"Quality gates of version {outcome.version}"))
+    print(f"{outcome.recipe} ({outcome.env}): version {outcome.version} from {', '.join(outcome.sources)}")
+    if not outcome.report.passed:
+        for result in outcome.report.failures:
+            print(f"{result.key}: {result.message()}", file=sys.stderr)
+        print(f"gate: version {outcome.version} failed {len(outcome.report.failures)} gate(s); no alias moved", file=sys.stderr)
+        raise typer.Exit(1)
+    moved = f"is now {' and '.join(outcome.promoted)}" if outcome.promoted else "passed (no alias moved without --promote)"
+    print(f"gates passed: version {outcome.version} {moved}")
+
+
+@app.command()
+@_reports_errors
+def smoke(
+    recipe: Annotated[str, typer.Argument(help="Recipe name or path.")],
+    url: Annotated[Optional[str], typer.Option("--url", help="Base URL of the deployed endpoint.")] = None,
+    env: EnvOption = None,
+    requests: Annotated[Optional[int], typer.Option("--requests", "-n", help="Requests to send (default 50).")] = None,
+    version: Annotated[Optional[str], typer.Option("--version", help=(
+        "Version whose encoding builds the requests (default: the candidate, else the champion).")) ] = None,
+) -> None:
+    """Send requests built from validation rows (RAG: the labelled questions) to a deployed endpoint; check
+    200s, output shapes, agreement with the registered model offline, and p99 under the alert threshold."""
+    from framework import api
+
+    report = api.smoke(recipe, url or "", env=env, requests=requests, version=version)
+    _summarise(report.to_markdown())
+    print(report.summary())
+    if not report.passed:
+        for problem in report.problems():
+            print(f"smoke: {problem}", file=sys.stderr)
         raise typer.Exit(1)
 
 

@@ -23,6 +23,13 @@ RESOLVED = "recipe.resolved.yaml"
 WORKFLOW_PREFIX = "mlops-"  # workflow files generate owns (and may delete when stale)
 
 
+def actionlint_file(project: Project, recipes) -> tuple[Path, str]:
+    """The project-wide actionlint config (path, text), from every recipe's ci section."""
+    from framework.targets.github import ACTIONLINT_CONFIG, actionlint_text
+
+    return project.root / ACTIONLINT_CONFIG, actionlint_text(recipes)
+
+
 @dataclass(frozen=True)
 class RenderedEnv:
     """One recipe in one env: its directory and files (relative path -> text)."""

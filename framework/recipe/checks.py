@@ -416,6 +416,35 @@ def class_fraction_needs_classes(r: Recipe) -> Iterator[Violation]:
         )
 
 
+# A job on a cluster starts in the image's working directory: nothing of the project's
+# checkout is there. Read as runtime/data.py reads a URI: a scheme of two letters or more
+# (s3://, gs://, https://) is remote; `file:` and plain paths are local, and relative
+# unless they start at the root.
+def is_relative_uri(uri: str) -> bool:
+    """True when `uri` names a path relative to the project root."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme.lower() == "file":
+        return parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/")
+    if len(parsed.scheme) > 1:
+        return False
+    return not uri.startswith(("/", "\\")) and not re.match(r"^[A-Za-z]:[\\/]", uri)
+
+
+@check
+def cluster_jobs_read_reachable_data(r: Recipe) -> Iterator[Violation]:
+    if r.data is None or r.training is None or r.environment == "dev" or not is_relative_uri(r.data.source.uri):
+        return
+    job = "a RayJob" if r.training.engine == "ray" else "a PyTorchJob"
+    yield Violation(
+        ("data.source.uri", "training.engine", "environment"),
+        f"data.source.uri '{r.data.source.uri}' is relative to the project, but training.engine {r.training.engine} "
+        f"trains in {job} on the cluster in environment {r.environment}, which cannot see this checkout: use "
+        "s3://bucket/path, gs://bucket/path, or an absolute path on a volume mounted in the job's pods",
+    )
+
+
 # --- evaluation --------------------------------------------------------------------
 def _task_metrics(r: Recipe) -> tuple[str, tuple[str, ...]]:
     if r.model.kind == "llm":
@@ -520,6 +549,13 @@ def fairness_attribute_is_a_column(r: Recipe) -> Iterator[Violation]:
             f"evaluation.gates.fairness.attribute '{fairness.attribute}' is not a data column: add it to "
             f"data.extra_columns or data.features{did_you_mean(fairness.attribute, columns)}",
         )
+
+
+@check
+def evaluation_dataset_needs_data(r: Recipe) -> Iterator[Violation]:
+    if r.evaluation.dataset is not None and r.data is None:
+        yield Violation(("evaluation.dataset", "data"), "evaluation.dataset holds rows laid out like data.source: "
+                        "it needs a data section (a tabular recipe)")
 
 
 @check

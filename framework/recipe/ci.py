@@ -22,6 +22,11 @@ class Environment(Section):
     name: Name = Field(description="GitHub environment name.")
     approval: bool = Field(default=False, description="Deployments wait for a reviewer (environment protection rule).")
     url: str | None = Field(default=None, description="URL shown on the deployment.")
+    endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = Field(
+        default=None,
+        description="Base URL of the model server in this environment, which the smoke test sends requests to; "
+                    "when null the pipeline reads the repository variable MLOPS_<NAME>_ENDPOINT (e.g. MLOPS_STAGING_ENDPOINT).",
+    )
 
 
 class Ci(Section):

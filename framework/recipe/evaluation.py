@@ -69,9 +69,22 @@ class RetrievalEvaluation(Section):
     k: PositiveInt = Field(default=5, description="Cut-off of recall@k.")
 
 
+class EvaluationDataset(Section):
+    uri: str = Field(
+        min_length=1,
+        description="Path (relative to the project root) or URI (file://, s3://, gs://) of held-out rows laid out like data.source.",
+    )
+    format: Literal["csv", "parquet"] = Field(default="csv", description="File format of `uri`.")
+
+
 class Evaluation(Section):
     metrics: list[Metric] = Field(min_length=1, description="Metrics computed on the validation split.")
     gates: Gates = Field(default_factory=Gates, description="Thresholds a model must pass to be promoted.")
     retrieval: RetrievalEvaluation | None = Field(
         default=None, description="Retrieval evaluation of a RAG recipe (recall@k, MRR)."
+    )
+    dataset: EvaluationDataset | None = Field(
+        default=None,
+        description="Held-out data that `mlops evaluate` scores registered versions on (the CI pipeline's evaluate "
+                    "job), instead of the validation split; training and its own gates use the validation split.",
     )

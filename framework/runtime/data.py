@@ -61,12 +61,12 @@ def _resolve(uri: str, root: Path) -> tuple[str, str | Path]:
     return scheme, uri
 
 
-def _check_remote_support(scheme: str, uri: str) -> None:
+def _check_remote_support(scheme: str, uri: str, key: str = "data.source") -> None:
     """A clear error naming the package to install, before pandas fails obscurely."""
     wanted = _FSSPEC_PACKAGES.get(scheme)
     if importlib.util.find_spec("fsspec") is None:
         extra = f" and {wanted}" if wanted else ""
-        raise DataError([Problem(Location(uri), "data.source.uri",
+        raise DataError([Problem(Location(uri), f"{key}.uri",
                                  f"reading {scheme}:// URIs needs fsspec{extra}: pip install fsspec{extra.replace(' and', '')}")])
     import fsspec
 
@@ -74,10 +74,10 @@ def _check_remote_support(scheme: str, uri: str) -> None:
         fsspec.get_filesystem_class(scheme)
     except ImportError:
         package = wanted or f"the fsspec implementation of {scheme}://"
-        raise DataError([Problem(Location(uri), "data.source.uri",
+        raise DataError([Problem(Location(uri), f"{key}.uri",
                                  f"reading {scheme}:// URIs needs {package}: pip install {package}")]) from None
     except ValueError:
-        raise DataError([Problem(Location(uri), "data.source.uri",
+        raise DataError([Problem(Location(uri), f"{key}.uri",
                                  f"unknown URI scheme '{scheme}://'; use a path, file://, s3:// or gs://")]) from None
 
 
@@ -86,8 +86,10 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def load_table(recipe: Any, root: Path) -> pd.DataFrame:
-    """Read `data.source` and return its recipe columns (features, target, extra_columns) in that order.
+def load_table(recipe: Any, root: Path, source: Any = None, key: str = "data.source") -> pd.DataFrame:
+    """Read `data.source` (or `source`, any object with `uri` and `format`, named `key` in
+    errors: `evaluation.dataset`) and return its recipe columns (features, target,
+    extra_columns) in that order.
 
     Only the recipe's columns are kept so every later step (checks, duplicates, split,
     training) sees the same table whatever else the file carries.
@@ -95,32 +97,33 @@ def load_table(recipe: Any, root: Path) -> pd.DataFrame:
     data = recipe.data
     if data is None:
         raise DataError([Problem(None, "data", "the recipe has no data section to load")])
-    uri, fmt = data.source.uri, data.source.format
+    source = source if source is not None else data.source
+    uri, fmt = source.uri, source.format
     where = Location(uri)
     scheme, target = _resolve(uri, Path(root))
     if scheme:
-        _check_remote_support(scheme, uri)
+        _check_remote_support(scheme, uri, key)
     elif not target.exists():
         parent = target.parent
         near = did_you_mean(target.name, (p.name for p in parent.iterdir())) if parent.is_dir() else ""
-        raise DataError([Problem(where, "data.source.uri", f"no such file: {target}{near}")])
+        raise DataError([Problem(where, f"{key}.uri", f"no such file: {target}{near}")])
     elif target.is_dir():
-        raise DataError([Problem(where, "data.source.uri", f"{target} is a directory, not a {fmt} file")])
+        raise DataError([Problem(where, f"{key}.uri", f"{target} is a directory, not a {fmt} file")])
     try:
         df = pd.read_csv(target) if fmt == "csv" else pd.read_parquet(target)
     except FileNotFoundError:
-        raise DataError([Problem(where, "data.source.uri", f"no such file: {target}")]) from None
+        raise DataError([Problem(where, f"{key}.uri", f"no such file: {target}")]) from None
     except Exception as exc:  # pandas/pyarrow raise many types; all mean "not readable as fmt"
-        raise DataError([Problem(where, "data.source", f"cannot read as {fmt}: {_first_line(exc)}")]) from None
+        raise DataError([Problem(where, key, f"cannot read as {fmt}: {_first_line(exc)}")]) from None
     df.columns = [str(c) for c in df.columns]  # parquet may carry non-string names
 
     present = list(df.columns)
     problems = []
-    for key, columns in (("data.features", data.features), ("data.target", [data.target]),
-                         ("data.extra_columns", data.extra_columns)):
+    for column_key, columns in (("data.features", data.features), ("data.target", [data.target]),
+                                ("data.extra_columns", data.extra_columns)):
         for column in columns:
             if column not in present:
-                problems.append(Problem(where, key, f"column '{column}' is not in {uri}"
+                problems.append(Problem(where, column_key, f"column '{column}' is not in {uri}"
                                         f"{did_you_mean(column, present)}; it has: {', '.join(present) or '(none)'}"))
     if problems:
         raise DataError(problems)
@@ -230,6 +233,15 @@ tr.fail td:last-child {{ color: #b3261e; font-weight: bold; }}
         json_path.write_text(self.to_json(), encoding="utf-8")
         html_path.write_text(self.to_html(), encoding="utf-8")
         return json_path, html_path
+
+    def to_markdown(self) -> str:
+        """The report as a GitHub job summary: a status line and one row per check."""
+        from framework.runtime.github_actions import markdown_table
+
+        status = "passed" if self.passed else f"**FAILED** ({len(self.failures)} of {len(self.results)} checks)"
+        rows = [(f"`{r.key}`", r.expected, r.observed, "pass" if r.passed else "**FAIL**") for r in self.results]
+        return (f"### Data report: `{self.source}`\n\n{self.rows} rows, {len(self.columns)} columns: {status}\n\n"
+                + markdown_table(("check", "expected", "observed", "result"), rows))
 
     def rich_table(self):
         """A rich Table for the terminal. Cells are Text, so values like '[x]' are not markup."""

@@ -136,3 +136,35 @@ def sort_key(obj: KubeObject) -> tuple[int, int, str, str, str]:
 
 def ordered(objects: Iterable[KubeObject]) -> list[KubeObject]:
     return sorted(objects, key=sort_key)
+
+
+# --- what a CI deploy changes: no training job, the image its build job pushed -------------
+TRAINING_COMPONENT = "training"  # app.kubernetes.io/component of the training RayJob/PyTorchJob
+
+
+def is_training_job(obj: KubeObject) -> bool:
+    """The training RayJob or PyTorchJob (not the RAG index RayJob, which fills a volume)."""
+    labels = (obj.body.get("metadata") or {}).get("labels") or {}
+    return obj.phase == TRAINING and labels.get("app.kubernetes.io/component") == TRAINING_COMPONENT
+
+
+def image_repository(image: str) -> str:
+    """'ghcr.io/org/runtime:0.1.0' -> 'ghcr.io/org/runtime' (the tag or digest dropped)."""
+    name = image.split("@", 1)[0]
+    head, slash, last = name.rpartition("/")
+    return f"{head}{slash}{last.split(':', 1)[0]}"
+
+
+def retagged(objects: Iterable[KubeObject], image: str, tag: str) -> list[KubeObject]:
+    """The objects with every `image: <image>` (the recipe's deploy.image) replaced by
+    the same repository at `tag`; other images (Triton's, vLLM's) stay."""
+    new_image = f"{image_repository(image)}:{tag}"
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: (new_image if k == "image" and v == image else walk(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return [KubeObject(o.api_version, o.kind, o.name, o.namespace, walk(o.body), o.source) for o in objects]

@@ -29,7 +29,9 @@ from typing import Any
 from framework.project import display_path
 from framework.runtime import k8s_errors as errors
 from framework.runtime.k8s_client import FIELD_MANAGER, Kube, KubeApiError, KubeUnreachable, load_configuration
-from framework.runtime.k8s_objects import PHASES, SERVING, TRAINING, KubeObject, ordered, parse, read_env_dir
+from framework.runtime.k8s_objects import (
+    PHASES, SERVING, TRAINING, KubeObject, is_training_job, ordered, parse, read_env_dir, retagged,
+)
 from framework.runtime.k8s_ready import JOB_KINDS, WAITED_KINDS, Waited, state_of, wait_all
 from framework.runtime.k8s_rest import Resource, object_path
 
@@ -63,10 +65,27 @@ def job_timeout(job: KubeObject, waits: Waits) -> float:
     return float(deadline) + JOB_GRACE_S if deadline else DEFAULT_JOB_S
 
 
-def plan_steps(files: Mapping[str, str], waits: Waits | None = None) -> list[str]:
+@dataclass(frozen=True)
+class Selection:
+    """What a CI deploy leaves out or changes: the training job (the model is already
+    registered by the pipeline's train job) and the image tag (the build job's)."""
+
+    skip_training: bool = False
+    image: str | None = None  # the recipe's deploy.image ...
+    image_tag: str | None = None  # ... run at this tag instead
+
+    def apply(self, objects: list[KubeObject]) -> list[KubeObject]:
+        if self.skip_training:
+            objects = [obj for obj in objects if not is_training_job(obj)]
+        if self.image and self.image_tag:
+            objects = retagged(objects, self.image, self.image_tag)
+        return objects
+
+
+def plan_steps(files: Mapping[str, str], waits: Waits | None = None, selection: Selection | None = None) -> list[str]:
     """What apply would do, in order: one line per object, and the waits."""
     waits = waits or Waits()
-    objects = ordered(parse(files))
+    objects = (selection or Selection()).apply(ordered(parse(files)))
     steps = []
     for phase in PHASES:
         batch = [obj for obj in objects if obj.phase == phase]
@@ -80,11 +99,12 @@ def plan_steps(files: Mapping[str, str], waits: Waits | None = None) -> list[str
     return steps
 
 
-def apply_env_dir(env_dir: Path, waits: Waits | None = None, console: Any = None) -> KubeOutcome:
+def apply_env_dir(env_dir: Path, waits: Waits | None = None, console: Any = None,
+                  selection: Selection | None = None) -> KubeOutcome:
     """Apply the manifests of generated/<recipe>/<env>/ and wait; raises MlopsError."""
     waits = waits or Waits()
     say = _sayer(console)
-    objects = ordered(parse(read_env_dir(env_dir), where=env_dir))
+    objects = (selection or Selection()).apply(ordered(parse(read_env_dir(env_dir), where=env_dir)))
     if not objects:
         raise errors.failure("apply", f"no Kubernetes manifests under {display_path(env_dir)}")
     for obj in objects:

@@ -11,6 +11,7 @@ which only a cluster on this machine can reach (say so rather than lose the run)
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,8 +26,9 @@ UPLOAD_EXCLUDES = [".venv/", ".tools/", ".mlops/", ".git/", "**/__pycache__/", "
 FINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
-def job_spec(root: Path, env_dir: Path, state_dir: Path, recipe) -> dict[str, Any]:
-    """Entrypoint and runtime_env of the submission, taken from the generated RayJob."""
+def job_spec(root: Path, env_dir: Path, state_dir: Path, recipe, register_only: bool = False) -> dict[str, Any]:
+    """Entrypoint and runtime_env of the submission, taken from the generated RayJob
+    (`register_only`: the entrypoint's --register-only, for the CI pipeline)."""
     rayjob = yaml.safe_load((env_dir / "ray" / "rayjob.yaml").read_text(encoding="utf-8"))
     runtime_env = yaml.safe_load(rayjob["spec"].get("runtimeEnvYAML") or "{}") or {}
     resolved = (env_dir / "recipe.resolved.yaml").relative_to(root).as_posix()
@@ -36,15 +38,20 @@ def job_spec(root: Path, env_dir: Path, state_dir: Path, recipe) -> dict[str, An
     if recipe.tracking.uri is None:
         env_vars["MLOPS_STATE_DIR"] = str(state_dir.resolve())
     runtime_env.update({"working_dir": str(root), "excludes": UPLOAD_EXCLUDES, "env_vars": env_vars})
-    return {"entrypoint": f"python -m {module} {resolved}", "runtime_env": runtime_env}
+    flags = " --register-only" if register_only else ""
+    return {"entrypoint": f"python -m {module} {resolved}{flags}", "runtime_env": runtime_env}
 
 
-def submit_and_follow(address: str, spec: dict[str, Any], out: TextIO | None = None, poll_s: float = 1.0) -> str:
-    """Submit, print the job's log as it grows, return the final status."""
+def submit_and_follow(address: str, spec: dict[str, Any], out: TextIO | None = None, poll_s: float = 1.0) -> tuple[str, str]:
+    """Submit, print the job's log as it grows; return the final status and the whole log."""
+    token = os.environ.get("RAY_AUTH_TOKEN")
+    if token == "":  # an unset CI secret arrives empty: no token, not an empty one
+        os.environ.pop("RAY_AUTH_TOKEN")
+    elif token:  # Ray's client sends the token only in token mode (read when ray loads)
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     from ray.job_submission import JobSubmissionClient
 
     out = out or sys.stdout
-
     try:
         client = JobSubmissionClient(address)
     except Exception as exc:  # connection refused, bad URL, auth
@@ -60,7 +67,7 @@ def submit_and_follow(address: str, spec: dict[str, Any], out: TextIO | None = N
             out.flush()
             printed = len(logs)
             if status in FINAL:
-                return status
+                return status, logs
             time.sleep(poll_s)
     except KeyboardInterrupt:
         client.stop_job(job_id)  # Ctrl-C stops the job too, rather than orphaning it

@@ -59,8 +59,10 @@ def load_resolved(path: Path):
         raise MlopsError([Problem(Location(str(path)), p.key, p.message) for p in problems]) from None
 
 
-def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str | None = None, console=None) -> Outcome:
-    """Run every training-side step of apply for one resolved recipe."""
+def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str | None = None, console=None,
+                 register_only: bool = False) -> Outcome:
+    """Run every training-side step of apply for one resolved recipe. `register_only`:
+    register the version but move no alias (the CI pipeline's `mlops gate` promotes it)."""
     from rich.console import Console
 
     from framework.runtime.locks import apply_lock
@@ -74,11 +76,13 @@ def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str |
     run_dir = state_dir / "runs" / recipe.name / recipe.environment / short_hash(text)
     outcome = Outcome(recipe.name, recipe.environment, run_dir=run_dir)
     with apply_lock(state_dir, recipe.name):
-        _train_evaluate_register(recipe, text, root.resolve(), state_dir, run_dir, ray_address, console, outcome)
+        _train_evaluate_register(recipe, text, root.resolve(), state_dir, run_dir, ray_address, console, outcome,
+                                 register_only)
     return outcome
 
 
-def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address, console, outcome) -> None:
+def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address, console, outcome,
+                             register_only: bool = False) -> None:
     from framework.runtime import data, gates, splitting, tracking
     from framework.runtime.features import FeaturePipeline
     from framework.runtime.steps import step
@@ -131,7 +135,8 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
             results = {g.name: g.passed for g in report_gates.results}
             tags = {**tracking.version_tags(text, results), "mlops.reference": f"runs:/{run.run_id}/reference"}
             outcome.model_version = tracking.register(run, "model", recipe.registered_model, tags=tags)
-            outcome.aliases = tracking.promote(recipe.registered_model, outcome.model_version, recipe.rollout.strategy, uri=run.uri)
+            if not register_only:
+                outcome.aliases = tracking.promote(recipe.registered_model, outcome.model_version, recipe.rollout.strategy, uri=run.uri)
             if recipe.serving.backend == "triton":
                 outcome.model_repository = _fill_model_repository(recipe, state_dir, outcome.model_version, served)
     _forget_checkpoints(state_dir, run_dir, run_name)
@@ -281,22 +286,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (data paths are relative to it)")
     parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("MLOPS_STATE_DIR", ".mlops")))
     parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster; default an embedded one")
+    parser.add_argument("--register-only", action="store_true",
+                        help="register the version but move no alias (`mlops gate` promotes it)")
     args = parser.parse_args(argv)
     try:
-        outcome = run_training(args.resolved, args.root, args.state_dir, args.ray_address)
+        outcome = run_training(args.resolved, args.root, args.state_dir, args.ray_address,
+                               register_only=args.register_only)
     except MlopsError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         return error.exit_code
     print(summary(outcome))
+    print(outcome_line(outcome), flush=True)
     return 0
+
+
+# The job's last word, for whoever submitted it (`apply --target ray` reads it from the log).
+OUTCOME_MARKER = "mlops-outcome: "
+
+
+def outcome_line(outcome: Outcome) -> str:
+    return OUTCOME_MARKER + json.dumps({"run_id": outcome.run_id, "model_version": outcome.model_version,
+                                        "tracking_uri": outcome.tracking_uri, "aliases": outcome.aliases}, sort_keys=True)
+
+
+def outcome_from_log(log: str) -> dict | None:
+    """The last outcome line of a job's log; None when the job printed none."""
+    for line in reversed(log.splitlines()):
+        if line.startswith(OUTCOME_MARKER):
+            try:
+                return json.loads(line[len(OUTCOME_MARKER):])
+            except ValueError:
+                return None
+    return None
 
 
 def summary(outcome: Outcome) -> str:
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(outcome.metrics.items()))
+    aliases = ", ".join(outcome.aliases) or "no alias moved: `mlops gate` promotes it"
     lines = [
         f"{outcome.recipe} ({outcome.environment}): model version {outcome.model_version} "
-        f"({', '.join(outcome.aliases)}), gates passed",
+        f"({aliases}), gates passed",
         f"  metrics: {metrics}",
         f"  MLflow run {outcome.run_id} in {outcome.tracking_uri}",
         f"  artifacts: {outcome.run_dir}",

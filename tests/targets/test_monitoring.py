@@ -47,7 +47,7 @@ def check_promql(exprs: list[str]) -> None:
 @lru_cache(maxsize=None)
 def _crd_validator(api_version: str, kind: str):
     """The CRD's JSON Schema; Go (RE2) inline flags moved to the front, where Python's re
-    accepts them (prometheusrule_v1.json has `^(?i)(abort|warn)?$`, see shared/crds/SOURCES.md)."""
+    accepts them (prometheusrule_v1.json has `^(?i)(abort|warn)?$`, see vendor/SOURCES.md)."""
     group, version = api_version.split("/")
     text = (CRD_SCHEMAS / group / f"{kind.lower()}_{version}.json").read_text()
     schema = json.loads(text.replace('"^(?i)', '"(?i)^'))

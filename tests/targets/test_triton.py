@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import jinja2
 import pytest
 import yaml
-from google.protobuf import text_format
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from jinja2.sandbox import SandboxedEnvironment
 from tritonclient.grpc import model_config_pb2 as mc
 
@@ -14,7 +17,10 @@ from framework.signature import model_signature
 from framework.targets import triton
 from framework.targets.common import header
 from tests.conftest import REPO
-from tests.targets.conftest import load_variant
+from tests.targets.conftest import TRITON_PROTO, load_variant
+
+# Every config.pbtxt the project writes: the committed examples and each golden variant.
+CONFIG_FILES = sorted(REPO.glob("generated/**/config.pbtxt")) + sorted(REPO.glob("tests/golden/*/triton/**/config.pbtxt"))
 
 
 def parse(text: str) -> mc.ModelConfig:
@@ -193,3 +199,43 @@ def test_template_typo_raises_instead_of_rendering_empty():
     # Same for a misspelled attribute inside the template.
     with pytest.raises(jinja2.UndefinedError, match="nmae"):
         triton.environment().from_string("name: {{ input.nmae | pbstr }}").render(context)
+
+
+# --- the vendored upstream proto -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def vendored_model_config(tmp_path_factory: pytest.TempPathFactory):
+    """inference.ModelConfig compiled now from vendor/triton/model_config.proto by protoc
+    (grpcio-tools), not tritonclient's bundled copy. A descriptor set loaded into a private
+    pool keeps it apart from that copy, which registers the same file name and package in
+    protobuf's default pool (where a generated _pb2 module would go too)."""
+    out = tmp_path_factory.mktemp("triton-proto") / "model_config.pb"
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", f"-I{TRITON_PROTO.parent}", f"--descriptor_set_out={out}",
+         str(TRITON_PROTO)],
+        check=True, capture_output=True, text=True,
+    )
+    pool = descriptor_pool.DescriptorPool()
+    for file in descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file:
+        pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("inference.ModelConfig"))
+
+
+def test_there_are_config_files_to_check():
+    assert len(CONFIG_FILES) >= 10
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_config_parses_with_the_vendored_proto(path, vendored_model_config):
+    text = path.read_text(encoding="utf-8")
+    config = text_format.Parse(text, vendored_model_config())  # strict: unknown fields fail
+    assert config.name and config.input and config.output
+    # Same field numbers and values as the bundled message the tests above read.
+    assert config.SerializeToString(deterministic=True) == parse(text).SerializeToString(deterministic=True)
+
+
+def test_vendored_proto_parsing_is_strict(vendored_model_config):
+    text, _ = only_config(load_variant("churn-dev"))
+    with pytest.raises(text_format.ParseError, match="max_batch_sizes"):
+        text_format.Parse(text.replace("max_batch_size:", "max_batch_sizes:"), vendored_model_config())
+    with pytest.raises(text_format.ParseError, match="KIND_TPU"):
+        text_format.Parse(text.replace("KIND_CPU", "KIND_TPU"), vendored_model_config())

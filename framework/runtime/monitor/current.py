@@ -168,6 +168,7 @@ def _is_null(value) -> bool:
 def predict(reference: Reference, recipe, state_dir: Path, table: pd.DataFrame) -> np.ndarray:
     """The reference version's outputs [rows, width] on raw rows (encoded as in training)."""
     from framework.runtime import tracking
+    from framework.runtime.registered import model_runner, run_model
     from framework.runtime.serving.model_config import config_from_recipe
     from framework.runtime.serving.registry_source import fetch_version
 
@@ -175,18 +176,7 @@ def predict(reference: Reference, recipe, state_dir: Path, table: pd.DataFrame) 
     uri = tracking.tracking_uri(recipe, state_dir)
     folder = Path(state_dir) / "monitor" / "models" / config.name / str(reference.version)
     path = fetch_version(tracking.client(uri), uri, recipe.registered_model, str(reference.version), config.model_filename, folder)
-    x = reference.pipeline().transform(table)
-    if path.suffix == ".onnx":
-        from framework.runtime.serving.repository import OnnxRunner
-
-        runner = OnnxRunner(path, config)
-    else:
-        from framework.runtime.serving.repository import TorchScriptRunner
-
-        runner = TorchScriptRunner(path, config)
-    name = config.inputs[0].name
-    batches = [runner.run({name: x[i:i + 8192]})[config.outputs[0].name] for i in range(0, len(x), 8192)]
-    return np.concatenate(batches).reshape(len(x), -1)
+    return run_model(model_runner(path, config), config, reference.pipeline().transform(table))
 
 
 __all__ = ["Current", "from_request_log", "from_file", "read_table", "predict"]

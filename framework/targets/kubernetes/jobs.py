@@ -87,7 +87,10 @@ def drift_cronjob(recipe) -> dict[str, Any]:
             "rules": [
                 {"action": "FailJob", "onExitCodes": {"containerName": "monitor", "operator": "In",
                                                       "values": [DRIFT_EXIT_CODE]}},
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                # Evicted or preempted pods (condition DisruptionTarget=True) retry without
+                # counting against backoffLimit. `status` is required up to Kubernetes 1.34
+                # (optional since 1.35, defaulting to "True"), so it is always written.
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
             ]
         },
         "template": {

@@ -1,0 +1,141 @@
+"""What a pipeline run needs around it, each the real thing where one can run here:
+
+- a checkout: a copy of the project, committed to its own git repository (the commit is
+  the run's `github.sha`), with a `.gitignore` like every repository's;
+- a Python environment for the steps: a fresh venv that sees the project's installed
+  packages (a .pth line), so the workflow's own `pip install -e .` installs the
+  checkout into it without touching the project's venv;
+- the team's tracking server: a real `mlflow server` on 127.0.0.1;
+- the Ray cluster of `vars.RAY_ADDRESS`: a real `ray start --head` with token auth, the
+  token given to the workflow as `secrets.RAY_AUTH_TOKEN`;
+- the staging and production clusters: the fake Kubernetes API server the apply tests
+  use (tests/runtime/fake_kube_api.py), its kubeconfig as `secrets.KUBECONFIG`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as random_secrets
+import shutil
+import site
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+BIN = Path(sys.executable).parent
+# Not part of a checkout: environments, tools, local state, caches, the tests.
+NOT_CHECKED_OUT = (".git", ".venv", "venv", ".tools", ".mlops", ".pytest_cache", "__pycache__", "*.egg-info", "tests")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float, process: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited {process.returncode}: {log.read_text()[-2000:] if log else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} not up after {seconds}s: {log.read_text()[-2000:] if log else ''}")
+
+
+def git(checkout: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-c", "user.name=harness", "-c", "user.email=harness@example.com", *args],
+                          cwd=checkout, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def make_checkout(root: Path) -> Path:
+    """The project as a clone would have it, in a git repository of its own."""
+    shutil.copytree(REPO, root, ignore=shutil.ignore_patterns(*NOT_CHECKED_OUT))
+    shutil.copy(REPO / ".gitignore", root / ".gitignore")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the project")
+    return root
+
+
+def commit(checkout: Path, message: str) -> str:
+    git(checkout, "add", "-A")
+    git(checkout, "commit", "-q", "-m", message)
+    return git(checkout, "rev-parse", "HEAD")
+
+
+def step_venv(folder: Path) -> Path:
+    """A venv whose interpreter sees this environment's packages but installs into its own."""
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=120)
+    target = folder / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    (target / "_project_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n", encoding="utf-8")
+    return folder / "bin"
+
+
+@pytest.fixture(scope="package")
+def mlflow_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    log = folder / "server.log"
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--artifacts-destination", str(folder / "artifacts"),
+             "--workers", "1"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{url}/health", 120, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="package")
+def ray_cluster(tmp_path_factory):
+    """(job API URL, auth token) of a Ray head with token auth."""
+    token = random_secrets.token_hex(16)
+    dashboard = free_port()
+    home = tmp_path_factory.mktemp("ray-home")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(home),
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0"}
+    ray = str(BIN / "ray")
+    subprocess.run(
+        [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={free_port()}", "--num-cpus=2",
+         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+         "--disable-usage-stats"],
+        env=env, check=True, capture_output=True, timeout=180,
+    )
+    try:
+        yield f"http://127.0.0.1:{dashboard}", token
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="package")
+def clusters():
+    from tests.runtime.fake_kube_api import FakeKubeApi
+
+    api = FakeKubeApi().start()
+    try:
+        yield api
+    finally:
+        api.stop()
