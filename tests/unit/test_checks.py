@@ -50,6 +50,8 @@ TRIGGERS = {
     "hpo_keys_exist": ("churn", [HPO % ("f1", "training.optimizer.lrr")]),
     "fairness_attribute_is_a_column": ("churn", ["evaluation.gates.fairness.attribute=region"]),
     "retrieval_eval_needs_rag": ("support_assistant", ["evaluation.retrieval.k=50"]),
+    "evaluation_dataset_needs_data": ("support_assistant", ["+evaluation.dataset={uri: held_out.csv}"]),
+    "cluster_jobs_read_reachable_data": ("churn", ["env=staging", "data.source.uri=data/churn.csv"]),
     "distillation_needs_tabular": ("support_assistant", ["+training=ray_cpu", "+training.distillation={teacher: 'models:/big@champion'}"]),
     "checkpoints_within_epochs": ("churn", ["training.epochs=1", "training.checkpoint.every_epochs=2"]),
     "chunks_overlap_less_than_size": ("support_assistant", ["rag.chunking.overlap=900"]),
