@@ -219,8 +219,15 @@ def _every_recipe(proj: Project, loaded: dict[str, Any]) -> list[Any]:
     from framework.recipe.compose import locate
 
     have = {locate(proj, name).file for name in loaded}
-    others = [name for name in proj.recipe_names() if locate(proj, name).file not in have]
-    return [*loaded.values(), *(load_recipe(name, None, (), proj).recipe for name in others)]
+    recipes = list(loaded.values())
+    for name in proj.recipe_names():
+        if locate(proj, name).file in have:
+            continue
+        try:
+            recipes.append(load_recipe(name, None, (), proj).recipe)
+        except MlopsError:  # that recipe's own validate/generate reports it; it adds nothing here
+            continue
+    return recipes
 
 
 @dataclass(frozen=True)

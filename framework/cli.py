@@ -345,9 +345,9 @@ def check_data(
     print(f"report: {display_path(result.report_dir)}")
     if not result.passed:
         failures = result.report.failures
-        for failure in failures:
-            print(failure if isinstance(failure, str) else f"{failure.key}: expected {failure.expected}, "
-                  f"observed {failure.observed}", file=sys.stderr)
+        for failure in failures:  # `source: key: expected ..., observed ...`, as apply's data step says it
+            print(f"{failure}" if isinstance(failure, str) else f"{result.report.source}: {failure.key}: expected "
+                  f"{failure.expected}, observed {failure.observed}", file=sys.stderr)
         raise typer.Exit(1)
     print(f"{result.recipe} ({result.env}): data passed its checks")
 

@@ -130,6 +130,14 @@ ImageRef = Annotated[
     WithJsonSchema({"type": "string", "pattern": _IMAGE_RE.pattern}),
 ]
 
+
+def image_repository(image: str) -> str:
+    """'ghcr.io/org/runtime:0.1.0' -> 'ghcr.io/org/runtime': the image without tag or digest
+    (what a CI build tags with the commit, and what a deploy re-tags)."""
+    name = image.split("@", 1)[0]
+    head, slash, last = name.rpartition("/")
+    return f"{head}{slash}{last.split(':', 1)[0]}"
+
 # --- cron schedule (Kubernetes CronJob / GitHub Actions syntax) --------------------
 _CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 

@@ -168,16 +168,11 @@ def with_register_only(obj: KubeObject, module: str = "framework.runtime.train")
     return KubeObject(obj.api_version, obj.kind, obj.name, obj.namespace, walk(obj.body), obj.source)
 
 
-def image_repository(image: str) -> str:
-    """'ghcr.io/org/runtime:0.1.0' -> 'ghcr.io/org/runtime' (the tag or digest dropped)."""
-    name = image.split("@", 1)[0]
-    head, slash, last = name.rpartition("/")
-    return f"{head}{slash}{last.split(':', 1)[0]}"
-
-
 def retagged(objects: Iterable[KubeObject], image: str, tag: str) -> list[KubeObject]:
     """The objects with every `image: <image>` (the recipe's deploy.image) replaced by
     the same repository at `tag`; other images (Triton's, vLLM's) stay."""
+    from framework.recipe.types import image_repository
+
     new_image = f"{image_repository(image)}:{tag}"
 
     def walk(node: Any) -> Any:

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framework import __version__
-from framework.recipe.types import duration_seconds
+from framework.recipe.types import duration_seconds, image_repository
 from framework.targets import Artifact
 from framework.targets.common import GENERATED_BY, header, yaml_text
 
@@ -234,13 +234,6 @@ def needs_gpu_image(recipe) -> bool:
 
 def image_variant(recipe) -> str:
     return "cuda" if needs_gpu_image(recipe) else "cpu"
-
-
-def image_repository(image: str) -> str:
-    """'ghcr.io/org/runtime:0.1.0' -> 'ghcr.io/org/runtime' (tag and digest dropped)."""
-    name = image.split("@", 1)[0]
-    head, slash, last = name.rpartition("/")
-    return f"{head}{slash}{last.split(':', 1)[0]}"
 
 
 def registry_host(image: str) -> str:

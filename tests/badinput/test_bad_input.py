@@ -224,6 +224,18 @@ CASES = [
          r"evaluation.metrics.1 \(mrr\) does not apply to model.task classification"),
     Case("chunk-overlap-not-below-size", ["support_assistant", "rag.chunking.overlap=900"], OVERRIDE, "rag.chunking.overlap",
          r"rag.chunking.overlap \(900\) must be < rag.chunking.size \(800\)"),
+    # a RayJob on a cluster cannot read the checkout: the key's own file:line says so
+    Case("relative-data-on-the-cluster", ["churn", "--env", "staging"],
+         ("recipes/data/location/churn_staging.yaml", "uri: data/staging.csv"), "data.source.uri",
+         r"^data.source.uri 'data/staging.csv' is relative to the project, but training.engine ray trains in a RayJob on "
+         r"the cluster in environment staging, which cannot see this checkout: use s3://bucket/path, gs://bucket/path, "
+         r"or an absolute path on a volume mounted in the job's pods$",
+         [replace("recipes/data/location/churn_staging.yaml", "uri: s3://example-ml-data/churn/staging/churn.csv",
+                  "uri: data/staging.csv")]),
+    Case("relative-data-in-a-pytorchjob", ["churn", "--env", "prod", "training=pytorchjob_gpu", "data.source.uri=file:data/x.csv"],
+         OVERRIDE, "data.source.uri", r"trains in a PyTorchJob on the cluster in environment prod"),
+    Case("empty-tracking-uri", ["churn", "--env", "staging", "tracking.uri=''"], OVERRIDE, "tracking.uri",
+         r"^is empty \(an unset variable such as MLFLOW_TRACKING_URI\?\): give the server's URI, or null for the embedded store$"),
 ]
 
 

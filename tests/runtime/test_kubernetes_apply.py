@@ -483,3 +483,66 @@ def test_inside_a_pod_the_in_cluster_config_is_used(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
     assert _error().startswith("kubernetes: the in-cluster configuration is unusable: ")  # no service account token here
+
+
+# --- what the CI pipeline's jobs apply ---------------------------------------------------
+def _images(requests) -> set[str]:
+    found = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                found.add(value) if key == "image" and isinstance(value, str) else walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for request in requests:
+        walk(request.body)
+    return found
+
+
+def test_a_deploy_job_skips_training_and_runs_the_built_tag(project: Path, fake: FakeKubeApi) -> None:
+    result = run_cli("apply", "churn", "--target", "kubernetes", "--skip-training", "--image-tag", "3f2c1a9b")
+    assert result.exit_code == 0, result.stderr
+    assert [r.path for r in fake.patches()] == [p for p in CHURN_DEV_ORDER if p != RAYJOB]
+    images = _images(fake.patches())
+    assert "ghcr.io/example/mlops-runtime:3f2c1a9b" in images  # fetch_model, the drift CronJob
+    assert "ghcr.io/example/mlops-runtime:0.1.0" not in images
+    assert any(image.startswith("nvcr.io/nvidia/tritonserver:") for image in images)  # other images stay
+    committed = (project / "generated" / "churn" / "dev" / "k8s" / "drift-cronjob.yaml").read_text()
+    assert "mlops-runtime:0.1.0" in committed and "3f2c1a9b" not in committed  # the files keep the recipe's tag
+
+
+def test_the_image_tag_comes_from_the_environment_too(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_IMAGE_TAG", "abc123")
+    result = run_cli("apply", "churn", "--target", "kubernetes", "--skip-training", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "RayJob" not in result.stdout and "1. apply ServiceAccount/mlops-runner in ml-dev" in result.stdout
+
+
+def test_a_pytorchjob_train_job_applies_only_training_and_registers_without_aliases(project: Path, fake: FakeKubeApi) -> None:
+    result = run_cli("apply", "churn", "--target", "kubernetes", "--training-only", "--register-only")
+    # the fake marks the job done but trains nothing, so no version was registered: said as such
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "train: the training job finished, but no version of 'churn' registered since it started carries this "
+        "recipe's hash: did the job write to another tracking.uri?")
+    assert [r.path for r in fake.patches()] == CHURN_DEV_ORDER[:4]  # config, then the RayJob; no serving
+    job = fake.patches()[-1].body
+    assert job["spec"]["entrypoint"] == "python -m framework.runtime.train /etc/mlops/recipe.resolved.yaml --register-only"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--image-tag", "v1"], "--image-tag: sets the image the cluster's manifests run: use it with --target kubernetes"),
+    (["--target", "kubernetes", "--image-tag", "bad tag"], "--image-tag: 'bad tag' is not an image tag"),
+    (["--skip-training"], "--skip-training: chooses among the cluster's manifests: use it with --target kubernetes"),
+    (["--target", "kubernetes", "--register-only"], "--register-only: with --target kubernetes applies to the training "
+                                                    "job alone: add --training-only"),
+    (["--target", "kubernetes", "--skip-training", "--training-only"], "--training-only: and --skip-training leave "
+                                                                       "nothing to apply together: use one"),
+])
+def test_ci_options_out_of_place_are_one_line(project: Path, args: list[str], message: str) -> None:
+    result = run_cli("apply", "churn", *args)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(message), result.stderr
