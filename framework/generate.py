@@ -25,7 +25,7 @@ WORKFLOW_PREFIX = "mlops-"  # workflow files generate owns (and may delete when 
 
 def actionlint_file(project: Project, recipes) -> tuple[Path, str]:
     """The project-wide actionlint config (path, text), from every recipe's ci section."""
-    from framework.targets.github import ACTIONLINT_CONFIG, actionlint_text
+    from framework.targets.actionlint import ACTIONLINT_CONFIG, actionlint_text
 
     return project.root / ACTIONLINT_CONFIG, actionlint_text(recipes)
 

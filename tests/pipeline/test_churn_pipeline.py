@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline.conftest import BIN, commit, free_port, make_checkout, step_venv, wait_for
+from tests.pipeline.conftest import commit, free_port, make_checkout, step_venv, wait_for
 from tests.pipeline.harness import Harness
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]

