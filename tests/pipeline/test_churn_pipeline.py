@@ -127,25 +127,6 @@ def explain(results: dict) -> str:
     return "\n".join(lines)
 
 
-def applied_images(requests) -> set[str]:
-    images = set()
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "image" and isinstance(value, str):
-                    images.add(value)
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    for request in requests:
-        walk(request.body)
-    return images
-
-
 def test_churn_pipeline_runs_end_to_end(pipeline_env):
     p = pipeline_env
     data = write_data(p["work"] / "volume" / "churn-staging.csv", seed=314)
@@ -181,7 +162,8 @@ def test_churn_pipeline_runs_end_to_end(pipeline_env):
     paths = [r.path for r in patches]
     assert any("/namespaces/ml-staging/" in path for path in paths) and any("/namespaces/ml-prod/" in path for path in paths)
     assert not any("/rayjobs/" in path for path in paths)
-    assert f"{IMAGE}:{tag}" in applied_images(patches) and f"{IMAGE}:0.1.0" not in applied_images(patches)
+    images = p["clusters"].applied_images()
+    assert f"{IMAGE}:{tag}" in images and f"{IMAGE}:0.1.0" not in images
     assert tag == subprocess.run(["git", "rev-parse", "HEAD"], cwd=p["checkout"], capture_output=True, text=True).stdout.strip()
 
 

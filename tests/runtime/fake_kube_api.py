@@ -79,6 +79,22 @@ class FakeKubeApi:
     def patches(self) -> list[Request]:
         return [r for r in self.requests if r.method == "PATCH"]
 
+    def applied_images(self) -> set[str]:
+        """Every `image:` of every object applied (containers, init containers, Ray groups)."""
+        found: set[str] = set()
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    found.add(value) if key == "image" and isinstance(value, str) else walk(value)
+            elif isinstance(node, list):
+                for item in node:
+                    walk(item)
+
+        for request in self.patches():
+            walk(request.body)
+        return found
+
     # --- answering -----------------------------------------------------------------------
     def answer(self, request: Request) -> tuple[int, Any]:
         with self.lock:

@@ -486,27 +486,11 @@ def test_inside_a_pod_the_in_cluster_config_is_used(tmp_path: Path, monkeypatch:
 
 
 # --- what the CI pipeline's jobs apply ---------------------------------------------------
-def _images(requests) -> set[str]:
-    found = set()
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                found.add(value) if key == "image" and isinstance(value, str) else walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    for request in requests:
-        walk(request.body)
-    return found
-
-
 def test_a_deploy_job_skips_training_and_runs_the_built_tag(project: Path, fake: FakeKubeApi) -> None:
     result = run_cli("apply", "churn", "--target", "kubernetes", "--skip-training", "--image-tag", "3f2c1a9b")
     assert result.exit_code == 0, result.stderr
     assert [r.path for r in fake.patches()] == [p for p in CHURN_DEV_ORDER if p != RAYJOB]
-    images = _images(fake.patches())
+    images = fake.applied_images()
     assert "ghcr.io/example/mlops-runtime:3f2c1a9b" in images  # fetch_model, the drift CronJob
     assert "ghcr.io/example/mlops-runtime:0.1.0" not in images
     assert any(image.startswith("nvcr.io/nvidia/tritonserver:") for image in images)  # other images stay
