@@ -132,6 +132,7 @@ def test_churn_pipeline_runs_end_to_end(pipeline_env):
     data = write_data(p["work"] / "volume" / "churn-staging.csv", seed=314)
     point_staging_data(p["checkout"], data)
     results, staging = run_pipeline(p, "green")
+    print(explain(results))  # per-job wall times (pytest -s)
     assert [r.result for r in results.values()] == ["success"] * len(DEPLOYED), explain(results)
     assert list(results) == DEPLOYED
 

@@ -121,3 +121,25 @@ def test_through_the_fallback_llm_server(recipe, tmp_path):
     assert body["model"] == "tiny" and [s["source"] for s in body["sources"]] == ["docs/monitoring.md", "README.md"]
     prompt = build_prompt(recipe.rag.prompt, "What does monitor exit with?", Retriever().search("q"))
     assert body["answer"] == generator.chat([{"role": "user", "content": prompt}], max_tokens=8).strip()
+
+
+def test_smoke_asks_the_labelled_questions(recipe, monkeypatch):
+    """`mlops smoke` of a RAG recipe: POST /query with evaluation.retrieval.questions."""
+    from tests.conftest import run_cli
+
+    monkeypatch.chdir(REPO)  # the labelled questions are eval/support_questions.jsonl
+    retriever = Retriever()
+    with EmbeddedServer(RagApp(recipe, retriever, Recording())) as server:
+        result = run_cli("smoke", "support_assistant", "--url", f"http://{server.url}", "--requests", "6")
+    assert result.exit_code == 0, result.stderr
+    assert "6/6 requests ok" in result.stdout and "answered by version recording: 6" in result.stdout
+    assert len(retriever.asked) == 6 and len({q for q, _ in retriever.asked}) == 6  # six different questions
+
+    class Silent(Recording):
+        def chat(self, *args, **kwargs):
+            return "   "
+
+    with EmbeddedServer(RagApp(recipe, Retriever(), Silent())) as server:
+        failed = run_cli("smoke", "support_assistant", "--url", f"http://{server.url}", "--requests", "2")
+    assert failed.exit_code == 1
+    assert failed.stderr.startswith("smoke: question 1: no answer text in {'answer': ''")
