@@ -274,7 +274,7 @@ def endpoint_variable(env) -> str:
 
 def variables(recipe) -> list[str]:
     """Every repository variable (`vars.*`) the recipe's pipeline reads."""
-    names = [VAR_TRACKING_URI]
+    names = [VAR_TRACKING_URI] if recipe.model.kind == "tabular" else []
     if recipe.training is not None and recipe.training.engine == "ray":
         names.append(VAR_RAY_ADDRESS)
     staging = recipe.ci.environments[0] if recipe.ci.environments else None
@@ -454,11 +454,11 @@ def _deploy_jobs(recipe, order: tuple[str, ...]) -> dict[str, Any]:
 
     endpoint = staging_env.endpoint if staging_env and staging_env.endpoint else \
         _expr(f"vars.{endpoint_variable(staging_env)}") if staging_env else ""
-    smoke_env = {"SMOKE_URL": endpoint, VAR_TRACKING_URI: _expr(f"vars.{VAR_TRACKING_URI}"), **secrets}
+    smoke_env = {"SMOKE_URL": endpoint, **secrets}
     smoke_command = f'mlops smoke {ref} --env {STAGING_OVERLAY} --url "$SMOKE_URL"'
     smoke_needs = ["deploy-staging"]
-    if tabular:
-        smoke_env["MODEL_VERSION"] = MODEL_VERSION
+    if tabular:  # offline predictions of the registered version: the registry
+        smoke_env.update({VAR_TRACKING_URI: _expr(f"vars.{VAR_TRACKING_URI}"), "MODEL_VERSION": MODEL_VERSION})
         smoke_command += ' --version "$MODEL_VERSION"'
         smoke_needs = ["train", "deploy-staging"]
     return {
