@@ -70,6 +70,21 @@ class SmokeReport:
         return (f"{self.recipe} ({self.env}) at {self.url}: {self.ok}/{self.sent} requests ok, p99 {self.p99_ms:.1f} ms "
                 f"(alert at {self.threshold_ms:g} ms), answered by {versions}{agreement}")
 
+    def exchange(self, endpoint: "Endpoint", path: str, body: object, label: str) -> object | None:
+        """POST one request, counting it and its latency; the answer of a 200, else None
+        with the failure recorded under `label`."""
+        self.sent += 1
+        try:
+            status, answer, ms = endpoint.call("POST", path, body)
+        except ConnectionError as exc:
+            self.failures.append(f"{label}: no answer ({exc})")
+            return None
+        self.latencies_ms.append(ms)
+        if status != 200:
+            self.failures.append(f"{label}: HTTP {status}: {str(answer)[:200]}")
+            return None
+        return answer
+
     def to_markdown(self) -> str:
         verdict = "passed" if self.passed else "**FAILED**"
         lines = [f"### Smoke test: {verdict}", "", self.summary()]
@@ -166,15 +181,8 @@ def _smoke_tabular(recipe, root: Path, state_dir: Path, endpoint: Endpoint, requ
         rows = features[rng.integers(0, len(features), size=per_request)]
         body = {"inputs": [{"name": input_name, "shape": list(rows.shape), "datatype": "FP32",
                             "data": rows.reshape(-1).tolist()}]}
-        report.sent += 1
-        try:
-            status, answer, ms = endpoint.call("POST", f"/v2/models/{model}/infer", body)
-        except ConnectionError as exc:
-            report.failures.append(f"request {n + 1}: no answer ({exc})")
-            continue
-        report.latencies_ms.append(ms)
-        if status != 200:
-            report.failures.append(f"request {n + 1}: HTTP {status}: {str(answer)[:200]}")
+        answer = report.exchange(endpoint, f"/v2/models/{model}/infer", body, f"request {n + 1}")
+        if answer is None:
             continue
         served, problem = _served_outputs(answer, output, len(rows))
         if problem:
@@ -225,16 +233,10 @@ def _smoke_rag(recipe, root: Path, endpoint: Endpoint, requests: int, report: Sm
         raise MlopsError([Problem(None, "evaluation.retrieval.questions", "has no questions to ask")])
     for n in range(requests):
         question = questions[n % len(questions)].question
-        report.sent += 1
-        try:
-            status, answer, ms = endpoint.call("POST", "/query", {"question": question})
-        except ConnectionError as exc:
-            report.failures.append(f"question {n + 1}: no answer ({exc})")
+        answer = report.exchange(endpoint, "/query", {"question": question}, f"question {n + 1}")
+        if answer is None:
             continue
-        report.latencies_ms.append(ms)
-        if status != 200:
-            report.failures.append(f"question {n + 1}: HTTP {status}: {str(answer)[:200]}")
-        elif not isinstance(answer, dict) or not str(answer.get("answer") or "").strip():
+        if not isinstance(answer, dict) or not str(answer.get("answer") or "").strip():
             report.failures.append(f"question {n + 1}: no answer text in {str(answer)[:200]}")
         elif not answer.get("sources"):
             report.failures.append(f"question {n + 1}: the answer names no sources")

@@ -103,20 +103,21 @@ def args_of(stage: Stage) -> dict[str, str]:
     return values
 
 
-def env_of(name: str) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for command in commands(name, "ENV"):
+def _pairs(name: str, instruction: str) -> dict[str, str]:
+    """KEY value pairs of every ENV or LABEL of a stage and the stages it builds on."""
+    pairs: dict[str, str] = {}
+    for command in commands(name, instruction):
         values = list(command.value)
-        env.update({values[i]: values[i + 1].strip('"') for i in range(0, len(values), 2)})
-    return env
+        pairs.update({values[i]: values[i + 1].strip('"') for i in range(0, len(values), 2)})
+    return pairs
+
+
+def env_of(name: str) -> dict[str, str]:
+    return _pairs(name, "ENV")
 
 
 def labels_of(name: str) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for command in commands(name, "LABEL"):
-        values = list(command.value)
-        labels.update({values[i]: values[i + 1].strip('"') for i in range(0, len(values), 2)})
-    return labels
+    return _pairs(name, "LABEL")
 
 
 def flag(command, name: str) -> str | None:
