@@ -273,7 +273,8 @@ APPLY_STEPS = (
     "register: model version of '{model}', alias candidate{champion}",
     "serve-ready: fill the Triton model repository .mlops/model_repository/",
     "rollout: {strategy} of the candidate against the champion on the embedded server (synthetic traffic "
-    "from the validation rows), then promote (alias champion) or roll back (alias rejected)",
+    "from the validation rows), then promote (alias champion), roll back (alias rejected) or, a bandit's "
+    "inconclusive evidence, keep the champion",
 )
 
 

@@ -40,13 +40,14 @@ def check_data(recipe: str, env: str | None = None, report_dir: Path | None = No
     """Load the recipe's data and run its expectations (a RAG recipe: load and split its
     documents); the report (JSON, HTML) goes to report_dir, default
     `.mlops/reports/<recipe>/<env>/data/`. Raises DataError when the data cannot be read;
-    a failed expectation is in the returned report (`passed` False)."""
+    a failed expectation or data check (the target, nulls) is in the returned report
+    (`passed` False)."""
     proj, r = _load(recipe, env, project)
     folder = Path(report_dir) if report_dir is not None else proj.state_dir / "reports" / r.name / r.environment / "data"
     if r.data is not None:
         from framework.runtime import data
 
-        report = data.check_expectations(r, data.load_table(r, proj.root))
+        report = data.check_table(r, data.load_table(r, proj.root))
     elif r.rag is not None:
         from framework.runtime.rag.corpus_report import documents_report
 

@@ -333,7 +333,7 @@ def check_data(
     report_dir: Annotated[Optional[Path], typer.Option("--report-dir", help=(
         "Where the JSON and HTML report go (default .mlops/reports/<recipe>/<env>/data/)."))] = None,
 ) -> None:
-    """Load the recipe's data and check data.expectations (a RAG recipe: its documents). Exit 0 pass, 1 fail."""
+    """Load the recipe's data and check data.expectations, its target and its nulls (a RAG recipe: its documents). Exit 0 pass, 1 fail."""
     from rich.console import Console
 
     from framework import api
@@ -345,9 +345,9 @@ def check_data(
     print(f"report: {display_path(result.report_dir)}")
     if not result.passed:
         failures = result.report.failures
-        for failure in failures:  # `source: key: expected ..., observed ...`, as apply's data step says it
-            print(f"{failure}" if isinstance(failure, str) else f"{result.report.source}: {failure.key}: expected "
-                  f"{failure.expected}, observed {failure.observed}", file=sys.stderr)
+        for failure in failures:  # `source: key: message`, as apply's data step says it
+            print(f"{failure}" if isinstance(failure, str) else f"{result.report.source}: {failure.key}: "
+                  f"{failure.message}", file=sys.stderr)
         raise typer.Exit(1)
     print(f"{result.recipe} ({result.env}): data passed its checks")
 

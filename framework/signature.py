@@ -1,41 +1,39 @@
 """The tensor contract of a tabular model: what the exported model takes and returns.
 
-One function decides it, so the ONNX/TorchScript exporter, Triton's config.pbtxt and
-the serving app agree on names, dtype and widths. Pure and import-light (no torch,
-numpy or pandas): targets call it while generating.
+One function decides it, so the exporter, Triton's config.pbtxt, the serving app, the
+rollout's traffic and the monitor agree on names, datatypes and shapes. Pure and
+import-light (no torch, numpy or pandas): targets call it while generating.
 
-Input layout (one FP32 row per example, batch dimension first):
-  1. every numeric feature (a feature not in `data.categorical`), in `data.features`
-     order, its value as is;
-  2. then every categorical feature, in `data.features` order, one-hot encoded: one
-     column per category of `data.expectations.columns.<feature>.in_set`, in in_set
-     order (1.0 for the row's category, 0.0 for the others).
-`data.features` is "the columns fed to the model, in order", so it alone fixes the
-order; reordering `data.categorical` changes nothing.
+Inputs: one tensor per raw feature column, in `data.features` order, named after the
+column, shape [batch, 1]:
+  - a numeric feature is FP32 (NaN, or null in the row-oriented JSON form, is a
+    missing value the model fills with its training median);
+  - a categorical feature (`data.categorical`) is BYTES (Triton's TYPE_STRING), its
+    value as text; a value outside the categories seen in training encodes to "no
+    category", as does the empty string.
+Imputation, one-hot encoding and standardisation live inside the model file, so a
+client sends the row as it is stored and never rebuilds the feature pipeline.
 
-Tensor names follow the serving format: ONNX graphs name their tensors, so we pick
-readable names ("features" -> "probabilities" or "prediction"); Triton's libtorch
-backend binds TorchScript tensors by position and wants "INPUT__0" / "OUTPUT__0".
-Output: classification gives class probabilities (width `model.num_classes`),
-regression one prediction (width 1).
+Outputs: a classifier returns `probabilities` [batch, num_classes] (FP32, in class
+order) and `label` [batch, 1] (BYTES, the class name from training); a regressor returns
+`prediction` [batch, 1] (FP32) in the target's own units.
+
+Tensor names follow the serving format: ONNX graphs name their tensors freely; Triton's
+libtorch backend binds TorchScript outputs by the `<name>__<index>` convention, so the
+TorchScript file's outputs are `probabilities__0` and `label__1` (or `prediction__0`),
+and its inputs are the forward() arguments, which must be Python identifiers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from framework.errors import Problem, RecipeError
 
-Category = Union[str, int, float, bool]
+NUMERIC = "FP32"  # KServe v2 / Triton datatype names; Triton's config enums are TYPE_FP32, TYPE_STRING
+TEXT = "BYTES"
 
-DTYPE = "FP32"  # KServe v2 / Triton datatype name; Triton's config enum is TYPE_FP32
-
-# serving.format -> (input name, {task: output name})
-TENSOR_NAMES: dict[str, tuple[str, dict[str, str]]] = {
-    "onnx": ("features", {"classification": "probabilities", "regression": "prediction"}),
-    "torchscript": ("INPUT__0", {"classification": "OUTPUT__0", "regression": "OUTPUT__0"}),
-}
+OUTPUTS: dict[str, tuple[str, ...]] = {"classification": ("probabilities", "label"), "regression": ("prediction",)}
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class Tensor:
 
     name: str
     width: int
-    dtype: str = DTYPE
+    dtype: str = NUMERIC
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -54,53 +52,33 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Signature:
-    """Input and output tensors of a tabular model, and what each input column means."""
+    """Input and output tensors of a tabular model."""
 
-    input: Tensor
-    output: Tensor
-    # (feature, category) per input column; category None: a numeric feature.
-    layout: tuple[tuple[str, Category | None], ...]
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
     task: str
+    categorical: frozenset[str]
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """A readable name per input column: `tenure_months`, `contract=one_year`."""
-        return tuple(feature if category is None else f"{feature}={category}" for feature, category in self.layout)
+        """The raw feature columns, in input order."""
+        return tuple(t.name for t in self.inputs)
+
+    def output(self, role: str) -> Tensor:
+        """The output playing `role` ("probabilities", "label" or "prediction")."""
+        return self.outputs[OUTPUTS[self.task].index(role)]
+
+    @property
+    def scores(self) -> Tensor:
+        """The numeric output: probabilities of a classifier, the prediction of a regressor."""
+        return self.outputs[0]
 
 
-def feature_layout(data) -> tuple[tuple[str, Category | None], ...]:
-    """The input columns of a recipe's `data` section (see the module docstring)."""
-    categorical = set(data.categorical)
-    numeric = [(feature, None) for feature in data.features if feature not in categorical]
-    problems: list[Problem] = []
-    one_hot: list[tuple[str, Category]] = []
-    for feature in data.features:
-        if feature not in categorical:
-            continue
-        key = f"data.expectations.columns.{feature}.in_set"
-        expectation = data.expectations.columns.get(feature)
-        categories = expectation.in_set if expectation is not None else None
-        if not categories:
-            problems.append(
-                Problem(
-                    None,
-                    key,
-                    f"data.categorical '{feature}' needs {key} (its categories): the model's input "
-                    "width counts one one-hot column per category",
-                )
-            )
-            continue
-        # Equal values would get two columns for one category (and 1 == True == 1.0).
-        repeated = [value for index, value in enumerate(categories) if value in categories[:index]]
-        if repeated:
-            problems.append(
-                Problem(None, key, f"{key} lists {repeated[0]!r} more than once; each category is one input column")
-            )
-            continue
-        one_hot.extend((feature, category) for category in categories)
-    if problems:
-        raise RecipeError(problems)
-    return (*numeric, *one_hot)
+def output_names(serving_format: str, task: str) -> tuple[str, ...]:
+    roles = OUTPUTS[task]
+    if serving_format == "torchscript":
+        return tuple(f"{role}__{index}" for index, role in enumerate(roles))
+    return roles
 
 
 def model_signature(recipe) -> Signature:
@@ -108,13 +86,22 @@ def model_signature(recipe) -> Signature:
     if recipe.model.kind != "tabular" or recipe.data is None:
         message = f"a tensor signature needs a tabular model with data, not model.kind {recipe.model.kind}"
         raise RecipeError([Problem(None, "model.kind", message)])
-    layout = feature_layout(recipe.data)
-    input_name, output_names = TENSOR_NAMES[recipe.serving.format]
-    task = recipe.model.task
-    width = recipe.model.num_classes if task == "classification" else 1
-    return Signature(
-        input=Tensor(input_name, len(layout)),
-        output=Tensor(output_names[task], width),
-        layout=layout,
-        task=task,
-    )
+    data, task = recipe.data, recipe.model.task
+    categorical = frozenset(data.categorical)
+    inputs = tuple(Tensor(name, 1, TEXT if name in categorical else NUMERIC) for name in data.features)
+    names = output_names(recipe.serving.format, task)
+    if task == "classification":
+        outputs = (Tensor(names[0], recipe.model.num_classes), Tensor(names[1], 1, TEXT))
+    else:
+        outputs = (Tensor(names[0], 1),)
+    return Signature(inputs=inputs, outputs=outputs, task=task, categorical=categorical)
+
+
+def reserved_column_problems(data) -> list[Problem]:
+    """Feature names the contract cannot carry: an output's name would be two tensors."""
+    reserved = {name for names in OUTPUTS.values() for name in names}
+    return [
+        Problem(None, "data.features", f"feature '{name}' has the name of a model output; rename the column")
+        for name in data.features
+        if name in reserved
+    ]

@@ -6,6 +6,7 @@ every key involved, in its `keys` (the first locates it) and in its message.
 
 from __future__ import annotations
 
+import keyword
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from framework.recipe.evaluation import (
 )
 from framework.recipe.recipe import Recipe
 from framework.recipe.suggest import did_you_mean
+from framework.signature import OUTPUTS
 
 
 @dataclass(frozen=True)
@@ -370,18 +372,31 @@ def categorical_are_features(r: Recipe) -> Iterator[Violation]:
 
 
 @check
-def categories_are_known(r: Recipe) -> Iterator[Violation]:
-    """The model's input width (Triton's dims, the ONNX signature) is fixed at generate
-    time, so each categorical feature lists its categories."""
-    if r.data is None:
+def features_are_not_outputs(r: Recipe) -> Iterator[Violation]:
+    """Each raw feature is an input tensor named after its column (framework/signature.py):
+    a column named like an output would make two tensors of one name."""
+    if r.data is None or getattr(r.model, "kind", None) != "tabular":
         return
-    for column in r.data.categorical:
-        expectation = r.data.expectations.columns.get(column)
-        if expectation is None or not expectation.in_set:
+    outputs = set(OUTPUTS[r.model.task])
+    for column in r.data.features:
+        if column in outputs:
             yield Violation(
-                ("data.categorical", f"data.expectations.columns.{column}.in_set"),
-                f"data.categorical '{column}' needs data.expectations.columns.{column}.in_set listing its "
-                "categories: they fix the width of the model input",
+                ("data.features",),
+                f"data.features '{column}' has the name of the model's output '{column}'; rename the column in the data",
+            )
+
+
+@check
+def torchscript_inputs_are_identifiers(r: Recipe) -> Iterator[Violation]:
+    """Triton's libtorch binds the inputs to forward()'s arguments by name."""
+    if r.data is None or getattr(r.serving, "format", None) != "torchscript":
+        return
+    for column in r.data.features:
+        if not column.isidentifier() or keyword.iskeyword(column):
+            yield Violation(
+                ("data.features", "serving.format"),
+                f"data.features '{column}' is not a Python identifier, which serving.format torchscript needs "
+                "(Triton's libtorch binds inputs to forward() arguments); rename it or use serving.format onnx",
             )
 
 

@@ -87,6 +87,11 @@ class Data(Section):
         default_factory=list,
         description="Columns kept for evaluation only (ids, fairness attributes); never model inputs.",
     )
+    missing: Literal["impute", "error"] = Field(
+        default="impute",
+        description="Nulls in a feature column: impute (numeric: the training split's median; categorical: no "
+        "category, the all-zero one-hot) or error (refuse the data before training).",
+    )
     split: Split = Field(default_factory=Split, description="Train/validation split.")
     expectations: Expectations = Field(
         default_factory=Expectations, description="Checks the data must pass before training."

@@ -64,6 +64,11 @@ class BanditRollout(_Rollout):
     )
     min_percent: Percent = Field(default=5.0, description="Traffic each arm keeps for exploration.")
     duration: Duration = Field(default="1h", description="How long the bandit runs before the decision.")
+    promote_probability: Annotated[float, Field(gt=0.5, lt=1)] = Field(
+        default=0.9,
+        description="Posterior P(candidate beats champion) needed to promote; at or below 1 minus it, roll back; "
+        "in between, inconclusive: the champion stays.",
+    )
 
 
 class BlueGreenRollout(_Rollout):

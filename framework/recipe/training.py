@@ -18,6 +18,15 @@ class Optimizer(Section):
     momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(default=0.0, description="Momentum (sgd, rmsprop).")
 
 
+class EarlyStopping(Section):
+    patience: PositiveInt = Field(
+        default=10, description="Stop after this many epochs without the validation loss improving by min_delta."
+    )
+    min_delta: Annotated[float, Field(ge=0.0)] = Field(
+        default=0.0, description="Smallest decrease of the validation loss that counts as an improvement."
+    )
+
+
 class Checkpoint(Section):
     every_epochs: PositiveInt = Field(default=1, description="Write a checkpoint every N epochs.")
     keep: PositiveInt = Field(default=2, description="Checkpoints kept; older ones are deleted.")
@@ -116,7 +125,14 @@ class _Training(Section):
     gpu_type: str | None = Field(
         default=None, description="Accelerator type the workers need (e.g. nvidia-l4, nvidia-a100-80gb)."
     )
-    epochs: Annotated[int, Field(ge=1, le=100000)] = Field(default=10, description="Passes over the training data.")
+    epochs: Annotated[int, Field(ge=1, le=100000)] = Field(
+        default=100, description="Most passes over the training data (early_stopping may end sooner)."
+    )
+    early_stopping: EarlyStopping | None = Field(
+        default_factory=EarlyStopping,
+        description="Stop when the validation loss stops improving and keep the weights of its best epoch; null: "
+        "train every epoch and keep the last.",
+    )
     batch_size: Annotated[int, Field(ge=1, le=1048576)] = Field(default=64, description="Rows per step per worker.")
     optimizer: Optimizer = Field(default_factory=Optimizer, description="Optimizer and its settings.")
     seed: int = Field(default=42, description="Seed of weights and data order.")

@@ -1,5 +1,6 @@
 """Data for apply: load `data.source`, check `data.expectations`, report (the split is
-in splitting.py).
+in splitting.py; the target and null checks every recipe gets, in data_target.py and
+data_nulls.py).
 
 Everything a person reads (terminal table, JSON, HTML, error lines) comes from the same
 `CheckResult`s, so the three never disagree. pandas is imported at module level: this is
@@ -12,6 +13,7 @@ import html
 import importlib.util
 import json
 import numbers
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,9 @@ _FSSPEC_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", 
 # Fixed check order: the report reads (and diffs) the same every run.
 COLUMN_CHECKS = ("not_null", "max_null_fraction", "min", "max", "in_set", "unique")
 TABLE_CHECKS = ("min_rows", "max_duplicate_fraction", "min_class_fraction")
+# What the model needs of the data whatever the expectations say (data_target.py,
+# data_nulls.py); each is reported under the `data.<check>` key it concerns.
+DATA_CHECKS = ("target", "features", "missing")
 
 
 class DataError(MlopsError):
@@ -97,6 +102,7 @@ def load_table(recipe: Any, root: Path, source: Any = None, key: str = "data.sou
     data = recipe.data
     if data is None:
         raise DataError([Problem(None, "data", "the recipe has no data section to load")])
+    own_source = source is None  # data.source: its report counts the text read as null
     source = source if source is not None else data.source
     uri, fmt = source.uri, source.format
     where = Location(uri)
@@ -127,7 +133,12 @@ def load_table(recipe: Any, root: Path, source: Any = None, key: str = "data.sou
                                         f"{did_you_mean(column, present)}; it has: {', '.join(present) or '(none)'}"))
     if problems:
         raise DataError(problems)
-    return df[data.columns()]
+    table = df[data.columns()]
+    if fmt == "csv" and own_source:
+        from framework.runtime.data_nulls import NULL_TEXT, null_text
+
+        table.attrs[NULL_TEXT] = null_text(target, df, data.features)
+    return table
 
 
 # ---------------------------------------------------------------- results and report
@@ -146,9 +157,18 @@ class CheckResult:
     @property
     def key(self) -> str:
         """The recipe key that configured the check (what an error line names)."""
+        if self.check in DATA_CHECKS:
+            return f"data.{self.check}"
         if self.scope == "table":
             return f"data.expectations.table.{self.check}"
         return f"data.expectations.columns.{self.scope}.{self.check}"
+
+    @property
+    def message(self) -> str:
+        """An error line after its key: a data check's observation is already a sentence."""
+        if self.check in DATA_CHECKS:
+            return self.observed
+        return f"expected {self.expected}, observed {self.observed}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, **asdict(self)}
@@ -156,12 +176,14 @@ class CheckResult:
 
 @dataclass
 class DataReport:
-    """Every configured check of one table, in the recipe's column order then table checks."""
+    """Every configured check of one table, in the recipe's column order then table checks,
+    then (`check_table`) the data checks; `nulls`: per feature, its nulls and what fills them."""
 
     source: str
     rows: int
     columns: list[str]
     results: list[CheckResult] = field(default_factory=list)
+    nulls: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -180,13 +202,15 @@ class DataReport:
             "checks": len(self.results),
             "failed": len(self.failures),
             "results": [r.to_dict() for r in self.results],
+            "nulls": [dict(n) for n in self.nulls],
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataReport:
         fields = ("scope", "check", "expected", "observed", "passed")
         return cls(d["source"], d["rows"], list(d["columns"]),
-                   [CheckResult(**{k: r[k] for k in fields}) for r in d["results"]])
+                   [CheckResult(**{k: r[k] for k in fields}) for r in d["results"]],
+                   [dict(n) for n in d.get("nulls", [])])
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -470,24 +494,42 @@ def raise_for_failures(report: DataReport, source: str | Location | None = None)
     if source is None:
         source = report.source
     location = source if isinstance(source, Location) else Location(str(source))
-    raise DataError([Problem(location, r.key, f"expected {r.expected}, observed {r.observed}") for r in failures])
+    raise DataError([Problem(location, r.key, r.message) for r in failures])
 
 
 # ---------------------------------------------------------------- the step
 
 
-def load_and_check(recipe: Any, root: Path, report_dir: Path | None = None) -> tuple[pd.DataFrame, DataReport]:
-    """The data step of apply: load, check, write the report, stop on a failed expectation.
+def check_table(recipe: Any, df: pd.DataFrame) -> DataReport:
+    """The report apply and check-data write: data.expectations, then what the model needs
+    of the data (the target, data_target.py) and each feature's nulls (data_nulls.py)."""
+    from framework.runtime import data_nulls, data_target  # they build on this module's CheckResult
 
-    The report is written before raising so a failed run still leaves its artifact.
+    report = check_expectations(recipe, df)
+    report.results += data_target.target_results(recipe, df)
+    counts = data_nulls.null_counts(recipe, df)
+    report.results += data_nulls.null_results(recipe, counts)
+    report.nulls = [c.to_dict(recipe.data.missing) for c in counts]
+    return report
+
+
+def load_and_check(recipe: Any, root: Path, report_dir: Path | None = None,
+                   show: Callable[[Any], None] | None = None) -> tuple[pd.DataFrame, DataReport]:
+    """The data step of apply: load, check, write the report, show its table (`show`, e.g.
+    a console's print), stop on a failed check.
+
+    The report is written and shown before raising so a failed run still leaves (and
+    prints) the rows that explain its error lines.
     """
     df = load_table(recipe, root)
-    report = check_expectations(recipe, df)
+    report = check_table(recipe, df)
     if report_dir is not None:
         report.write(report_dir)
+    if show is not None:
+        show(report.rich_table())
     raise_for_failures(report)
     return df, report
 
 
-__all__ = ["DataError", "CheckResult", "DataReport", "load_table", "check_expectations",
+__all__ = ["DataError", "CheckResult", "DataReport", "load_table", "check_expectations", "check_table",
            "raise_for_failures", "load_and_check"]

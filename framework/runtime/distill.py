@@ -95,6 +95,7 @@ class _Teacher:
     input_width: int | None = None
     pipeline: dict[str, Any] | None = None
     input_columns: list[str] | None = None  # a column-based pyfunc signature's names
+    raw_columns: list[str] | None = None  # a raw-column model (this framework's): `run` takes {column: [rows, 1]}
 
 
 def teacher_logits(
@@ -105,6 +106,7 @@ def teacher_logits(
     expected_features: Sequence[str] | None = None,
     num_classes: int | None = None,
     expected_classes: Sequence[Any] | None = None,
+    raw: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The teacher's logits for the student's feature matrix x: float32 [n, classes].
 
@@ -116,6 +118,8 @@ def teacher_logits(
     names (`pipeline.columns`), checked against the teacher's feature_pipeline.json.
     num_classes: the student's output width. expected_classes: the student's class
     labels in index order, checked against (and used to reorder) the teacher's.
+    raw: the same rows as request tensors (FeaturePipeline.raw_inputs): a teacher this
+    framework exported takes raw columns (framework/signature.py), and runs on these.
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2:
@@ -128,10 +132,13 @@ def teacher_logits(
     with tempfile.TemporaryDirectory(prefix="mlops-teacher-") as scratch:
         local = _download(uri, tracking_uri, Path(scratch))
         teacher = _load(uri, local)
-        x = _check_inputs(teacher, x, expected_features)
         order = _check_classes(teacher, num_classes, expected_classes)
-        raw = _run_batches(teacher, x)
-    logits = _to_logits(teacher, raw, len(x))
+        if teacher.raw_columns is not None:
+            outputs = _run_raw(teacher, _check_raw(teacher, raw), len(x))
+        else:
+            x = _check_inputs(teacher, x, expected_features)
+            outputs = _run_batches(teacher, x)
+    logits = _to_logits(teacher, outputs, len(x))
     if order is not None:
         logits = logits[:, order]
     if num_classes is not None and logits.shape[1] != num_classes:
@@ -142,7 +149,7 @@ def teacher_logits(
     return np.ascontiguousarray(logits, dtype=np.float32)
 
 
-def recipe_teacher_logits(recipe, pipeline, x: np.ndarray, *, tracking_uri: str) -> np.ndarray:
+def recipe_teacher_logits(recipe, pipeline, x: np.ndarray, *, tracking_uri: str, raw=None) -> np.ndarray:
     """`teacher_logits` for a recipe with `training.distillation`: the teacher URI, the
     student's feature names, classes and class count all come from recipe and pipeline.
     tracking_uri: `tracking.tracking_uri(recipe, state_dir)` (the run's `run.uri`)."""
@@ -155,6 +162,7 @@ def recipe_teacher_logits(recipe, pipeline, x: np.ndarray, *, tracking_uri: str)
         expected_features=list(pipeline.columns),
         num_classes=recipe.model.num_classes,
         expected_classes=pipeline.classes,
+        raw=raw,
     )
 
 
@@ -326,6 +334,10 @@ def _load_onnx(uri: str, path: Path, pipeline: dict[str, Any] | None) -> _Teache
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs
         raise _error(f"{uri}: ONNX Runtime cannot load the teacher's {path.name}: {exc}") from None
     inputs, outputs = session.get_inputs(), [o.name for o in session.get_outputs()]
+    if ONNX_PROBABILITIES in outputs and _takes_columns(inputs):
+        names = [i.name for i in inputs]
+        return _Teacher(uri, "onnx", lambda batch: session.run([ONNX_PROBABILITIES], batch)[0], True, None, pipeline,
+                        raw_columns=names)
     if len(inputs) != 1:
         raise _error(f"{uri}: the teacher's ONNX graph takes {len(inputs)} inputs; a tabular teacher takes one [rows, features]")
     if ONNX_PROBABILITIES in outputs:
@@ -351,6 +363,16 @@ def _load_torchscript(uri: str, path: Path, pipeline: dict[str, Any] | None) -> 
         module = load_torchscript(path).eval()
     except Exception as exc:  # torch.jit raises RuntimeError and friends for non-TorchScript files
         raise _error(f"{uri}: torch cannot load the teacher's {path.name} as TorchScript: {exc}") from None
+
+    if pipeline is not None and pipeline.get("features"):  # this framework's raw-column TorchScript
+        from framework.runtime.serving.repository import TorchScriptRunner
+
+        columns = list(pipeline["features"])
+        categorical = set(pipeline.get("categorical") or {})
+        inputs = [(c, "BYTES" if c in categorical else "FP32") for c in columns]
+        runner = TorchScriptRunner.of_module(module, inputs, ["scores", "label"])
+        return _Teacher(uri, "torchscript", lambda batch: runner.run(batch)["scores"], True, None, pipeline,
+                        raw_columns=columns)
 
     def run(batch: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -455,6 +477,38 @@ def _check_classes(teacher: _Teacher, num_classes: int | None, expected: Sequenc
             "distil from a teacher trained on the same target"
         )
     return [theirs.index(key) for key in ours]
+
+
+def _takes_columns(inputs) -> bool:
+    """A raw-column graph: one [rows, 1] input per column (a matrix teacher takes one [rows, width])."""
+    return len(inputs) > 1 or (len(inputs) == 1 and len(inputs[0].shape) == 2 and inputs[0].shape[1] == 1)
+
+
+def _check_raw(teacher: _Teacher, raw: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    uri = teacher.uri
+    if raw is None:
+        raise _error(f"{uri}: the teacher takes raw columns ({_names(teacher.raw_columns)}); pass the student's rows as raw=")
+    missing = [c for c in teacher.raw_columns if c not in raw]
+    if missing:
+        raise _error(
+            f"{uri}: the teacher takes column(s) {_names(missing)} that the student's data.features lack: "
+            "distil from a teacher trained on the same features"
+        )
+    return {c: raw[c] for c in teacher.raw_columns}
+
+
+def _run_raw(teacher: _Teacher, raw: dict[str, np.ndarray], rows: int) -> np.ndarray:
+    parts = []
+    for start in range(0, max(rows, 1), BATCH):
+        batch = {c: values[start:start + BATCH] for c, values in raw.items()}
+        try:
+            parts.append(_as_matrix(teacher.uri, teacher.run(batch)))
+        except MlopsError:
+            raise
+        except Exception as exc:  # the model's own error: a dtype, a category type
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise _error(f"{teacher.uri}: the teacher failed on the student's rows: {detail}") from None
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 # --- running --------------------------------------------------------------------------

@@ -32,7 +32,7 @@ class EpochRunner:
         self.t_train = None if teacher is None else torch.from_numpy(np.ascontiguousarray(teacher[rank::world]))
         self.x_val, self.y_val = torch.from_numpy(arrays["x_val"]), torch.from_numpy(arrays["y_val"])
         self.y_val_np = arrays["y_val"]
-        self.loss_fn = make_loss(recipe)
+        self.loss_fn = make_loss(recipe, self.model)
 
     def train_epoch(self, epoch: int, module=None) -> float:
         """One pass in a seeded order; `module` is the logits module to step (DDP-wrapped
@@ -75,7 +75,9 @@ class EpochRunner:
         with torch.no_grad():
             logits = self.model.logits(self.x_val)
             val_loss = float(self.loss_fn(logits, self.y_val))
-            outputs = torch.softmax(logits, dim=-1) if self.recipe.model.task == "classification" else logits
+            outputs = torch.softmax(logits, dim=-1) if self.recipe.model.task == "classification" else (
+                logits * self.model.target_std + self.model.target_mean
+            )
         metrics = {"val_loss": val_loss}
         try:
             metrics.update({f"val_{k}": v for k, v in evaluate(self.recipe, outputs.numpy(), self.y_val_np).items()})
@@ -89,6 +91,48 @@ class EpochRunner:
     def restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+class EarlyStop:
+    """`training.early_stopping`: tracks the best validation loss and that epoch's weights.
+
+    Every worker sees the same validation loss (the full validation split, on weights DDP
+    keeps equal), so all decide to stop at the same epoch and none waits in a collective.
+    """
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.best_loss = float("inf")
+        self.best_epoch = -1
+        self.best_model: dict[str, Any] | None = None
+        self.waited = 0
+
+    def observe(self, epoch: int, val_loss: float, model) -> bool:
+        """Record an epoch; True when training should stop now."""
+        import copy
+
+        if self.settings is None:
+            self.best_epoch, self.best_model = epoch, None
+            return False
+        if val_loss < self.best_loss - self.settings.min_delta or self.best_epoch < 0:
+            self.best_loss, self.best_epoch, self.waited = val_loss, epoch, 0
+            self.best_model = copy.deepcopy(model.state_dict())
+            return False
+        self.waited += 1
+        return self.waited >= self.settings.patience
+
+    def weights(self, model) -> dict[str, Any]:
+        """The weights to keep: the best epoch's (the last epoch's without early stopping)."""
+        return self.best_model if self.best_model is not None else model.state_dict()
+
+    def state(self) -> dict[str, Any]:
+        return {"best_loss": self.best_loss, "best_epoch": self.best_epoch, "best_model": self.best_model,
+                "waited": self.waited}
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        if state:
+            self.best_loss, self.best_epoch = state["best_loss"], state["best_epoch"]
+            self.best_model, self.waited = state["best_model"], state["waited"]
 
 
 def logits_module(core):
@@ -118,10 +162,12 @@ def make_optimizer(settings, parameters):
     return cls(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
 
 
-def make_loss(recipe):
+def make_loss(recipe, model):
+    """Cross-entropy on logits; for regression, MSE on the standardised target (the
+    model's target_mean/target_std buffers), so the loss is scale-free."""
     import torch
 
     if recipe.model.task == "regression":
         mse = torch.nn.MSELoss()
-        return lambda out, y: mse(out.squeeze(-1), y.float())
+        return lambda out, y: mse(out.squeeze(-1), model.scaled_target(y.float()))
     return torch.nn.CrossEntropyLoss()

@@ -1,15 +1,20 @@
-"""Rows of a table -> the model's FP32 input, in exactly the tensor signature's layout.
+"""Rows of a table -> the network's encoded FP32 matrix, and the raw request tensors.
 
-`framework.signature` fixes the layout (numeric features in `data.features` order, then
-one one-hot column per category of each categorical feature, in `in_set` order). The
-pipeline only learns what that encoding needs, from the TRAINING split alone (so the
-validation split stays unseen):
-  - the median of each numeric feature, which fills its nulls: serving receives raw
-    rows, and the model's input contract carries imputed raw values;
+The exported model takes raw columns (framework/signature.py) and carries this
+pipeline inside its graph (export.py builds the ONNX preprocessing from `to_dict`):
+training encodes the same way here, so the graph and the training data cannot differ,
+and export's parity check runs both on the same rows.
+
+Encoded layout: numeric features in `data.features` order, then each categorical
+feature's one-hot (its categories: `in_set` when the recipe lists them, else the values
+of the training split, sorted). What the pipeline learns comes from the TRAINING split
+alone (the validation split stays unseen):
+  - the median of each numeric feature, which fills its nulls;
   - the mean and standard deviation of each numeric feature (after imputation), which
-    the model applies INSIDE itself (buffers, see model.py), so the exported ONNX and
-    TorchScript graphs take raw values and clients never standardise;
-  - the class labels of a classifier, in index order.
+    the network applies as buffers (model.py);
+  - the class labels of a classifier, in index order, and the mean and standard
+    deviation of a regression target (the network learns the standardised target and
+    its exported graph answers in the target's own units).
 Everything it learns is JSON-safe (`to_dict`), so it is logged with the run and a served
 or re-evaluated model is rebuilt from it without the training data.
 """
@@ -23,9 +28,8 @@ import numpy as np
 import pandas as pd
 
 from framework.errors import MlopsError, Problem
-from framework.signature import feature_layout
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def category_key(value: Any) -> str:
@@ -70,6 +74,7 @@ class FeaturePipeline:
     def __init__(
         self,
         *,
+        features: list[str] | None = None,
         numeric: list[str],
         categorical: dict[str, list[Any]],
         target: str,
@@ -78,15 +83,20 @@ class FeaturePipeline:
         medians: dict[str, float],
         means: dict[str, float],
         stds: dict[str, float],
+        target_mean: float = 0.0,
+        target_std: float = 1.0,
     ):
         self.numeric = list(numeric)
         self.categorical = {name: list(values) for name, values in categorical.items()}
+        self._order = list(features) if features else [*self.numeric, *self.categorical]
         self.target = target
         self.task = task
         self.classes = None if classes is None else list(classes)
         self.medians = dict(medians)
         self.means = dict(means)
         self.stds = dict(stds)
+        self.target_mean = float(target_mean)
+        self.target_std = float(target_std)
         self._class_index = None if classes is None else {category_key(c): i for i, c in enumerate(classes)}
 
     # ------------------------------------------------------------------ fitting
@@ -94,12 +104,8 @@ class FeaturePipeline:
     def fit(cls, recipe, train_df: pd.DataFrame) -> FeaturePipeline:
         """Learn medians, means, stds and class labels from the training rows only."""
         data, model = recipe.data, recipe.model
-        layout = feature_layout(data)  # raises RecipeError for a categorical without in_set
-        numeric = [feature for feature, category in layout if category is None]
-        categorical: dict[str, list[Any]] = {}
-        for feature, category in layout:
-            if category is not None:
-                categorical.setdefault(feature, []).append(category)
+        categorical_names = set(data.categorical)
+        numeric = [feature for feature in data.features if feature not in categorical_names]
         missing = [c for c in [*data.features, data.target] if c not in train_df.columns]
         if missing:
             raise MlopsError([Problem(None, "data.features", f"training data has no column {', '.join(missing)}")])
@@ -117,7 +123,16 @@ class FeaturePipeline:
             # A constant column would divide by zero; 1.0 leaves it centred at 0.
             stds[name] = std if std > 1e-12 else 1.0
 
-        classes = None
+        categorical = {
+            name: _categories(data, name, train_df[name]) for name in data.features if name in categorical_names
+        }
+        classes, target_mean, target_std = None, 0.0, 1.0
+        if model.task == "regression":
+            target = _numeric(train_df[data.target], data.target)
+            target = target[np.isfinite(target)]
+            if target.size:
+                target_mean, target_std = float(target.mean()), float(target.std())
+            target_std = target_std if target_std > 1e-12 else 1.0
         if model.task == "classification":
             expectation = data.expectations.columns.get(data.target)
             if expectation is not None and expectation.in_set:
@@ -132,6 +147,7 @@ class FeaturePipeline:
                 )
                 raise MlopsError([Problem(None, "model.num_classes", message)])
         return cls(
+            features=list(data.features),
             numeric=numeric,
             categorical=categorical,
             target=data.target,
@@ -140,12 +156,37 @@ class FeaturePipeline:
             medians=medians,
             means=means,
             stds=stds,
+            target_mean=target_mean,
+            target_std=target_std,
         )
 
     # ------------------------------------------------------------------ encoding
     @property
+    def features(self) -> tuple[str, ...]:
+        """The raw feature columns, in `data.features` order: the model's inputs."""
+        return tuple(self._order)
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The classes as the model's `label` output spells them."""
+        return None if self.classes is None else [category_key(c) for c in self.classes]
+
+    def raw_inputs(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The model's request tensors for these rows: {column: [rows, 1]}, FP32 for a
+        numeric feature (NaN for a null) and text (object) for a categorical one (the
+        category's key, "" for a null): exactly what a client sends."""
+        inputs: dict[str, np.ndarray] = {}
+        for name in self._order:
+            if name in self.categorical:
+                keys = ["" if _is_null(v) else category_key(v) for v in df[name].to_numpy()]
+                inputs[name] = np.array(keys, dtype=object).reshape(-1, 1)
+            else:
+                inputs[name] = _numeric(df[name], name).astype(np.float32).reshape(-1, 1)
+        return inputs
+
+    @property
     def columns(self) -> tuple[str, ...]:
-        """Readable name per input column; equals `model_signature(recipe).columns`."""
+        """Readable name per encoded column: `tenure_months`, `contract=one_year`."""
         one_hot = [f"{name}={category}" for name, values in self.categorical.items() for category in values]
         return (*self.numeric, *one_hot)
 
@@ -208,6 +249,7 @@ class FeaturePipeline:
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
+            "features": list(self._order),
             "numeric": list(self.numeric),
             "categorical": {name: [_json_value(v) for v in values] for name, values in self.categorical.items()},
             "target": self.target,
@@ -216,14 +258,17 @@ class FeaturePipeline:
             "medians": dict(self.medians),
             "means": dict(self.means),
             "stds": dict(self.stds),
+            "target_mean": self.target_mean,
+            "target_std": self.target_std,
         }
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> FeaturePipeline:
         version = payload.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in (1, FORMAT_VERSION):  # 1: before raw-column models; no target scaling
             raise MlopsError(f"feature pipeline format_version {version!r} is not supported (expected {FORMAT_VERSION})")
         return cls(
+            features=payload.get("features"),
             numeric=payload["numeric"],
             categorical=payload["categorical"],
             target=payload["target"],
@@ -232,10 +277,24 @@ class FeaturePipeline:
             medians=payload["medians"],
             means=payload["means"],
             stds=payload["stds"],
+            target_mean=payload.get("target_mean", 0.0),
+            target_std=payload.get("target_std", 1.0),
         )
 
     def __repr__(self) -> str:
         return f"FeaturePipeline(width={self.width}, task={self.task!r}, classes={self.classes!r})"
+
+
+def _categories(data, name: str, values: pd.Series) -> list[Any]:
+    """A categorical feature's one-hot columns: the recipe's in_set, in its order, or else
+    the distinct values of the training split, sorted (deterministic across runs)."""
+    expectation = data.expectations.columns.get(name)
+    if expectation is not None and expectation.in_set:
+        return list(expectation.in_set)
+    seen: dict[str, Any] = {}
+    for value in values.dropna().to_numpy():
+        seen.setdefault(category_key(value), _json_value(value))
+    return sorted(seen.values(), key=_label_order)
 
 
 def _numeric(series: pd.Series, name: str) -> np.ndarray:

@@ -114,7 +114,7 @@ def _check(name: str, threshold: float, observed: float | None, comparison: str,
     return GateResult(name, float(threshold), None if observed is None else float(observed), passed, comparison, unit)
 
 
-def latency_p95_ms(onnx_path: str | Path, width: int, runs: int = 200, warmup: int = LATENCY_WARMUP) -> float:
+def latency_p95_ms(onnx_path: str | Path, runs: int = 200, warmup: int = LATENCY_WARMUP) -> float:
     """p95 latency in ms of one row (batch 1) on ONNX Runtime, CPU.
 
     One intra-op thread: at batch 1 a tiny MLP is dominated by thread hand-offs, and
@@ -122,14 +122,12 @@ def latency_p95_ms(onnx_path: str | Path, width: int, runs: int = 200, warmup: i
     and the more honest figure. Warm-up runs are discarded (allocations, first-call
     kernel selection); the timed runs reuse one input, so only inference is measured.
     """
-    from framework.runtime.export import ort_session
+    from framework.runtime.export import example_row, ort_session
 
     if runs < 1:
         raise ValueError("runs must be >= 1")
     session = ort_session(onnx_path, threads=1)
-    name = session.get_inputs()[0].name
-    row = np.random.default_rng(0).standard_normal((1, width)).astype(np.float32)
-    feed = {name: row}
+    feed = example_row(session)
     for _ in range(warmup):
         session.run(None, feed)
     timings = np.empty(runs, dtype=np.float64)
@@ -165,11 +163,9 @@ def run_gates(
 
 def observations(recipe, onnx_path, model_size_bytes, disparity, parity_diff, *, latency_runs: int = 200) -> dict[str, float | None]:
     """What the observed gates compare, by gate name (latency measured only when gated)."""
-    from framework.signature import model_signature
-
     latency = None
     if recipe.evaluation.gates.max_latency_p95_ms is not None and onnx_path is not None and Path(onnx_path).is_file():
-        latency = latency_p95_ms(onnx_path, model_signature(recipe).input.width, runs=latency_runs)
+        latency = latency_p95_ms(onnx_path, runs=latency_runs)
     return {
         "max_latency_p95_ms": latency,
         "max_model_size_mb": None if model_size_bytes is None else model_size_bytes / MB,

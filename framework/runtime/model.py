@@ -5,8 +5,13 @@ contract and the output contract:
   - standardisation as buffers (mean/std from the FeaturePipeline's training split):
     clients send imputed raw values + one-hot, never scaled ones, and the ONNX and
     TorchScript files can't drift from the statistics the weights were trained on;
-  - softmax for classification, since the contract's output is `probabilities`.
-Training uses `logits()` (cross-entropy wants logits: softmax + log is less stable).
+  - softmax for classification, since the contract's output is `probabilities`;
+  - for regression, the target's training mean/std as buffers: the network learns the
+    standardised target (a raw target of mean 615 and sd 325 would leave the initial
+    outputs hundreds of units away and the loss dominated by the scale), and forward()
+    answers in the target's own units.
+Training uses `logits()` (cross-entropy wants logits: softmax + log is less stable; for
+regression, the standardised prediction).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class TabularNet(nn.Module):
         batch_norm: bool = False,
         mean: np.ndarray | None = None,
         std: np.ndarray | None = None,
+        target_mean: float = 0.0,
+        target_std: float = 1.0,
     ):
         super().__init__()
         self.width = width
@@ -43,6 +50,8 @@ class TabularNet(nn.Module):
         # Buffers: saved in state_dict, moved by .to(), constants in the exported graph.
         self.register_buffer("mean", torch.from_numpy(mean.copy()))
         self.register_buffer("std", torch.from_numpy(std.copy()))
+        self.register_buffer("target_mean", torch.tensor(float(target_mean), dtype=torch.float32))
+        self.register_buffer("target_std", torch.tensor(float(target_std), dtype=torch.float32))
         layers: list[nn.Module] = []
         size = width
         for hidden in hidden_sizes:
@@ -64,7 +73,11 @@ class TabularNet(nn.Module):
         out = self.logits(features)
         if self.task == "classification":
             return torch.softmax(out, dim=-1)
-        return out
+        return out * self.target_std + self.target_mean
+
+    def scaled_target(self, target: torch.Tensor) -> torch.Tensor:
+        """A regression target in the units logits() predicts."""
+        return (target - self.target_mean) / self.target_std
 
 
 def build_model(recipe, pipeline) -> TabularNet:
@@ -94,6 +107,8 @@ def build_model(recipe, pipeline) -> TabularNet:
             batch_norm=model_cfg.batch_norm,
             mean=mean,
             std=std,
+            target_mean=pipeline.target_mean,
+            target_std=pipeline.target_std,
         )
 
 

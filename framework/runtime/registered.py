@@ -35,13 +35,13 @@ class RegisteredVersion:
     tags: dict[str, str] = field(default_factory=dict)
     _runner: Any = None
 
-    def outputs(self, features: np.ndarray) -> np.ndarray:
-        """The model's outputs [rows, width] on encoded rows (the signature's input)."""
-        return run_model(self.runner(), self.config, features)
+    def outputs(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The model's scores [rows, width] (probabilities or prediction) on request tensors."""
+        return run_model(self.runner(), self.config, inputs)
 
     def predict(self, table) -> np.ndarray:
-        """The model's outputs on raw rows (data.source's columns)."""
-        return self.outputs(self.pipeline.transform(table))
+        """The model's scores on raw rows (data.source's columns), sent as a client would."""
+        return self.outputs(self.pipeline.raw_inputs(table))
 
     def runner(self):
         if self._runner is None:
@@ -60,14 +60,18 @@ def model_runner(path: Path, config):
     return TorchScriptRunner(Path(path), config)
 
 
-def run_model(runner, config, features: np.ndarray) -> np.ndarray:
-    """Outputs [rows, width] of `runner` on `features`, in batches."""
-    name, output = config.inputs[0].name, config.outputs[0].name
-    features = np.ascontiguousarray(features, dtype=np.float32)
-    if not len(features):
+def run_model(runner, config, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The scores [rows, width] (the first output) of `runner` on request tensors
+    ({input: [rows, ...]}, the signature's raw columns), in batches."""
+    output = config.outputs[0].name
+    rows = len(next(iter(inputs.values()))) if inputs else 0
+    if not rows:
         return np.zeros((0, 1), dtype=np.float32)
-    parts = [runner.run({name: features[i:i + BATCH_ROWS]})[output] for i in range(0, len(features), BATCH_ROWS)]
-    return np.concatenate(parts).reshape(len(features), -1)
+    parts = [
+        runner.run({name: values[i:i + BATCH_ROWS] for name, values in inputs.items()})[output]
+        for i in range(0, rows, BATCH_ROWS)
+    ]
+    return np.concatenate(parts).reshape(rows, -1)
 
 
 def unknown_version(recipe, version: str, uri: str, client) -> MlopsError:

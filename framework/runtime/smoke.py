@@ -157,6 +157,7 @@ def smoke(recipe, root: Path, state_dir: Path, url: str, requests: int = DEFAULT
 def _smoke_tabular(recipe, root: Path, state_dir: Path, endpoint: Endpoint, requests: int, version: str | None,
                    report: SmokeReport) -> None:
     from framework.runtime.registered import open_version
+    from framework.runtime.serving.protocol import request_inputs, take_rows
     from framework.runtime.serving.registry_source import registry_versions
     from framework.runtime.version_eval import validation_rows
 
@@ -169,22 +170,21 @@ def _smoke_tabular(recipe, root: Path, state_dir: Path, endpoint: Endpoint, requ
                                       "candidate or champion: pass --version N")])
     deployed = open_version(recipe, state_dir, version)
     table = validation_rows(recipe, root)
-    features = deployed.pipeline.transform(table)
+    inputs = deployed.pipeline.raw_inputs(table)
     config = deployed.config
-    model, input_name, output = config.name, config.inputs[0].name, config.outputs[0]
+    model, output = config.name, config.outputs[0]
     atol = recipe.evaluation.gates.onnx_parity_atol or DEFAULT_ATOL
-    per_request = min(ROWS_PER_REQUEST, config.max_batch_size, len(features)) if config.max_batch_size > 0 else 1
+    per_request = min(ROWS_PER_REQUEST, config.max_batch_size, len(table)) if config.max_batch_size > 0 else 1
     rng = np.random.default_rng(0)
     opened = {deployed.version: deployed}
     worst = 0.0
     for n in range(requests):
-        rows = features[rng.integers(0, len(features), size=per_request)]
-        body = {"inputs": [{"name": input_name, "shape": list(rows.shape), "datatype": "FP32",
-                            "data": rows.reshape(-1).tolist()}]}
+        rows = take_rows(inputs, rng.integers(0, len(table), size=per_request))
+        body = {"inputs": request_inputs(rows)}
         answer = report.exchange(endpoint, f"/v2/models/{model}/infer", body, f"request {n + 1}")
         if answer is None:
             continue
-        served, problem = _served_outputs(answer, output, len(rows))
+        served, problem = _served_outputs(answer, output, per_request)
         if problem:
             report.failures.append(f"request {n + 1}: {problem}")
             continue

@@ -83,16 +83,16 @@ def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str |
 
 def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address, console, outcome,
                              register_only: bool = False) -> None:
-    from framework.runtime import data, gates, splitting, tracking
+    from framework.runtime import data, data_nulls, gates, splitting, tracking
     from framework.runtime.features import FeaturePipeline
     from framework.runtime.steps import step
 
     console.print(f"[bold]{recipe.name}[/] ({recipe.environment})")
     with step("data", console, run_dir):
-        frame, report = data.load_and_check(recipe, root, run_dir)  # raises before any training
-        console.print(report.rich_table())
+        frame, report = data.load_and_check(recipe, root, run_dir, console.print)  # raises before any training
         train_df, val_df = (part.reset_index(drop=True) for part in splitting.split(recipe, frame))
         pipeline = FeaturePipeline.fit(recipe, train_df)
+        missing = data_nulls.fill_summary(recipe, report.nulls, train_df)
         arrays = {
             "x_train": pipeline.transform(train_df), "y_train": pipeline.targets(train_df),
             "x_val": pipeline.transform(val_df), "y_val": pipeline.targets(val_df),
@@ -104,9 +104,10 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
         run.log_artifact_file(run_dir / "data_report.json", "data")
         run.log_artifact_file(run_dir / "data_report.html", "data")
         run.log_dict(pipeline.to_dict(), "model/feature_pipeline.json")
+        _log_missing(run, missing)
         if recipe.training.distillation is not None:
             with step("teacher", console, run_dir):
-                arrays["t_train"] = _teacher_logits(recipe, pipeline, arrays["x_train"], run, console)
+                arrays["t_train"] = _teacher_logits(recipe, pipeline, arrays["x_train"], train_df, run, console)
 
         with _ray(recipe, ray_address):
             if recipe.training.hpo is not None:
@@ -116,6 +117,7 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
             with step("training on Ray", console, run_dir):
                 result = _train(recipe, pipeline, arrays, state_dir, run_name, run, console)
         outcome.resumed_from_epoch = result.started_at_epoch
+        _say_early_stop(recipe, result.history, console)
         if result.started_at_epoch:
             console.print(f"resumed from the checkpoint of epoch {result.started_at_epoch - 1}")
 
@@ -142,6 +144,27 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
     _forget_checkpoints(state_dir, run_dir, run_name)
 
 
+def _say_early_stop(recipe, history: list[dict], console) -> None:
+    if not history or recipe.training.early_stopping is None:
+        return
+    last, best = history[-1], int(history[-1].get("best_epoch", -1))
+    if int(last["epoch"]) < recipe.training.epochs - 1:
+        console.print(f"early stopping after epoch {int(last['epoch']) + 1}: no val_loss improvement for "
+                      f"{recipe.training.early_stopping.patience} epochs")
+    if best >= 0:
+        best_loss = next(h["val_loss"] for h in history if int(h["epoch"]) == best)
+        console.print(f"kept the weights of epoch {best + 1} (val_loss {best_loss:.4f})")
+
+
+def _log_missing(run, missing: dict) -> None:
+    """Per feature, its nulls and what filled them: data/missing.json and one
+    `data.null_count.<column>` metric each, so runs compare in the MLflow UI."""
+    from framework.runtime.tracking import _param_key  # MLflow's rules for key characters
+
+    run.log_dict(missing, "data/missing.json")
+    run.log_metrics(0, {_param_key(f"data.null_count.{c}"): v["nulls"] for c, v in missing["columns"].items()})
+
+
 def _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir: Path, outcome):
     """The trained model; validation metrics (and fairness), the ONNX file with its parity, the served file."""
     from framework.runtime import export, metrics_eval
@@ -157,11 +180,11 @@ def _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir:
     if fairness is not None:
         disparity, groups = metrics_eval.fairness_disparity(recipe, outputs, arrays["y_val"], val_df[fairness.attribute])
         run.log_dict({"disparity": disparity, "groups": groups}, "evaluation/fairness.json")
-    onnx_path = export.export_onnx(model, recipe, run_dir / "model.onnx")
-    parity = export.parity(model, onnx_path, arrays["x_val"][:256])
+    onnx_path = export.export_onnx(model, recipe, pipeline, run_dir / "model.onnx")
+    parity = export.parity(model, pipeline, onnx_path, val_df.iloc[:256])
     served = onnx_path
     if recipe.serving.format == "torchscript":
-        served = export.export_torchscript(model, run_dir / "model.pt")
+        served = export.export_torchscript(model, pipeline, run_dir / "model.pt")
     return model, onnx_path, served, parity, disparity
 
 
@@ -251,7 +274,7 @@ def _search(recipe, pipeline, arrays, state_dir: Path, run_dir: Path, run_name: 
     return hpo.with_values(recipe, found.best_values)
 
 
-def _teacher_logits(recipe, pipeline, x_train, run, console):
+def _teacher_logits(recipe, pipeline, x_train, train_df, run, console):
     """The teacher's logits for the training rows, computed once here so that workers
     and trials need neither MLflow nor the teacher."""
     from framework.runtime.distill import recipe_teacher_logits
@@ -259,7 +282,7 @@ def _teacher_logits(recipe, pipeline, x_train, run, console):
     teacher = recipe.training.distillation.teacher
     console.print(f"distillation: soft targets from {teacher}")
     run.set_tags({"mlops.teacher": teacher})
-    return recipe_teacher_logits(recipe, pipeline, x_train, tracking_uri=run.uri)
+    return recipe_teacher_logits(recipe, pipeline, x_train, tracking_uri=run.uri, raw=pipeline.raw_inputs(train_df))
 
 
 def _fill_model_repository(recipe, state_dir: Path, version: str, model_file: Path) -> Path:

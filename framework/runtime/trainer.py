@@ -158,7 +158,7 @@ def _train_loop(config: dict[str, Any]) -> None:
     import torch
 
     from framework.recipe.recipe import Recipe
-    from framework.runtime.epochs import EpochRunner, logits_module
+    from framework.runtime.epochs import EarlyStop, EpochRunner, logits_module
 
     recipe = Recipe.model_validate(config["recipe"])
     training = recipe.training
@@ -167,6 +167,7 @@ def _train_loop(config: dict[str, Any]) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     runner = EpochRunner(recipe, config["pipeline"], arrays, rank, world)
+    early = EarlyStop(training.early_stopping)
     progress = config.get("progress")
 
     started_at, history = 0, []
@@ -175,6 +176,7 @@ def _train_loop(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as folder:
             state = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=False)
         runner.restore(state)
+        early.restore(state.get("early_stopping"))
         started_at, history = state["epoch"] + 1, state["history"]
     resumed_from = started_at
     # DDP syncs gradients in backward. Its buffers are the standardisation mean/std, constant
@@ -186,16 +188,21 @@ def _train_loop(config: dict[str, Any]) -> None:
     for epoch in range(started_at, training.epochs):
         train_loss = runner.train_epoch(epoch, module)
         metrics = {"epoch": epoch, "train_loss": train_loss, **runner.validate()}
+        stop = early.observe(epoch, metrics["val_loss"], runner.model)
+        metrics["best_epoch"] = early.best_epoch
         history.append(metrics)
         if rank == 0 and progress is not None:
             progress.put(metrics)
-        last = epoch == training.epochs - 1
+        last = stop or epoch == training.epochs - 1
         if rank == 0 and ((epoch + 1) % training.checkpoint.every_epochs == 0 or last):
             with tempfile.TemporaryDirectory() as folder:
-                torch.save(
-                    {**runner.state(), "epoch": epoch, "history": history, "started_at_epoch": resumed_from},
-                    os.path.join(folder, STATE_FILE),
-                )
+                state = {**runner.state(), "epoch": epoch, "history": history, "started_at_epoch": resumed_from,
+                         "early_stopping": early.state()}
+                if last:  # the kept model: the best epoch's weights
+                    state["model"] = early.weights(runner.model)
+                torch.save(state, os.path.join(folder, STATE_FILE))
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
         else:
             ray.train.report(metrics)
+        if stop:
+            break

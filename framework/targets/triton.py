@@ -26,6 +26,7 @@ PLATFORMS = {"onnx": "onnxruntime_onnx", "torchscript": "pytorch_libtorch"}
 # `apply` must put in each version directory.
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
 INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
+TRITON_TYPES = {"FP32": "FP32", "BYTES": "STRING"}  # KServe datatype -> Triton's DataType enum (TYPE_...)
 WARMUP_NAME = "zero_data_batch_1"
 
 # protobuf's CEscape: these get a short escape, other bytes outside printable ASCII octal.
@@ -73,9 +74,14 @@ def config_context(recipe) -> dict[str, Any]:
     serving = recipe.serving
     signature = model_signature(recipe)
     batching = serving.max_batch_size > 0
-    # With batching Triton adds the batch dimension itself; without, dims are the full shape.
-    input_dims = [signature.input.width] if batching else list(signature.input.shape)
-    output_dims = [signature.output.width] if batching else list(signature.output.shape)
+
+    def tensors(specs) -> list[dict[str, Any]]:
+        # With batching Triton adds the batch dimension itself; without, dims are the full shape.
+        return [
+            {"name": t.name, "data_type": f"TYPE_{TRITON_TYPES[t.dtype]}", "dims": [t.width] if batching else list(t.shape)}
+            for t in specs
+        ]
+
     dynamic = serving.dynamic_batching if batching else None  # Triton refuses it without batching
     policy = serving.version_policy
     # `latest` has a default (1), so a recipe naming `specific` versions means those;
@@ -90,7 +96,7 @@ def config_context(recipe) -> dict[str, Any]:
         warmup = {
             "name": WARMUP_NAME,
             "batch_size": 1,
-            "dims": [signature.input.width] if batching else [1, signature.input.width],
+            "dims": [1] if batching else [1, 1],  # every input is one column
         }
     return {
         "header": header(recipe),
@@ -98,8 +104,8 @@ def config_context(recipe) -> dict[str, Any]:
         "platform": PLATFORMS[serving.format],
         "default_model_filename": MODEL_FILES[serving.format],
         "max_batch_size": serving.max_batch_size,
-        "input": {"name": signature.input.name, "data_type": f"TYPE_{signature.input.dtype}", "dims": input_dims},
-        "output": {"name": signature.output.name, "data_type": f"TYPE_{signature.output.dtype}", "dims": output_dims},
+        "inputs": tensors(signature.inputs),
+        "outputs": tensors(signature.outputs),
         "dynamic_batching": None
         if dynamic is None
         else {

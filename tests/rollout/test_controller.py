@@ -9,7 +9,8 @@ import pytest
 
 from framework.runtime import tracking
 from framework.runtime.rollout import state as st
-from framework.runtime.rollout.controller import Controller, rollout_local
+from framework.runtime.rollout.controller import Controller, rollout_local, summary
+from framework.runtime.rollout.live import live_plan
 from framework.runtime.rollout.routers import make_router
 from tests.rollout.conftest import FakeTraffic, load, register, set_aliases
 
@@ -108,25 +109,82 @@ def test_shadow_decides_on_agreement(fresh, agree, decision):
         assert result.reasons[-1] == f"shadow: agreement 100.00% ({verdict['candidate']['compared']} of {verdict['candidate']['compared']}) >= 95.00%"
 
 
-def test_bandit_promotes_a_good_candidate_and_rolls_back_a_failing_one(fresh, churn_recipe):
-    recipe = load("rollout=bandit", "rollout.analysis.min_requests=100")
-    result, router, fake, record = run(recipe, fresh)
-    assert result.decision == "promoted"
+BANDIT = ("rollout=bandit", "rollout.analysis.min_requests=100", "rollout.analysis.max_error_rate=0.5")
+
+
+def test_bandit_promotes_when_the_posterior_is_confident(fresh):
+    recipe = load(*BANDIT)
+    result, router, fake, record = run(recipe, fresh, errors={"1": 0.3})
+    assert result.decision == "promoted" and result.champion_after == "2"
+    assert result.reasons[0] == "bandit: P(version 2 beats version 1) = 100.0% >= 90.0% (rollout.promote_probability)"
+    assert result.reasons[1].startswith("bandit: error rate 0.00% (0 of ")  # the checks it passed follow
+    assert aliases(fresh[1]) == {"champion": "2", "candidate": "2", "rejected": None}
     verdict = record["verdicts"][0]
-    assert min(verdict["candidate"]["requests"], verdict["champion"]["requests"]) >= 100
-    assert result.reasons[-1].startswith("bandit: P(version 2 is the better arm) = ")
-    set_aliases(churn_recipe, fresh[1], "1", "2")
-    result, router, fake, record = run(recipe, fresh, errors={"2": 0.4})
+    assert verdict["passed"] is True and min(verdict["candidate"]["requests"], verdict["champion"]["requests"]) >= 100
+    assert (record["status"], record["decision"]) == ("promoted", "promote")
+
+
+def test_bandit_rolls_back_when_the_posterior_says_worse(fresh):
+    recipe = load(*BANDIT)
+    result, router, fake, record = run(recipe, fresh, errors={"2": 0.2})
     assert result.decision == "rolled_back"
-    assert result.reasons[0].startswith("bandit: error rate ")
+    assert result.reasons == ["bandit: P(version 2 beats version 1) = 0.0% <= 10.0% (1 - rollout.promote_probability)"]
     assert aliases(fresh[1]) == {"champion": "1", "candidate": "2", "rejected": "2"}
 
 
-def test_bandit_rolls_back_when_it_prefers_the_champion(fresh):
-    recipe = load("rollout=bandit", "rollout.analysis.min_requests=100", "rollout.analysis.max_error_rate=0.5")
-    result, *_ = run(recipe, fresh, errors={"2": 0.2})
+def test_a_failing_health_gate_still_rolls_the_bandit_back(fresh):
+    recipe = load("rollout=bandit", "rollout.analysis.min_requests=100")  # max_error_rate 2%
+    result, router, fake, record = run(recipe, fresh, errors={"1": 0.4, "2": 0.05})  # the posterior favours 2
     assert result.decision == "rolled_back"
-    assert result.reasons[0].startswith("bandit: the bandit prefers the champion: P(version 1 is the better arm) = ")
+    assert result.reasons[0].startswith("bandit: error rate ") and result.reasons[0].endswith("(analysis.max_error_rate)")
+    assert aliases(fresh[1])["rejected"] == "2"
+
+
+def _inconclusive(recipe, fresh, errors):
+    result, router, fake, record = run(recipe, fresh, errors=errors)
+    assert result.decision == "inconclusive", result.reasons
+    p = router.prob_best(200_000, fresh=True)["2"]  # the very posterior the controller read
+    assert aliases(fresh[1]) == {"champion": "1", "candidate": "2", "rejected": None}  # no alias moved
+    assert tracking.model_version_tags("churn", "2", uri=fresh[1])["mlops.rollout"] == "inconclusive"
+    assert {k: record[k] for k in ("status", "decision", "decided_by", "weight")} == {
+        "status": "inconclusive", "decision": "inconclusive", "decided_by": "controller", "weight": 0.0,
+    }
+    assert record["finished_at"] and record["verdicts"][0]["passed"] is None
+    assert router.route("churn", {}) == ("1", None)  # the champion keeps every request
+    plan = live_plan(recipe, fresh[0])  # `mlops serve` afterwards: the champion alone, no bandit
+    assert (plan.champion, plan.candidate) == ("1", None)
+    return result, router, record, p
+
+
+def test_bandit_between_the_thresholds_is_inconclusive_and_the_champion_stays(fresh):
+    recipe = load(*BANDIT)
+    result, router, record, p = _inconclusive(recipe, fresh, {"1": 0.1, "2": 0.12})
+    assert 0.1 < p < 0.9 and min(f for _, f in router.rewards().values()) > 0  # both versions failed sometimes
+    line = (f"bandit: inconclusive: P(version 2 beats version 1) = {p * 100:.1f}%, needs >= 90.0% to promote or "
+            f"<= 10.0% to roll back; the champion stays")
+    assert result.reasons[0] == line
+    assert result.reasons[1].startswith("bandit: error rate ")
+    assert record["reasons"] == result.reasons
+    assert summary(result).splitlines()[:3] == [
+        "churn (dev): rollout bandit: inconclusive: champion stays version 1; version 2 keeps alias candidate "
+        "(decide by hand: `mlops rollout promote|rollback churn`)",
+        f"  {record['requests']} synthetic requests on the embedded server",
+        f"  {line}",
+    ]
+
+
+def test_reward_success_without_failures_is_inconclusive_whatever_the_split(fresh):
+    """The user's case: neither version fails, P(version 2 beats version 1) is the traffic
+    split (35.5% in the report) and must not promote (nor, at 90%, roll back)."""
+    recipe = load(*BANDIT)
+    result, router, record, p = _inconclusive(recipe, fresh, {})
+    (ok1, failed1), (ok2, failed2) = router.rewards()["1"], router.rewards()["2"]
+    assert failed1 == failed2 == 0 and p == pytest.approx((ok2 + 1) / (ok1 + ok2 + 2), abs=0.005)
+    assert result.reasons[0] == (
+        f"bandit: inconclusive: every request on both versions got reward 1 ({ok1:g} on version 1, {ok2:g} on "
+        f"version 2), so P(version 2 beats version 1) = {p * 100:.1f}% reflects only how the bandit split the "
+        f"traffic; the champion stays"
+    )
 
 
 def test_blue_green_previews_then_switches_or_waits(fresh, churn_recipe):

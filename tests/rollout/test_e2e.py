@@ -159,9 +159,11 @@ def test_bandit_on_feedback_learns_which_version_answers_right(tmp_path, churn_r
     result = rollout_local(recipe, state, root=REPO, concurrency=4)
     if candidate_is_better:
         assert result.decision == "promoted", result.reasons
-        assert result.reasons[-1].startswith("bandit: P(version 2 is the better arm) = ")
+        assert result.reasons[0].startswith("bandit: P(version 2 beats version 1) = ")
+        assert result.reasons[0].endswith(" >= 90.0% (rollout.promote_probability)")
         assert st.aliases("churn", uri=uri)["champion"] == "2"
     else:
         assert result.decision == "rolled_back", result.reasons
-        assert result.reasons[0].startswith("bandit: the bandit prefers the champion: P(version 1 is the better arm) = ")
+        assert result.reasons[0].startswith("bandit: P(version 2 beats version 1) = ")
+        assert result.reasons[0].endswith(" <= 10.0% (1 - rollout.promote_probability)")
         assert st.aliases("churn", uri=uri) == {"champion": "1", "candidate": "2", "rejected": "2"}

@@ -147,6 +147,20 @@ def test_bandit_feedback_reward_ignores_errors_and_uses_feedback():
         BanditRouter("churn", "1", "2", reward="clicks")
 
 
+def test_the_decision_reads_the_posterior_not_the_router_history():
+    """Equal counts give an equal P, however often the app asked for weights before."""
+    a, b = BanditRouter("churn", "1", "2", seed=4), BanditRouter("churn", "1", "2", seed=4)
+    for router in (a, b):
+        for version, n in (("1", 182), ("2", 100)):
+            for _ in range(n):
+                router.observe("churn", version, True, 0.001)
+    assert a.rewards() == {"1": (182.0, 0.0), "2": (100.0, 0.0)}
+    for _ in range(7):
+        a.weights("churn")
+    assert a.prob_best(200_000, fresh=True) == b.prob_best(200_000, fresh=True)
+    assert a.prob_best(200_000, fresh=True)["2"] == pytest.approx(101 / 284, abs=0.004)  # Beta(101, 1) vs Beta(183, 1)
+
+
 def test_blue_green_serves_the_champion_until_the_switch():
     router = make_router(load("rollout=blue_green").rollout, "churn", "1", "2")
     assert isinstance(router, BlueGreenRouter)

@@ -79,6 +79,15 @@ def test_churn_passes_every_configured_expectation(recipe, churn):
     assert observed["data.expectations.table.min_class_fraction"] == "smallest class 1: 35.98% (1799 rows)"
 
 
+def test_the_report_adds_the_target_and_the_imputed_nulls(recipe, churn):
+    # Beyond the 17 expectations: what the model needs of the data (tests/runtime/test_data_checks.py).
+    report = rd.check_table(recipe, churn)
+    assert report.passed and len(report.results) == 19
+    assert {r.key: r.observed for r in report.results[17:]} == {
+        "data.target": "'churned' has 2 distinct classes (0, 1) in 5000 rows",
+        "data.missing": "total_charges: 16 nulls (16 empty fields)"}
+
+
 def test_missing_column_names_the_file_and_suggests(tmp_path, recipe):
     df = pd.read_csv(CSV).rename(columns={"tenure_months": "tenure_month"}).drop(columns=["gender"])
     (tmp_path / "data").mkdir()

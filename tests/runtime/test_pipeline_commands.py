@@ -58,6 +58,20 @@ def test_register_only_hands_on_the_version_and_moves_no_alias(trained):
     assert not (trained / ".mlops" / "rollouts").exists()  # no rollout either
 
 
+def test_the_run_records_each_features_nulls_and_their_fill(trained):
+    from mlflow.artifacts import download_artifacts
+
+    outputs = dict(line.split("=", 1) for line in (trained / "github_output").read_text().splitlines())
+    run = _client(trained).get_run(outputs["run-id"])
+    assert run.data.metrics["data.null_count.total_charges"] == 16 and run.data.metrics["data.null_count.contract"] == 0
+    path = download_artifacts(run_id=run.info.run_id, artifact_path="data/missing.json",
+                              tracking_uri=f"sqlite:///{trained / '.mlops' / 'mlflow.db'}")
+    filled = json.loads(Path(path).read_text())["columns"]["total_charges"]
+    assert (filled["nulls"], filled["read_from_text"], filled["filled_with"]) == (
+        16, {"": 16}, "median of the training split")
+    assert filled["fill_value"] > 0  # the training split's median
+
+
 def test_check_data_passes_and_reports(trained, tmp_path):
     summary = tmp_path / "summary.md"
     with pytest.MonkeyPatch.context() as mp:

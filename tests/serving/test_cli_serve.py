@@ -18,7 +18,7 @@ import tritonclient.http as triton
 
 from framework.errors import MlopsError
 from tests.conftest import copy_project, run_cli
-from tests.serving.conftest import ort_outputs
+from tests.serving.conftest import inputs, ort_outputs, text, triton_inputs
 
 MLOPS = str(Path(sys.executable).with_name("mlops"))
 
@@ -37,16 +37,20 @@ def _serve(project: Path, port: int) -> subprocess.Popen:
     )
 
 
-def _infer_unversioned(port: int, x: np.ndarray) -> np.ndarray:
-    """tritonclient infer on `churn` without a version, once the server is ready."""
+def _infer_unversioned(port: int, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """tritonclient infer on `churn` without a version (named columns), once the server is ready."""
     with triton.InferenceServerClient(f"127.0.0.1:{port}") as client:
         deadline = time.monotonic() + 10
         while not client.is_server_ready():
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        tensor = triton.InferInput("features", list(x.shape), "FP32")
-        tensor.set_data_from_numpy(x)
-        return client.infer("churn", [tensor]).as_numpy("probabilities")
+        result = client.infer("churn", triton_inputs(x))
+        return {"probabilities": result.as_numpy("probabilities"), "label": text(result.as_numpy("label"))}
+
+
+def _assert_same(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:
+    np.testing.assert_allclose(got["probabilities"], expected["probabilities"], rtol=1e-6)
+    assert text(got["label"]).tolist() == text(expected["label"]).tolist()
 
 
 @pytest.fixture()
@@ -63,8 +67,17 @@ def test_serve_until_ctrl_c_exits_0_and_leaves_nothing(project, model_repo):
     try:
         first = process.stdout.readline()
         assert first == f"serving churn (versions 1, 2) at http://127.0.0.1:{port}/v2/models/churn\n"
-        x = np.ones((2, 13), dtype=np.float32)
-        np.testing.assert_allclose(_infer_unversioned(port, x), ort_outputs(model_repo, "2", x), rtol=1e-6)
+        x = inputs(2)
+        _assert_same(_infer_unversioned(port, x), ort_outputs(model_repo, "2", x))
+        # curl's form: rows keyed by column, a null number, an unseen category; a label back
+        import httpx
+
+        row = {"tenure_months": 5, "monthly_charges": 70.0, "total_charges": None, "support_calls": 2,
+               "num_products": 1, "senior_citizen": 0, "contract": "weekly", "payment_method": "card"}
+        response = httpx.post(f"http://127.0.0.1:{port}/v2/models/churn/infer", json=[row], timeout=10)
+        assert response.status_code == 200, response.text
+        label = next(o for o in response.json()["outputs"] if o["name"] == "label")
+        assert label["datatype"] == "BYTES" and label["shape"] == [1, 1] and label["data"][0] in ("0", "1")
     finally:
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
@@ -143,8 +156,8 @@ def test_serve_sends_unversioned_requests_to_the_champion(project, model_repo):
     try:
         assert process.stdout.readline() == f"serving churn (versions 1) at http://127.0.0.1:{port}/v2/models/churn\n"
         assert process.stdout.readline() == "requests without a version: champion version 1 answers\n"
-        x = np.ones((2, 13), dtype=np.float32)
-        np.testing.assert_allclose(_infer_unversioned(port, x), ort_outputs(model_repo, "1", x), rtol=1e-6)
+        x = inputs(2)
+        _assert_same(_infer_unversioned(port, x), ort_outputs(model_repo, "1", x))
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=30)
@@ -168,11 +181,13 @@ def test_serve_carries_on_a_canary_in_progress(project, model_repo):
         assert process.stdout.readline() == (
             "requests without a version: champion version 1 answers, rollout in progress: canary at 25% for version 2\n"
         )
-        x = np.ones((1, 13), dtype=np.float32)
+        x = inputs(1)
         _infer_unversioned(port, x)
         import httpx
 
-        body = {"inputs": [{"name": "features", "shape": [1, 13], "datatype": "FP32", "data": [1.0] * 13}]}
+        from framework.runtime.serving.protocol import request_inputs
+
+        body = {"inputs": request_inputs(x)}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
             answered = [http.post("/v2/models/churn/infer", json=body).json()["model_version"] for _ in range(400)]
             forced = http.post("/v2/models/churn/infer", json=body, headers={"x-mlops-candidate": "true"}).json()

@@ -11,7 +11,8 @@ import pytest
 
 from framework.runtime.rollout.routers import BanditRouter, CanaryRouter
 from framework.runtime.serve import EmbeddedServer, build_app
-from tests.serving.test_http import features, request
+from tests.serving.conftest import inputs
+from tests.serving.test_http import request
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def serve(tmp_path, model_repo, churn_recipe):
 def test_rewards_reach_the_bandit_from_the_version_the_answer_named(serve):
     router = BanditRouter("churn", "1", "2", min_percent=5, reward="feedback", seed=1)
     with serve(router) as http:
-        answer = http.post("/v2/models/churn/infer", content=orjson.dumps(request(features(1)))).json()
+        answer = http.post("/v2/models/churn/infer", content=orjson.dumps(request(inputs(1)))).json()
         version = answer["model_version"]
         response = http.post("/v2/models/churn/feedback", json={"model_version": version, "reward": 1})
         assert response.status_code == 200, response.text
@@ -73,7 +74,7 @@ def test_bad_feedback_is_a_4xx_and_changes_nothing(serve, path, body, status, me
         assert response.status_code == status
         assert response.json()["error"].startswith(message)
         assert http.get("/v2/models/churn/feedback").status_code == 405
-        assert http.post("/v2/models/churn/infer", content=orjson.dumps(request(features(1)))).status_code == 200
+        assert http.post("/v2/models/churn/infer", content=orjson.dumps(request(inputs(1)))).status_code == 200
     assert router.successes == [0.0, 0.0] and router.failures == [0.0, 0.0]
 
 

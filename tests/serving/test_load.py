@@ -14,31 +14,50 @@ import orjson
 import pytest
 
 from framework.runtime.serve import EmbeddedServer, build_app
-from tests.serving.conftest import ort_outputs
+from framework.runtime.serving.protocol import request_inputs, take_rows
+from tests.serving.conftest import inputs, ort_outputs
 
-WIDTH = 13
 CLIENTS = 64
 REQUESTS = 3200
 BAD_EVERY = 20  # one request in 20 is malformed: refused with 400 while the rest are served
 
 
-def payload(x: np.ndarray) -> bytes:
-    return orjson.dumps({"inputs": [{"name": "features", "shape": list(x.shape), "datatype": "FP32", "data": x.reshape(-1).tolist()}]})
+def payload(tensors: dict[str, np.ndarray]) -> bytes:
+    """A KServe v2 JSON request of request tensors: named columns, FP32 and BYTES."""
+    return orjson.dumps({"inputs": request_inputs(tensors)})
 
 
-async def hammer(base: str, inputs: np.ndarray) -> tuple[list[int], dict[int, np.ndarray], float]:
-    statuses: list[int] = [0] * len(inputs)
-    answers: dict[int, np.ndarray] = {}
-    counter = iter(range(len(inputs)))
+def load_inputs(rows: int, seed: int) -> dict[str, np.ndarray]:
+    """Churn rows as request tensors, with nulls and unseen categories among them."""
+    x = inputs(rows, seed)
+    x["total_charges"][::7] = np.nan
+    x["contract"][::11] = "weekly"
+    x["payment_method"][::13] = ""
+    return x
+
+
+def rows_of(tensors: dict[str, np.ndarray]) -> int:
+    return len(next(iter(tensors.values())))
+
+
+async def hammer(base: str, tensors: dict[str, np.ndarray]) -> tuple[list[int], dict[int, dict], float]:
+    """One request per row from CLIENTS clients; every BAD_EVERY-th is malformed.
+    Returns the statuses, {row: {"probabilities": [2], "label": str}} and the seconds."""
+    count = rows_of(tensors)
+    bodies = [b'{"inputs": [' if i % BAD_EVERY == 0 else payload(take_rows(tensors, slice(i, i + 1))) for i in range(count)]
+    statuses: list[int] = [0] * count
+    answers: dict[int, dict] = {}
+    counter = iter(range(count))
 
     async def client(session: aiohttp.ClientSession) -> None:
         for i in counter:
-            body = b'{"inputs": [' if i % BAD_EVERY == 0 else payload(inputs[i : i + 1])
-            async with session.post(f"{base}/v2/models/churn/infer", data=body) as response:
+            async with session.post(f"{base}/v2/models/churn/infer", data=bodies[i]) as response:
                 statuses[i] = response.status
                 content = await response.read()
                 if response.status == 200:
-                    answers[i] = np.asarray(orjson.loads(content)["outputs"][0]["data"], dtype=np.float32)
+                    outputs = {o["name"]: o["data"] for o in orjson.loads(content)["outputs"]}
+                    answers[i] = {"probabilities": np.asarray(outputs["probabilities"], dtype=np.float32),
+                                  "label": outputs["label"][0]}
 
     connector = aiohttp.TCPConnector(limit=CLIENTS)
     timeout = aiohttp.ClientTimeout(total=60)
@@ -60,16 +79,18 @@ def fresh(request, tmp_path, model_repo, churn_recipe, monkeypatch):
 
 def test_64_clients_thousands_of_requests_zero_5xx_and_batches_form(fresh, model_repo):
     app, base = fresh
-    inputs = np.random.default_rng(11).normal(size=(REQUESTS, WIDTH)).astype(np.float32)
-    expected = ort_outputs(model_repo, "2", inputs)
-    statuses, answers, seconds = asyncio.run(hammer(base, inputs))
+    tensors = load_inputs(REQUESTS, seed=11)
+    expected = ort_outputs(model_repo, "2", tensors)
+    statuses, answers, seconds = asyncio.run(hammer(base, tensors))
     assert seconds < 30
     bad = {i for i in range(REQUESTS) if i % BAD_EVERY == 0}
     assert [s for s in statuses if s >= 500] == []
     assert {i for i, s in enumerate(statuses) if s == 400} == bad
     assert set(answers) == set(range(REQUESTS)) - bad
     for i, answer in answers.items():  # each request got its own rows back out of the batch
-        np.testing.assert_allclose(answer, expected[i], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(answer["probabilities"], expected["probabilities"][i], rtol=1e-5, atol=1e-6)
+        assert answer["label"] == expected["label"][i, 0]
+    assert {a["label"] for a in answers.values()} == {"0", "1"}
 
     text = asyncio.run(_get(f"{base}/metrics"))
     count = float(re.search(r"^mlops_batch_size_count (\S+)$", text, re.M).group(1))
@@ -97,7 +118,7 @@ def test_batching_adds_no_latency_to_a_lone_request(tmp_path, model_repo, churn_
     config.write_text(config.read_text().replace("max_queue_delay_microseconds: 500", "max_queue_delay_microseconds: 200000"))
     app = build_app(churn_recipe, repo, tmp_path / "state", log_sample_rate=0)
     assert app.models["churn"].config.dynamic_batching.max_queue_delay_us == 200_000
-    x = np.ones((1, WIDTH), dtype=np.float32)
+    x = inputs(1)
 
     async def sequential(base: str) -> list[float]:
         times = []

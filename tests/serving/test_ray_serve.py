@@ -18,16 +18,18 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
+import orjson
 import pytest
 import tritonclient.http as triton
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from framework.runtime.serving.protocol import take_rows
 from framework.targets import metrics as contract
 from framework.targets.ray import SERVE_DEPLOYMENT, SERVE_IMPORT_PATH
 from tests.conftest import REPO
-from tests.serving.conftest import ort_outputs
-from tests.serving.test_load import BAD_EVERY, REQUESTS, WIDTH, hammer, payload
+from tests.serving.conftest import inputs, ort_outputs, text, triton_inputs
+from tests.serving.test_load import BAD_EVERY, REQUESTS, hammer, load_inputs, payload
 
 pytestmark = pytest.mark.slow
 
@@ -139,17 +141,27 @@ def test_ray_serve_answers_like_onnxruntime(ray_serve):
     from ray import serve
 
     model_repo = ray_serve.repo
-    x = np.random.default_rng(5).normal(size=(4, WIDTH)).astype(np.float32)
+    x = inputs(4, seed=5)
+    x["contract"][0, 0] = "weekly"  # unseen: no category
+    expected = ort_outputs(model_repo, "2", x)
     with triton.InferenceServerClient(ray_serve.url) as client:
         for binary in (True, False):
-            tensor = triton.InferInput("features", [4, WIDTH], "FP32")
-            tensor.set_data_from_numpy(x, binary_data=binary)
-            requested = [triton.InferRequestedOutput("probabilities", binary_data=binary)]
-            result = client.infer("churn", [tensor], outputs=requested)
-            np.testing.assert_allclose(result.as_numpy("probabilities"), ort_outputs(model_repo, "2", x), rtol=1e-6)
-        result = client.infer("churn", [tensor], model_version="1")
-        np.testing.assert_allclose(result.as_numpy("probabilities"), ort_outputs(model_repo, "1", x), rtol=1e-6)
-        assert client.get_model_metadata("churn")["versions"] == ["1", "2"]
+            requested = [triton.InferRequestedOutput(name, binary_data=binary) for name in ("probabilities", "label")]
+            result = client.infer("churn", triton_inputs(x, binary), outputs=requested)
+            np.testing.assert_allclose(result.as_numpy("probabilities"), expected["probabilities"], rtol=1e-6)
+            assert text(result.as_numpy("label")).tolist() == expected["label"].tolist()
+        result = client.infer("churn", triton_inputs(x), model_version="1")
+        np.testing.assert_allclose(result.as_numpy("probabilities"), ort_outputs(model_repo, "1", x)["probabilities"], rtol=1e-6)
+        assert text(result.as_numpy("label")).tolist() == ort_outputs(model_repo, "1", x)["label"].tolist()
+        metadata = client.get_model_metadata("churn")
+        assert metadata["versions"] == ["1", "2"] and metadata["parameters"] == {"classes": ["0", "1"]}
+        assert [(t["name"], t["datatype"]) for t in metadata["inputs"]][-2:] == [("contract", "BYTES"), ("payment_method", "BYTES")]
+    # curl's row-oriented form through the proxy
+    row = {"tenure_months": 5, "monthly_charges": 70.0, "total_charges": None, "contract": "weekly", "payment_method": "card"}
+    request = urllib.request.Request(f"{ray_serve.base}/v2/models/churn/infer", data=orjson.dumps([row]))
+    with urllib.request.urlopen(request, timeout=10) as response:
+        outputs = {o["name"]: o["data"] for o in orjson.loads(response.read())["outputs"]}
+    assert len(outputs["probabilities"]) == 2 and outputs["label"][0] in ("0", "1")
     status = serve.status().applications["churn"]
     assert list(status.deployments) == [SERVE_DEPLOYMENT]
 
@@ -158,21 +170,22 @@ def test_64_clients_thousands_of_requests_through_the_proxy_zero_5xx(ray_serve):
     """tests/serving/test_load.py's load (64 clients, one request in 20 malformed) through
     Serve's proxy and a replica: every well-formed request gets its own answer, every
     malformed one a 400, and nothing fails on the server's side."""
-    inputs = np.random.default_rng(17).normal(size=(REQUESTS, WIDTH)).astype(np.float32)
-    expected = ort_outputs(ray_serve.repo, "2", inputs)
+    tensors = load_inputs(REQUESTS, seed=17)
+    expected = ort_outputs(ray_serve.repo, "2", tensors)
     before = scrape(f"{ray_serve.base}/metrics")
 
-    statuses, answers, seconds = asyncio.run(hammer(ray_serve.base, inputs))
+    statuses, answers, seconds = asyncio.run(hammer(ray_serve.base, tensors))
 
     bad = {i for i in range(REQUESTS) if i % BAD_EVERY == 0}
     assert [s for s in statuses if s >= 500] == []
     assert {i for i, s in enumerate(statuses) if s == 400} == bad
     assert set(answers) == set(range(REQUESTS)) - bad
     for i, answer in answers.items():  # each request got its own rows back out of the batch
-        np.testing.assert_allclose(answer, expected[i], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(answer["probabilities"], expected["probabilities"][i], rtol=1e-5, atol=1e-6)
+        assert answer["label"] == expected["label"][i, 0]
 
     # ... and the server keeps serving (the malformed requests broke nothing)
-    one = urllib.request.Request(f"{ray_serve.base}/v2/models/churn/infer", data=payload(inputs[1:2]))
+    one = urllib.request.Request(f"{ray_serve.base}/v2/models/churn/infer", data=payload(take_rows(tensors, slice(1, 2))))
     with urllib.request.urlopen(one, timeout=10) as response:
         assert response.status == 200
     with urllib.request.urlopen(f"{ray_serve.base}/v2/health/ready", timeout=10) as response:
@@ -200,8 +213,8 @@ def test_metrics_on_the_app_and_through_rays_exporter(ray_serve):
     good, malformed = 40, 3
 
     async def send() -> list[int]:
-        x = np.random.default_rng(23).normal(size=(good, WIDTH)).astype(np.float32)
-        bodies = [payload(x[i : i + 1]) for i in range(good)] + [b'{"inputs": ['] * malformed
+        x = inputs(good, seed=23)
+        bodies = [payload(take_rows(x, slice(i, i + 1))) for i in range(good)] + [b'{"inputs": ['] * malformed
         async with aiohttp.ClientSession() as session:
 
             async def post(body: bytes) -> int:

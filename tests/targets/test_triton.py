@@ -48,11 +48,12 @@ def test_every_variant(recipe):
     assert config.name == recipe.name
     assert config.platform == triton.PLATFORMS[serving.format]
     assert config.max_batch_size == serving.max_batch_size > 0
+    types = {"FP32": mc.DataType.TYPE_FP32, "BYTES": mc.DataType.TYPE_STRING}
     assert [(t.name, t.data_type, list(t.dims)) for t in config.input] == [
-        (signature.input.name, mc.DataType.TYPE_FP32, [signature.input.width])
+        (t.name, types[t.dtype], [1]) for t in signature.inputs
     ]
     assert [(t.name, t.data_type, list(t.dims)) for t in config.output] == [
-        (signature.output.name, mc.DataType.TYPE_FP32, [signature.output.width])
+        (t.name, types[t.dtype], [t.width]) for t in signature.outputs
     ]
     kind = {"cpu": mc.ModelInstanceGroup.KIND_CPU, "gpu": mc.ModelInstanceGroup.KIND_GPU}[serving.instances.kind]
     assert [(g.count, g.kind) for g in config.instance_group] == [(serving.instances.count, kind)]
@@ -68,10 +69,15 @@ def test_churn():
     assert config.platform == "onnxruntime_onnx"
     assert config.default_model_filename == "model.onnx"
     assert config.max_batch_size == 32
-    (inp,) = config.input
-    assert (inp.name, inp.data_type, list(inp.dims)) == ("features", mc.DataType.TYPE_FP32, [13])
-    (out,) = config.output
-    assert (out.name, out.data_type, list(out.dims)) == ("probabilities", mc.DataType.TYPE_FP32, [2])
+    fp32, text = mc.DataType.TYPE_FP32, mc.DataType.TYPE_STRING
+    assert [(t.name, t.data_type, list(t.dims)) for t in config.input] == [
+        ("tenure_months", fp32, [1]), ("monthly_charges", fp32, [1]), ("total_charges", fp32, [1]),
+        ("support_calls", fp32, [1]), ("num_products", fp32, [1]), ("senior_citizen", fp32, [1]),
+        ("contract", text, [1]), ("payment_method", text, [1]),
+    ]
+    assert [(t.name, t.data_type, list(t.dims)) for t in config.output] == [
+        ("probabilities", fp32, [2]), ("label", text, [1]),
+    ]
     assert list(config.dynamic_batching.preferred_batch_size) == [8, 16, 32]
     assert config.dynamic_batching.max_queue_delay_microseconds == 500
     (group,) = config.instance_group
@@ -80,28 +86,28 @@ def test_churn():
     assert config.version_policy.latest.num_versions == 2
     (warmup,) = config.model_warmup
     assert warmup.batch_size == 1
-    assert list(warmup.inputs) == ["features"]
-    sample = warmup.inputs["features"]
-    assert (sample.data_type, list(sample.dims), sample.zero_data) == (mc.DataType.TYPE_FP32, [13], True)
+    assert sorted(warmup.inputs) == sorted(t.name for t in config.input)  # every input, zeros or ""
+    samples = [(warmup.inputs[t.name].data_type, list(warmup.inputs[t.name].dims), warmup.inputs[t.name].zero_data)
+               for t in config.input]
+    assert samples == [(t.data_type, [1], True) for t in config.input]
 
 
-def test_churn_input_width_is_the_data_files_one_hot_width():
+def test_churn_inputs_are_the_data_files_feature_columns():
     data = yaml.safe_load((REPO / "recipes" / "data" / "churn_csv.yaml").read_text())
-    numeric = [f for f in data["features"] if f not in data["categorical"]]
-    one_hot = [data["expectations"]["columns"][c]["in_set"] for c in data["categorical"]]
-    assert (len(numeric), [len(c) for c in one_hot]) == (6, [3, 4])
     _, config = only_config(load_variant("churn-dev"))
-    assert list(config.input[0].dims) == [6 + 3 + 4]
+    assert [t.name for t in config.input] == data["features"]
+    text = [t.name for t in config.input if t.data_type == mc.DataType.TYPE_STRING]
+    assert text == data["categorical"]
 
 
 def test_torchscript_gpu():
     _, config = only_config(load_variant("churn-torchscript-gpu"))
     assert config.platform == "pytorch_libtorch"
     assert config.default_model_filename == "model.pt"
-    assert [(t.name, list(t.dims)) for t in config.input] == [("INPUT__0", [13])]
-    assert [(t.name, list(t.dims)) for t in config.output] == [("OUTPUT__0", [2])]
+    assert [t.name for t in config.input][:2] == ["tenure_months", "monthly_charges"]  # forward()'s arguments
+    assert [(t.name, list(t.dims)) for t in config.output] == [("probabilities__0", [2]), ("label__1", [1])]
     assert [g.kind for g in config.instance_group] == [mc.ModelInstanceGroup.KIND_GPU]
-    assert list(config.model_warmup[0].inputs) == ["INPUT__0"]
+    assert len(config.model_warmup[0].inputs) == 8
 
 
 @pytest.mark.parametrize("variant", ["support-dev", "support-prod", "churn-ray-serve"])
@@ -123,10 +129,10 @@ def test_without_batching_dims_are_full_shapes_and_no_batcher():
     recipe = api.load_recipe("churn", overrides=overrides, project=REPO).recipe
     _, config = only_config(recipe)
     assert config.max_batch_size == 0
-    assert list(config.input[0].dims) == [-1, 13]
-    assert list(config.output[0].dims) == [-1, 2]
+    assert {tuple(t.dims) for t in config.input} == {(-1, 1)}
+    assert [list(t.dims) for t in config.output] == [[-1, 2], [-1, 1]]
     assert not config.HasField("dynamic_batching")
-    assert list(config.model_warmup[0].inputs["features"].dims) == [1, 13]
+    assert list(config.model_warmup[0].inputs["contract"].dims) == [1, 1]
 
 
 def test_regression_specific_versions_no_warmup():
@@ -198,7 +204,7 @@ def test_template_typo_raises_instead_of_rendering_empty():
             template.render(partial)
     # Same for a misspelled attribute inside the template.
     with pytest.raises(jinja2.UndefinedError, match="nmae"):
-        triton.environment().from_string("name: {{ input.nmae | pbstr }}").render(context)
+        triton.environment().from_string("name: {{ inputs[0].nmae | pbstr }}").render(context)
 
 
 # --- the vendored upstream proto -----------------------------------------------------------

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from framework.errors import Location, MlopsError, Problem
+from framework.runtime.features import category_key
 from framework.runtime.monitor.reference import Reference
 
 NO_CATEGORY = None  # a one-hot row with no column set: a null or unseen category
@@ -61,13 +62,11 @@ def from_request_log(recipe, state_dir: Path, reference: Reference, window_s: fl
             raise _fail(None, f"the request log in {folder} has no column '{name}': it was written for another model signature")
         frame[name] = logged[name].astype("float64")
     for name, categories in reference.schema["categorical"].items():
-        columns = [f"{name}={c}" for c in categories]
-        missing = [c for c in columns if c not in logged]
-        if missing:
-            raise _fail(None, f"the request log in {folder} has no column '{missing[0]}': it was written for another model signature")
-        hot = logged[columns].to_numpy()
-        picked = np.asarray(categories, dtype=object)[hot.argmax(axis=1)] if len(hot) else np.asarray([], dtype=object)
-        frame[name] = np.where(hot.max(axis=1, initial=0) > 0.5, picked, NO_CATEGORY) if len(hot) else picked
+        if name not in logged:
+            raise _fail(None, f"the request log in {folder} has no column '{name}': it was written for another model signature")
+        # The logged text is what the client sent; the model encodes any other value as no category.
+        known = set(categories)
+        frame[name] = [value if value in known else NO_CATEGORY for value in logged[name].astype(str)]
     notes = [f"{len(frame)} served rows of {window} from {len(files)} request-log file(s)"]
     same_version = logged["version"].astype(str) == str(reference.version) if "version" in logged else None
     for name in reference.prediction:
@@ -144,7 +143,7 @@ def _numeric(values: pd.Series, name: str, where: str) -> pd.Series:
 
 
 def _categorical(values: pd.Series, name: str, categories: list[str], where: str) -> pd.Series:
-    text = values.map(lambda v: NO_CATEGORY if _is_null(v) else str(v))
+    text = values.map(lambda v: NO_CATEGORY if _is_null(v) else category_key(v))
     present = set(text.dropna())
     numeric_now = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     if present and numeric_now and not present & set(categories) and not _numbers(categories):
@@ -176,7 +175,7 @@ def predict(reference: Reference, recipe, state_dir: Path, table: pd.DataFrame) 
     uri = tracking.tracking_uri(recipe, state_dir)
     folder = Path(state_dir) / "monitor" / "models" / config.name / str(reference.version)
     path = fetch_version(tracking.client(uri), uri, recipe.registered_model, str(reference.version), config.model_filename, folder)
-    return run_model(model_runner(path, config), config, reference.pipeline().transform(table))
+    return run_model(model_runner(path, config), config, reference.pipeline().raw_inputs(table))
 
 
 __all__ = ["Current", "from_request_log", "from_file", "read_table", "predict"]

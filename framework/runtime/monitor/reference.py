@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from framework.errors import MlopsError, Problem
+from framework.runtime.features import category_key
 
 REFERENCE_ROWS = 100_000
 ARTIFACT_DIR = "reference"
@@ -68,7 +69,7 @@ def output_columns(recipe) -> list[str]:
     """The request log's names of the model's output columns (request_log.py)."""
     from framework.signature import model_signature
 
-    output = model_signature(recipe).output
+    output = model_signature(recipe).scores  # the label output is derived from these
     return [output.name] if output.width == 1 else [f"{output.name}_{j}" for j in range(output.width)]
 
 
@@ -95,7 +96,8 @@ def source_columns(recipe, root: Path) -> list[str]:
 
 
 def build(recipe, pipeline, train_df: pd.DataFrame, outputs_fn, root: Path, seed: int = 0) -> tuple[pd.DataFrame, dict]:
-    """(reference frame, schema); `outputs_fn(x)` runs the trained model on encoded rows."""
+    """(reference frame, schema); `outputs_fn(x)` runs the trained model on encoded rows
+    (the same scores the served graph gives on the raw columns: export's parity)."""
     sample = train_df
     if len(train_df) > REFERENCE_ROWS:
         sample = train_df.sample(n=REFERENCE_ROWS, random_state=seed).reset_index(drop=True)
@@ -108,7 +110,7 @@ def build(recipe, pipeline, train_df: pd.DataFrame, outputs_fn, root: Path, seed
     schema = {
         "format_version": FORMAT_VERSION,
         "numeric": list(pipeline.numeric),
-        "categorical": {name: [str(c) for c in values] for name, values in pipeline.categorical.items()},
+        "categorical": {name: [category_key(c) for c in values] for name, values in pipeline.categorical.items()},
         "target": pipeline.target,
         "task": pipeline.task,
         "outputs": names,
@@ -134,7 +136,7 @@ def _categories_as_text(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
     """Categorical columns as strings (nulls kept): parquet needs one type per column."""
     out = frame.copy()
     for name in schema["categorical"]:
-        out[name] = out[name].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+        out[name] = out[name].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else category_key(v))
     return out
 
 

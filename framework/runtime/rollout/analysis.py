@@ -5,6 +5,10 @@ fewer than `min_requests` (nothing is judged on too little traffic), else False 
 the failed checks as reasons, or True with the checks it passed. Checks: error rate
 (5xx share) <= max_error_rate, p99 latency <= max_latency_p99_ms, and for shadow
 rollouts the share of mirrored requests where both models agree >= min_agreement.
+
+`bandit_verdict` is a bandit's decision once its analysis passed: the posterior
+P(candidate beats champion) against `rollout.promote_probability`, with None as a
+decision of its own (inconclusive: the champion stays).
 """
 
 from __future__ import annotations
@@ -60,4 +64,57 @@ def analyse(stats: Stats, analysis, min_agreement: float | None = None) -> Verdi
     return Verdict(False, failed) if failed else Verdict(True, passed)
 
 
-__all__ = ["Verdict", "analyse"]
+def _probability(p: float, *thresholds: float) -> str:
+    """p in percent, one decimal, more where one decimal would print a threshold it is not."""
+    for digits in range(1, 5):
+        text = f"{p * 100:.{digits}f}"
+        if all(abs(p - t) < 1e-9 or text != f"{t * 100:.{digits}f}" for t in thresholds):
+            break
+    return f"{text}%"
+
+
+def _threshold(t: float) -> str:
+    text = f"{t * 100:.4f}".rstrip("0")
+    return f"{text}0%" if text.endswith(".") else f"{text}%"
+
+
+def bandit_verdict(
+    p_better: float,
+    promote_probability: float,
+    champion: str,
+    candidate: str,
+    rewards: dict[str, tuple[float, float]] | None = None,
+) -> Verdict:
+    """A bandit's decision from `p_better` = P(candidate's reward rate > champion's) under
+    the Beta posteriors: True (promote) when p_better >= promote_probability, False (roll
+    back) when 1 - p_better >= it, None (inconclusive: the champion stays) in between.
+
+    `rewards` ({version: (successes, failures)}, the counts behind the posteriors): when
+    every reward on both arms was the same (reward: success and no request failed),
+    p_better is a function of the traffic split alone, which the bandit chose itself
+    (Beta(n + 1, 1) against Beta(m + 1, 1) gives (n + 1) / (n + m + 2)): inconclusive."""
+    t = promote_probability
+    name = f"P(version {candidate} beats version {champion})"
+    shown = f"{name} = {_probability(p_better, t, 1.0 - t)}"
+    if rewards is not None:
+        counts = {v: rewards.get(v, (0.0, 0.0)) for v in (champion, candidate)}
+        served = {v: s + f for v, (s, f) in counts.items()}
+        if not any(served.values()):
+            return Verdict(None, ["inconclusive: no reward reached the bandit (reward: feedback counts only what the "
+                                  "feedback route receives); the champion stays"])
+        for value, index in ((1, 1), (0, 0)):  # all successes (index 1: no failure), or all failures
+            if all(c[index] == 0 for c in counts.values()):
+                return Verdict(None, [
+                    f"inconclusive: every request on both versions got reward {value} ({served[champion]:g} on "
+                    f"version {champion}, {served[candidate]:g} on version {candidate}), so {shown} reflects only "
+                    f"how the bandit split the traffic; the champion stays"
+                ])
+    if p_better >= t:
+        return Verdict(True, [f"{shown} >= {_threshold(t)} (rollout.promote_probability)"])
+    if 1.0 - p_better >= t:
+        return Verdict(False, [f"{shown} <= {_threshold(1.0 - t)} (1 - rollout.promote_probability)"])
+    return Verdict(None, [f"inconclusive: {shown}, needs >= {_threshold(t)} to promote or <= {_threshold(1.0 - t)} "
+                          f"to roll back; the champion stays"])
+
+
+__all__ = ["Verdict", "analyse", "bandit_verdict"]

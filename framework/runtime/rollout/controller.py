@@ -13,9 +13,10 @@ judges it (analysis.py). So a local rollout takes seconds. Per strategy:
   promotes.
 * shadow: mirror `mirror_percent` of the traffic until min_requests shadow runs came
   back; the analysis adds `min_agreement`.
-* bandit: Thompson sampling until each arm has served min_requests; the candidate is
-  promoted when its analysis passes and the bandit does not prefer the champion with
-  95% confidence (P(champion is the better arm) >= 0.95 rolls back).
+* bandit: Thompson sampling until each arm has served min_requests; a failing analysis
+  rolls back, else the posterior decides (analysis.bandit_verdict): P(candidate beats
+  champion) >= `promote_probability` promotes, <= 1 - it rolls back, in between the
+  rollout ends inconclusive: no alias moves, the champion keeps all traffic.
 * blue_green: preview traffic (the recipe's header) to the candidate until
   min_requests, analyse; passing switches all traffic and promotes when
   `auto_promote`, else the rollout waits (status paused) for `mlops rollout promote`.
@@ -24,6 +25,8 @@ A step that cannot collect min_requests within its budget (`budget_factor` times
 requests its share should need) is inconclusive and rolls back. Promote: MLflow alias
 `champion` -> candidate and the router sends everything to it; roll back: alias
 `rejected` -> candidate, champion unchanged, the router sends everything to the
+champion; a bandit's inconclusive end moves no alias (the candidate keeps `candidate`,
+so `mlops rollout promote|rollback` can still decide) and sends everything to the
 champion. The record: `.mlops/rollouts/<recipe>/<env>.json` (state.py).
 """
 
@@ -37,10 +40,10 @@ from typing import Any, Callable, Mapping
 
 from framework.errors import MlopsError, Problem
 from framework.runtime.rollout import state as st
-from framework.runtime.rollout.analysis import Verdict, analyse
+from framework.runtime.rollout.analysis import Verdict, analyse, bandit_verdict
 from framework.runtime.rollout.stats import Stats
 
-BANDIT_CONFIDENCE = 0.95
+BANDIT_DRAWS = 200_000  # Monte Carlo draws behind the decision: a standard error under 0.12 points
 ADVANCE = "local: steps advance by request counts (analysis.min_requests per step), not by the recipe's durations"
 
 Traffic = Callable[..., Any]  # traffic(n, headers=None): send n requests, return once answered
@@ -53,7 +56,7 @@ class RolloutResult:
     strategy: str
     champion: str | None  # before the rollout
     candidate: str | None
-    decision: str  # promoted | rolled_back | paused | unchanged
+    decision: str  # promoted | rolled_back | inconclusive (bandit: the champion stays) | paused | unchanged
     reasons: list[str] = field(default_factory=list)
     verdicts: list[dict] = field(default_factory=list)
     requests: int = 0
@@ -158,24 +161,23 @@ class Controller:
         self.state.update(step=1)
         floor = max(self.rollout.min_percent / 100.0, 0.01)
         verdict, stats = self._window(self.candidate, floor, both_arms=True)
-        best = self.router.prob_best(20000)
         weights = self.router.weights(self.model)
         self.state["weight"] = round(weights.get(self.candidate, 0.0) * 100.0, 2)
-        champion_best = best.get(self.champion, 0.0)
-        if verdict.passed:
-            if champion_best >= BANDIT_CONFIDENCE:
-                verdict = Verdict(False, [
-                    f"the bandit prefers the champion: P(version {self.champion} is the better arm) = "
-                    f"{champion_best * 100:.1f}% >= {BANDIT_CONFIDENCE * 100:.0f}%"
-                ])
-            else:
-                verdict = Verdict(True, [*verdict.reasons, f"P(version {self.candidate} is the better arm) = "
-                                                            f"{best.get(self.candidate, 0.0) * 100:.1f}%"])
+        health = verdict
+        if health.passed:  # a failing (or starved) analysis rolls back before the posterior is asked
+            p_better = self.router.prob_best(BANDIT_DRAWS, fresh=True)[self.candidate]
+            call = bandit_verdict(p_better, self.rollout.promote_probability, self.champion, self.candidate,
+                                  self.router.rewards())
+            # the posterior's line first: it decides; the passed checks follow unless it rolls back
+            verdict = Verdict(call.passed, call.reasons + (health.reasons if call.passed is not False else []))
         self._record(verdict, stats, f"bandit (candidate {self.state['weight']:g}% of traffic)", step=1,
                      weight=self.state["weight"])
-        if not verdict.passed:
-            return self._rollback([f"bandit: {r}" for r in verdict.reasons])
-        return self._promote([f"bandit: {r}" for r in verdict.reasons])
+        reasons = [f"bandit: {r}" for r in verdict.reasons]
+        if verdict.passed:
+            return self._promote(reasons)
+        if verdict.passed is None and health.passed:
+            return self._keep_champion(reasons)
+        return self._rollback(reasons)
 
     def _blue_green(self) -> RolloutResult:
         self.state.update(step=1, weight=0.0)
@@ -251,8 +253,7 @@ class Controller:
         }
         self.state["verdicts"].append(entry)
         st.write_state(self.state_path, self.state)
-        outcome = {True: "passed", False: "failed", None: "inconclusive"}[verdict.passed]
-        self.on_event(f"rollout {label}: {outcome}: {'; '.join(verdict.reasons)}")
+        self.on_event(f"rollout {label}: {st.verdict_text(verdict.passed, verdict.reasons)}")
 
     # --- decisions ---------------------------------------------------------------------
     def _promote(self, reasons: list[str]) -> RolloutResult:
@@ -271,6 +272,15 @@ class Controller:
         self.state["weight"] = 0.0
         return self._finish("rolled_back", "rollback", reasons)
 
+    def _keep_champion(self, reasons: list[str]) -> RolloutResult:
+        """Inconclusive evidence: no alias moves. `candidate` stays on the version, so
+        `mlops rollout promote|rollback` can still settle it by hand (clearing it would
+        leave both commands nothing to act on), and the next apply moves it anyway."""
+        st.mark_inconclusive(self.recipe.registered_model, self.candidate, uri=self.uri)
+        self.router.finish(self.champion)
+        self.state["weight"] = 0.0
+        return self._finish("inconclusive", "inconclusive", reasons)
+
     def _finish(self, status: str, decision: str | None, reasons: list[str]) -> RolloutResult:
         self.state.update(status=status, decision=decision, reasons=reasons, requests=self.sent,
                           decided_by="controller" if decision else None,
@@ -278,6 +288,7 @@ class Controller:
         st.write_state(self.state_path, self.state)
         verb = {"promoted": f"promoted version {self.candidate} to champion",
                 "rolled_back": f"rolled back version {self.candidate}; champion stays version {self.champion}",
+                "inconclusive": f"inconclusive for version {self.candidate}; champion stays version {self.champion}",
                 "paused": f"version {self.candidate} passed its preview; waiting for `mlops rollout promote`"}[status]
         self.on_event(f"rollout {self.rollout.strategy}: {verb}")
         return RolloutResult(
@@ -302,16 +313,16 @@ def _record_only(recipe, state_path: Path, champion, candidate, status, decision
 
 
 def validation_rows(recipe, root: Path):
-    """(features, labels) of the validation rows of the recipe's data: the features in
-    the model signature's layout, the labels as training saw them (class indices or
-    values), through the split and the feature pipeline training used."""
+    """(request tensors, labels) of the validation rows of the recipe's data: the raw
+    columns as a client sends them (the model signature's inputs), the labels as training
+    saw them (class indices or values), through the split training used."""
     from framework.runtime import data, splitting
     from framework.runtime.features import FeaturePipeline
 
     frame = data.load_table(recipe, Path(root))
     train_df, val_df = (part.reset_index(drop=True) for part in splitting.split(recipe, frame))
     pipeline = FeaturePipeline.fit(recipe, train_df)
-    return pipeline.transform(val_df), pipeline.targets(val_df)
+    return pipeline.raw_inputs(val_df), pipeline.targets(val_df)
 
 
 def validation_features(recipe, root: Path):
@@ -439,6 +450,8 @@ def summary(result: RolloutResult) -> str:
     head = {
         "promoted": f"promoted version {result.candidate} to champion",
         "rolled_back": f"rolled back version {result.candidate} (alias rejected); champion stays version {result.champion}",
+        "inconclusive": (f"inconclusive: champion stays version {result.champion}; version {result.candidate} keeps "
+                         f"alias candidate (decide by hand: `mlops rollout promote|rollback {result.recipe}`)"),
         "paused": f"version {result.candidate} passed its preview; run `mlops rollout promote {result.recipe}` to switch",
         "unchanged": f"nothing to roll out: version {result.candidate} is already the champion",
     }[result.decision]

@@ -2,11 +2,13 @@
 no version: `mlops serve` and the Ray Serve replicas, from the registry's aliases and
 the rollout record (state.py).
 
-* A rollout in progress (the candidate is neither the champion nor rejected: apply was
-  stopped mid-rollout, or a blue/green preview waits for `mlops rollout promote`): the
-  recipe's router between champion and candidate, a canary at its recorded weight (its
-  first step when none was recorded), so serving again carries on where it stood.
-* Otherwise everything goes to the champion.
+* A rollout in progress (the candidate is neither the champion nor rejected, and its
+  rollout did not end inconclusive: apply was stopped mid-rollout, or a blue/green
+  preview waits for `mlops rollout promote`): the recipe's router between champion and
+  candidate, a canary at its recorded weight (its first step when none was recorded),
+  so serving again carries on where it stood.
+* Otherwise everything goes to the champion: also after a bandit that ended
+  inconclusive, which keeps alias `candidate` for a decision by hand.
 * No champion, or its version not loaded: the newest loaded version.
 """
 
@@ -56,9 +58,11 @@ def live_plan(recipe, state_dir: Path) -> LivePlan:
         strategy != "direct" and champion is not None and candidate is not None
         and candidate != champion and candidate != found[st.ALIAS_REJECTED]
     )
+    record = (st.read_state(st.state_path(state_dir, recipe.name, recipe.environment)) or {}) if in_progress else {}
+    if record.get("candidate") == candidate and record.get("status") == "inconclusive":
+        in_progress = False  # the rollout ended: the champion stays until a person decides
     weight = 0.0
     if in_progress and strategy == "canary":
-        record = st.read_state(st.state_path(state_dir, recipe.name, recipe.environment)) or {}
         recorded = record.get("candidate") == candidate and record.get("weight") is not None
         weight = float(record["weight"]) if recorded else float(recipe.rollout.steps[0])
     return LivePlan(model_name(recipe), champion, candidate if in_progress else None, strategy, weight)

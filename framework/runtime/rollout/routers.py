@@ -291,13 +291,21 @@ class BanditRouter(_Counting):
         self.successes[i] += reward
         self.failures[i] += 1.0 - reward
 
-    def prob_best(self, draws: int = MC_DRAWS) -> dict[str, float]:
-        """P(arm has the highest reward rate) under the posteriors (Monte Carlo)."""
+    def prob_best(self, draws: int = MC_DRAWS, *, fresh: bool = False) -> dict[str, float]:
+        """P(arm has the highest reward rate) under the posteriors (Monte Carlo). With
+        `fresh`, the draws come from a new generator seeded like the router's: equal
+        posteriors then give an equal answer, however often weights() ran before (the
+        controller's decision)."""
         alpha = np.asarray(self.successes) + 1.0
         beta = np.asarray(self.failures) + 1.0
-        samples = self._mc.beta(alpha, beta, size=(draws, len(self.arms)))
+        rng = _seeded(self.seed, 3) if fresh else self._mc
+        samples = rng.beta(alpha, beta, size=(draws, len(self.arms)))
         wins = np.bincount(samples.argmax(axis=1), minlength=len(self.arms)) / draws
         return {arm: float(p) for arm, p in zip(self.arms, wins)}
+
+    def rewards(self) -> dict[str, tuple[float, float]]:
+        """(successes, failures) behind each arm's posterior."""
+        return {arm: (s, f) for arm, s, f in zip(self.arms, self.successes, self.failures)}
 
     def _weights(self) -> dict[str, float]:
         best = self.prob_best()

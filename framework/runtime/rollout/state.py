@@ -4,15 +4,17 @@ Record: `<state_dir>/rollouts/<recipe>/<env>.json`, rewritten atomically (a hidd
 file, then a rename) at the start, after each verdict and at the decision:
 
     {"recipe", "env", "registered_model", "model", "strategy", "champion", "candidate",
-     "status": running | paused | promoted | rolled_back | unchanged,
+     "status": running | paused | promoted | rolled_back | inconclusive | unchanged,
      "step", "steps", "weight", "verdicts": [{step, weight, passed, reasons, candidate,
-     champion, requests, at}], "decision": promote | rollback | null, "decided_by",
+     champion, requests, at}], "decision": promote | rollback | inconclusive | null, "decided_by",
      "reasons", "requests", "started_at", "updated_at", "finished_at", "advance"}
 
 Registry (MLflow aliases of the registered model): promote points `champion` at the
 candidate (and clears `rejected` when it named it); roll back points `rejected` at the
 candidate and leaves `champion` (and `candidate`) where they are, so a person can still
-promote it by hand. Each also tags the version `mlops.rollout` = promoted | rejected.
+promote it by hand. A bandit whose evidence is inconclusive moves no alias: the champion
+stays, and so does `candidate`, for a person to promote or roll back. Each also tags the
+version `mlops.rollout` = promoted | rejected | inconclusive.
 """
 
 from __future__ import annotations
@@ -87,8 +89,15 @@ def reject_version(name: str, version: str, *, uri: str) -> None:
     tracking.client(uri).set_model_version_tag(name, str(version), TAG_ROLLOUT, "rejected")
 
 
+def mark_inconclusive(name: str, version: str, *, uri: str) -> None:
+    """Tag only: the aliases stay where they are."""
+    from framework.runtime import tracking
+
+    tracking.client(uri).set_model_version_tag(name, str(version), TAG_ROLLOUT, "inconclusive")
+
+
 __all__ = [
-    "state_path", "read_state", "write_state", "now", "aliases", "promote_version", "reject_version",
+    "state_path", "read_state", "write_state", "now", "aliases", "promote_version", "reject_version", "mark_inconclusive",
     "ALIAS_CHAMPION", "ALIAS_CANDIDATE", "ALIAS_REJECTED", "TAG_ROLLOUT",
 ]
 
@@ -117,6 +126,14 @@ def record_manual(path: Path, recipe, champion: str | None, candidate: str, acti
     return record
 
 
+def verdict_text(passed: bool | None, reasons: list[str]) -> str:
+    """'passed|failed|inconclusive: reason; reason', the outcome not repeated when the
+    first reason names it already (a bandit's 'inconclusive: P(...) ...')."""
+    outcome = {True: "passed", False: "failed", None: "inconclusive"}[passed]
+    text = "; ".join(reasons)
+    return text if text.startswith(f"{outcome}:") else f"{outcome}: {text}"
+
+
 def describe(record: dict[str, Any] | None) -> list[str]:
     """`mlops rollout status` lines for a state file's record."""
     if record is None:
@@ -132,12 +149,13 @@ def describe(record: dict[str, Any] | None) -> list[str]:
     verdicts = record.get("verdicts") or []
     if verdicts:
         last = verdicts[-1]
-        outcome = {True: "passed", False: "failed", None: "inconclusive"}[last.get("passed")]
-        lines.append(f"verdict:   step {last.get('step')} {outcome}: {'; '.join(last.get('reasons') or [])}")
+        lines.append(f"verdict:   step {last.get('step')} {verdict_text(last.get('passed'), last.get('reasons') or [])}")
     else:
         lines.append("verdict:   none")
     if record.get("decision"):
         lines.append(f"decision:  {record['decision']} by {record.get('decided_by')} at {record.get('finished_at')}")
+        if record["decision"] == "inconclusive":
+            lines.append("           the champion stays; `mlops rollout promote|rollback` decides by hand")
     else:
         lines.append("decision:  none yet")
     return lines

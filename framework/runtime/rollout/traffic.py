@@ -52,25 +52,24 @@ def reward_for(task: str, labels: np.ndarray) -> Reward:
     return lambda outputs, rows: float(np.mean(np.clip(1.0 - np.abs(outputs.reshape(len(rows)) - rows) / scale, 0.0, 1.0)))
 
 
-def infer_body(rows: np.ndarray, input_name: str = "features") -> bytes:
+def infer_body(inputs: dict[str, np.ndarray]) -> bytes:
+    """A KServe v2 JSON body of request tensors ({column: [rows, 1]})."""
     import orjson
 
-    rows = np.ascontiguousarray(rows, dtype=np.float32)
-    return orjson.dumps(
-        {"inputs": [{"name": input_name, "shape": list(rows.shape), "datatype": "FP32", "data": rows.reshape(-1).tolist()}]}
-    )
+    from framework.runtime.serving.protocol import request_inputs
+
+    return orjson.dumps({"inputs": request_inputs(inputs)})
 
 
 def send_infer_requests(
     url: str,
     model: str,
-    features: np.ndarray,
+    inputs: dict[str, np.ndarray],
     n: int,
     *,
     concurrency: int = 4,
     headers: Mapping[str, str] | None = None,
     rows_per_request: int = 1,
-    input_name: str = "features",
     seed: int = 0,
     timeout: float = 30.0,
     labels: np.ndarray | None = None,
@@ -78,18 +77,21 @@ def send_infer_requests(
 ) -> TrafficReport:
     """Send `n` infer requests to `http://<url>/v2/models/<model>/infer` (url: host:port,
     as EmbeddedServer.url gives it), each `rows_per_request` rows drawn at random from
-    `features` ([rows, width], the model signature's layout), from `concurrency` threads;
-    returns once every request has been answered (and, with `labels` and `reward`,
-    each 200 answer's reward posted to `/v2/models/<model>/versions/<v>/feedback`)."""
-    features = np.asarray(features, dtype=np.float32)
-    if features.ndim != 2 or len(features) == 0:
-        raise ValueError(f"features must be a non-empty [rows, width] matrix, got shape {features.shape}")
+    `inputs` (request tensors of raw rows, {column: [rows, 1]}: FeaturePipeline.
+    raw_inputs), from `concurrency` threads; returns once every request has been
+    answered (and, with `labels` and `reward`, each 200 answer's reward posted to
+    `/v2/models/<model>/versions/<v>/feedback`)."""
+    from framework.runtime.serving.protocol import take_rows
+
+    total = len(next(iter(inputs.values()))) if inputs else 0
+    if total == 0:
+        raise ValueError("inputs must hold at least one row")
     report = TrafficReport()
     if n <= 0:
         return report
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(features), size=(n, rows_per_request))
-    bodies = [infer_body(features[rows], input_name) for rows in picks]
+    picks = rng.integers(0, total, size=(n, rows_per_request))
+    bodies = [infer_body(take_rows(inputs, rows)) for rows in picks]
     host, _, port = url.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
     path = f"/v2/models/{model}/infer"
@@ -169,10 +171,10 @@ def _post_feedback(connection: http.client.HTTPConnection, path: str, score: flo
 
 class SyntheticTraffic:
     """`traffic(n, headers=None)` for the controller: n requests to one served model,
-    rows from `features`; each call draws new rows (its own seed)."""
+    rows from `inputs` (request tensors); each call draws new rows (its own seed)."""
 
-    def __init__(self, url: str, model: str, features: np.ndarray, *, concurrency: int = 4, seed: int = 0, **options):
-        self.url, self.model, self.features = url, model, features
+    def __init__(self, url: str, model: str, inputs: dict[str, np.ndarray], *, concurrency: int = 4, seed: int = 0, **options):
+        self.url, self.model, self.inputs = url, model, inputs
         self.concurrency = concurrency
         self.seed = seed
         self.options = options
@@ -185,7 +187,7 @@ class SyntheticTraffic:
             self.calls += 1
             seed = self.seed + self.calls
         done = send_infer_requests(
-            self.url, self.model, self.features, n, concurrency=self.concurrency, headers=headers, seed=seed, **self.options
+            self.url, self.model, self.inputs, n, concurrency=self.concurrency, headers=headers, seed=seed, **self.options
         )
         with self._lock:
             self.report.merge(done)

@@ -396,13 +396,16 @@ def run_inline(batch_seconds: float) -> bool:
 
 
 def agree(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
-    """Two models agree: the same top class per row (outputs wider than one column),
-    else every value within 1e-3 absolute + 1e-3 relative."""
+    """Two models agree: the same text (labels), the same top class per row (outputs
+    wider than one column), else every value within 1e-3 absolute + 1e-3 relative."""
     for name, x in a.items():
         y = b.get(name)
         if y is None or x.shape != y.shape:
             return False
-        if x.ndim >= 2 and x.shape[-1] > 1:
+        if x.dtype == object or y.dtype == object:  # labels: the same text
+            if not np.array_equal(x, y):
+                return False
+        elif x.ndim >= 2 and x.shape[-1] > 1:
             if not np.array_equal(x.argmax(axis=-1), y.argmax(axis=-1)):
                 return False
         elif not np.allclose(x, y, rtol=1e-3, atol=1e-3):

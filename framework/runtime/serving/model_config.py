@@ -409,8 +409,10 @@ def config_from_recipe(recipe) -> ModelConfig:
     serving = recipe.serving
     signature = model_signature(recipe)
     batching = serving.max_batch_size > 0
-    dims_in = (signature.input.width,) if batching else signature.input.shape
-    dims_out = (signature.output.width,) if batching else signature.output.shape
+
+    def specs(tensors) -> tuple[TensorSpec, ...]:
+        return tuple(TensorSpec(t.name, t.dtype, (t.width,) if batching else t.shape) for t in tensors)
+
     dynamic = serving.dynamic_batching if batching else None
     policy = getattr(serving, "version_policy", None)
     version_policy: tuple[str, tuple[int, ...]] = ("latest", (2,))  # champion and candidate
@@ -420,8 +422,8 @@ def config_from_recipe(recipe) -> ModelConfig:
         name=model_name(recipe),
         platform=PLATFORMS[serving.format],
         max_batch_size=serving.max_batch_size,
-        inputs=(TensorSpec(signature.input.name, signature.input.dtype, tuple(dims_in)),),
-        outputs=(TensorSpec(signature.output.name, signature.output.dtype, tuple(dims_out)),),
+        inputs=specs(signature.inputs),
+        outputs=specs(signature.outputs),
         dynamic_batching=None if dynamic is None else Batching(
             tuple(sorted(set(dynamic.preferred_batch_sizes))), dynamic.max_queue_delay_us
         ),

@@ -6,7 +6,13 @@ the `Inference-Header-Content-Length` HTTP header. Responses mirror it: an outpu
 sent as bytes when its request entry says `parameters.binary_data: true`, or when the
 request sets `parameters.binary_data_output: true` (what tritonclient.http does when no
 outputs are named). The classification extension (`parameters.classification: k`)
-returns the top k of an output as "score:index" strings.
+returns the top k of an output as "score:index" strings. BYTES tensors travel as JSON
+strings or, in binary, as 4-byte little-endian lengths each followed by UTF-8 bytes; in
+memory they are numpy object arrays of str (what ONNX Runtime's string tensors take).
+
+A body that is a JSON list is the row-oriented form for curl users: one object per
+example keyed by the model's one-value-wide inputs (`[{"tenure_months": 3, "contract":
+"one_year"}]`); the answer is the usual KServe v2 response.
 
 Everything a client can get wrong raises `HttpError` (a 4xx) whose message says what
 to change. The hot path builds no model objects: orjson in, numpy, orjson out.
@@ -65,7 +71,7 @@ class _InputPlan:
         self.full = config.full_shape(spec)
         tail = self.full[1:] if config.batching else None
         self.tail = tail if tail is not None and -1 not in tail else None  # fixed row shape: the fast path
-        self.dtype = NUMPY_DTYPES.get(spec.datatype)
+        self.dtype = TEXT if spec.datatype == "BYTES" else NUMPY_DTYPES.get(spec.datatype)
         self.per_row = 1
         for d in tail or ():
             self.per_row *= d
@@ -104,8 +110,13 @@ def decode_request(body: bytes, header_length: int | None, config: ModelConfig, 
         request = orjson.loads(header)
     except orjson.JSONDecodeError as exc:
         raise HttpError(400, f"malformed JSON in the request body: {exc}") from None
+    if type(request) is list:
+        if header_length is not None:
+            raise HttpError(400, "a row-oriented request (a JSON list of rows) carries no binary data")
+        return _decode_rows(request, config, model)
     if type(request) is not dict:
-        raise HttpError(400, 'the request body must be a JSON object: {"inputs": [{"name", "shape", "datatype", "data"}]}')
+        raise HttpError(400, 'the request body must be a JSON object: {"inputs": [{"name", "shape", "datatype", "data"}]}, '
+                             'or a JSON list of rows: [{"<column>": <value>, ...}]')
     items = request.get("inputs")
     if type(items) is not list or not items:
         raise HttpError(400, "the request has no 'inputs' list: send one entry per model input")
@@ -113,6 +124,7 @@ def decode_request(body: bytes, header_length: int | None, config: ModelConfig, 
     inputs: dict[str, np.ndarray] = {}
     offset = 0
     rows = 1
+    first = None  # (input name, rows) of the first input: every input carries the same examples
     for item in items:
         if type(item) is not dict:
             raise HttpError(400, "each entry of 'inputs' must be an object with name, shape, datatype and data")
@@ -137,11 +149,27 @@ def decode_request(body: bytes, header_length: int | None, config: ModelConfig, 
             count = rows * expected.per_row
         else:
             rows, count = _check_shape(shape, expected, config, name, model)
+        if first is None:
+            first = (name, rows)
+        elif rows != first[1]:
+            raise HttpError(
+                400, f"input '{name}' has {rows} rows but input '{first[0]}' has {first[1]}: every input needs one row per example"
+            )
         dtype = expected.dtype
         if dtype is None:
             raise HttpError(400, f"input '{name}': datatype {datatype} is not supported by this server")
         parameters = item.get("parameters")
         size = parameters.get("binary_data_size") if type(parameters) is dict else None
+        if dtype is TEXT:
+            if size is not None:
+                if type(size) is not int or size < 0 or offset + size > len(binary):
+                    raise HttpError(400, f"input '{name}': binary_data_size {size!r} does not fit the {len(binary) - offset} bytes after the JSON header")
+                array = _bytes_elements(binary[offset : offset + size], count, name)
+                offset += size
+            else:
+                array = _json_text(item.get("data"), name, count)
+            inputs[name] = array.reshape(shape)
+            continue
         if size is not None:
             if type(size) is not int or size < 0:
                 raise HttpError(400, f"input '{name}': binary_data_size must be a non-negative integer")
@@ -212,10 +240,94 @@ def _json_tensor(data: Any, dtype: np.dtype, name: str) -> np.ndarray:
     if not isinstance(data, list):
         raise HttpError(400, f"input '{name}': 'data' must be a list of numbers (flat or nested by shape)")
     try:
-        array = np.array(data, dtype=dtype)
+        array = np.array(data, dtype=dtype)  # null -> NaN for floats (a missing value the model imputes)
     except (ValueError, TypeError):
         raise HttpError(400, f"input '{name}': 'data' must hold only numbers, in equal-length rows when nested") from None
     return array.reshape(-1)
+
+
+TEXT = np.dtype(object)  # BYTES tensors hold Python str (the models' string tensors take str)
+
+
+def _json_text(data: Any, name: str, count: int) -> np.ndarray:
+    """A BYTES input in JSON: a (flat or nested) list of strings."""
+    if not isinstance(data, list):
+        raise HttpError(400, f"input '{name}': 'data' must be a list of strings (BYTES)")
+    flat = np.array(data, dtype=object).reshape(-1) if data and isinstance(data[0], list) else np.array(data, dtype=object)
+    if flat.ndim != 1 or any(type(v) is not str for v in flat):
+        raise HttpError(400, f"input '{name}' is BYTES: 'data' must hold only strings, in equal-length rows when nested")
+    if flat.size != count:
+        raise HttpError(400, f"input '{name}' has {flat.size} values but its shape needs {count}")
+    return flat
+
+
+def _bytes_elements(blob: memoryview, count: int, name: str) -> np.ndarray:
+    """BYTES in the binary extension: each element a 4-byte little-endian length, then its bytes."""
+    out = np.empty(count, dtype=object)
+    position = 0
+    for index in range(count):
+        if position + 4 > len(blob):
+            raise HttpError(400, f"input '{name}': its binary data ends after {index} of {count} strings")
+        (length,) = struct.unpack_from("<I", blob, position)
+        position += 4
+        if position + length > len(blob):
+            raise HttpError(400, f"input '{name}': string {index} claims {length} bytes, past the end of its data")
+        try:
+            out[index] = bytes(blob[position : position + length]).decode("utf-8")
+        except UnicodeDecodeError:
+            raise HttpError(400, f"input '{name}': string {index} is not UTF-8") from None
+        position += length
+    if position != len(blob):
+        raise HttpError(400, f"input '{name}': {len(blob) - position} bytes follow its {count} strings")
+    return out
+
+
+def _decode_rows(rows: list, config: ModelConfig, model: str) -> InferRequest:
+    """The row-oriented form for people using curl: [{"<column>": value, ...}, ...], one
+    object per example, keyed by the model's inputs (each one value wide). A null or a
+    missing numeric value is NaN (the model imputes it); a category may be any JSON
+    scalar and is sent as its text ("" for null)."""
+    plan = _plan(config)
+    if not rows:
+        raise HttpError(400, "the list of rows is empty: send at least one row")
+    if any(type(row) is not dict for row in rows):
+        raise HttpError(400, 'each row must be a JSON object keyed by column, e.g. {"' + next(iter(plan.inputs)) + '": ...}')
+    if not config.batching and len(rows) != 1:
+        raise HttpError(400, f"model '{model}' takes one row per request (max_batch_size 0); got {len(rows)}")
+    if len(rows) > max(config.max_batch_size, 1):
+        raise HttpError(400, f"{len(rows)} rows but model '{model}' takes at most {config.max_batch_size} per request; split them")
+    known = plan.inputs
+    for row in rows:
+        unknown = [key for key in row if key not in known]
+        if unknown:
+            raise HttpError(400, f"unknown column {unknown[0]!r} for model '{model}'; its columns are: {plan.names}")
+    inputs: dict[str, np.ndarray] = {}
+    for name, expected in known.items():
+        if expected.per_row != 1:
+            raise HttpError(400, f"model '{model}' takes tensors (input '{name}' is {expected.per_row} values wide); use the KServe v2 form")
+        shape = [len(rows), 1] if config.batching else list(expected.full)
+        if expected.dtype is TEXT:
+            values = [_category_text(row.get(name)) for row in rows]
+            inputs[name] = np.array(values, dtype=object).reshape(shape)
+            continue
+        values = [row.get(name) for row in rows]
+        if any(v is not None and (type(v) not in (int, float)) for v in values):
+            bad = next(v for v in values if v is not None and type(v) not in (int, float))
+            raise HttpError(400, f"column '{name}' is numeric ({expected.spec.datatype}); got {bad!r}")
+        array = np.array([np.nan if v is None else v for v in values], dtype=expected.dtype)
+        inputs[name] = array.reshape(shape)
+    return InferRequest(None, inputs, len(rows) if config.batching else 1, plan.default_outputs[False])
+
+
+def _category_text(value: Any) -> str:
+    """A JSON scalar as the category text the model compares (features.category_key)."""
+    if value is None:
+        return ""
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is float and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _requested_outputs(request: dict, config: ModelConfig, model: str, plan: _Plan) -> list[RequestedOutput]:
@@ -269,7 +381,7 @@ def encode_response(
             entry["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         elif datatype == "BYTES":
-            entry["data"] = [v.decode() for v in array.reshape(-1)]
+            entry["data"] = [v.decode() if type(v) is bytes else str(v) for v in array.reshape(-1)]
         else:
             entry["data"] = np.ascontiguousarray(array).reshape(-1)
         entries.append(entry)
@@ -284,7 +396,29 @@ def encode_response(
 
 def _bytes_tensor(array: np.ndarray) -> bytes:
     """BYTES in the binary extension: each element as a 4-byte little-endian length, then its bytes."""
-    return b"".join(struct.pack("<I", len(v)) + v for v in array.reshape(-1))
+    encoded = (v if type(v) is bytes else str(v).encode() for v in array.reshape(-1))
+    return b"".join(struct.pack("<I", len(v)) + v for v in encoded)
+
+
+def request_inputs(inputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """A client's side: the JSON `inputs` entries of request tensors ({name: [rows, ...]}):
+    text (object) arrays as BYTES, numbers as FP32 with NaN sent as null."""
+    entries = []
+    for name, array in inputs.items():
+        if array.dtype == object:
+            data: list = [str(v) for v in array.reshape(-1)]
+            datatype = "BYTES"
+        else:
+            flat = np.asarray(array, dtype=np.float32).reshape(-1)
+            data = [None if v != v else v for v in flat.tolist()]  # v != v: NaN, which JSON cannot carry
+            datatype = "FP32"
+        entries.append({"name": name, "shape": list(array.shape), "datatype": datatype, "data": data})
+    return entries
+
+
+def take_rows(inputs: dict[str, np.ndarray], rows) -> dict[str, np.ndarray]:
+    """The same rows of every request tensor."""
+    return {name: array[rows] for name, array in inputs.items()}
 
 
 def dumps(value: Any) -> bytes:

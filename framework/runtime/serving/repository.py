@@ -35,13 +35,14 @@ NUMPY_DTYPES: dict[str, np.dtype] = {
         "INT32": "<i4", "INT64": "<i8", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
     }.items()
 }
-COLUMNS_PROP = "mlops.columns"  # ONNX metadata the exporter writes: the input's column names
+COLUMNS_PROP, CLASSES_PROP = "mlops.columns", "mlops.classes"  # ONNX metadata the exporter writes
 
 
 class Runner:
     """Runs one model version on a batch: {input name: array} -> {output name: array}."""
 
     columns: tuple[str, ...] | None = None  # names of the input's columns, when the file says
+    classes: list[str] | None = None  # a classifier's class names, when the file says
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # pragma: no cover - interface
         raise NotImplementedError
@@ -70,9 +71,11 @@ class OnnxRunner(Runner):
         self.output_names = [t.name for t in config.outputs]
         meta = self.session.get_modelmeta().custom_metadata_map
         try:
-            self.columns = tuple(json.loads(meta[COLUMNS_PROP])) if COLUMNS_PROP in meta else None
-        except (ValueError, TypeError):
-            self.columns = None
+            columns = json.loads(meta[COLUMNS_PROP]) if COLUMNS_PROP in meta else None
+            self.columns = tuple(c["name"] if isinstance(c, dict) else c for c in columns) if columns else None
+            self.classes = json.loads(meta[CLASSES_PROP]) if CLASSES_PROP in meta else None
+        except (ValueError, TypeError, KeyError):
+            self.columns = self.classes = None
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self.output_names, self.session.run(self.output_names, inputs)))
@@ -90,16 +93,40 @@ class TorchScriptRunner(Runner):
                 self.module = torch.jit.load(str(path), map_location="cpu").eval()
         except Exception as exc:  # torch raises RuntimeError with the reason
             raise MlopsError([Problem(Location(str(path)), "", f"TorchScript cannot load the model: {exc}")]) from None
+        self._bind(torch, [(t.name, t.datatype) for t in config.inputs], [t.name for t in config.outputs])
+
+    @classmethod
+    def of_module(cls, module, inputs: list[tuple[str, str]], outputs: list[str]) -> TorchScriptRunner:
+        """A runner of a loaded module: inputs as (name, datatype) in forward() order."""
+        import torch
+
+        runner = cls.__new__(cls)
+        runner.module = module
+        runner._bind(torch, inputs, outputs)
+        return runner
+
+    def _bind(self, torch, inputs: list[tuple[str, str]], outputs: list[str]) -> None:
         self.torch = torch
-        self.input_names = [t.name for t in config.inputs]
-        self.output_names = [t.name for t in config.outputs]
+        self.input_names = [name for name, _ in inputs]
+        self.output_names = list(outputs)
+        self.text = {name for name, datatype in inputs if datatype == "BYTES"}
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Inputs bound in config order (`INPUT__<i>`, or forward()'s arguments named as
+        the config's inputs); a BYTES input goes in as List[str], as libtorch passes it,
+        and a List[str] output comes back as a [rows, 1] BYTES tensor."""
         torch = self.torch
+        arguments = [
+            [str(v) for v in inputs[n].reshape(-1)] if n in self.text else torch.from_numpy(_writable(inputs[n]))
+            for n in self.input_names
+        ]
         with torch.inference_mode():
-            out = self.module(*(torch.from_numpy(_writable(inputs[n])) for n in self.input_names))
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        return {name: t.numpy() for name, t in zip(self.output_names, outs)}
+            out = self.module(*arguments)
+        outs = out if isinstance(out, tuple) else (out,)
+        return {
+            name: np.array(t, dtype=object).reshape(-1, 1) if isinstance(t, list) else t.numpy()
+            for name, t in zip(self.output_names, outs)
+        }
 
 
 def _writable(array: np.ndarray) -> np.ndarray:
@@ -149,20 +176,26 @@ class Model:
         def tensors(specs: tuple[TensorSpec, ...]) -> list[dict[str, Any]]:
             return [{"name": t.name, "datatype": t.datatype, "shape": config.full_shape(t)} for t in specs]
 
-        return {
+        out = {
             "name": self.name,
             "versions": [version] if version else list(self.versions),
             "platform": config.platform,
             "inputs": tensors(config.inputs),
             "outputs": tensors(config.outputs),
         }
+        classes = self.versions[version or self.latest].runner.classes if self.versions else None
+        if classes:
+            out["parameters"] = {"classes": list(classes)}  # the class names of `probabilities`, in order
+        return out
 
     def config_json(self) -> dict[str, Any]:
         """The model configuration in Triton's JSON field names (GET .../config)."""
         config = self.config
 
         def tensors(specs: tuple[TensorSpec, ...]) -> list[dict[str, Any]]:
-            return [{"name": t.name, "data_type": f"TYPE_{t.datatype}", "dims": list(t.dims)} for t in specs]
+            # Triton's DataType enum names BYTES tensors TYPE_STRING (there is no TYPE_BYTES)
+            return [{"name": t.name, "data_type": "TYPE_STRING" if t.datatype == "BYTES" else f"TYPE_{t.datatype}",
+                     "dims": list(t.dims)} for t in specs]
 
         kind, values = config.version_policy
         policy = {"latest": {"num_versions": values[0]}} if kind == "latest" else (
@@ -251,8 +284,14 @@ def load_model(model_dir: Path, config: ModelConfig, columns: tuple[str, ...] | 
 
 def _zeros(config: ModelConfig, batch: int) -> dict[str, np.ndarray]:
     lead = (batch,) if config.batching else ()
-    return {t.name: np.zeros(lead + tuple(max(d, 1) for d in t.dims), dtype=NUMPY_DTYPES.get(t.datatype, np.float32))
-            for t in config.inputs}
+
+    def zeros(t: TensorSpec) -> np.ndarray:
+        shape = lead + tuple(max(d, 1) for d in t.dims)
+        if t.datatype == "BYTES":
+            return np.full(shape, "", dtype=object)  # Triton's zero_data for TYPE_STRING: empty strings
+        return np.zeros(shape, dtype=NUMPY_DTYPES.get(t.datatype, np.float32))
+
+    return {t.name: zeros(t) for t in config.inputs}
 
 
 def _warm_up(runner: Runner, config: ModelConfig) -> None:

@@ -11,8 +11,8 @@ reads the folder.
 
 One row per example (a request of 8 rows logs 8 rows), columns:
   timestamp (UTC, microseconds; when the request arrived), model, version, latency_ms,
-  one FP column per input column named by the model signature (`tenure_months`,
-  `contract=one_year`), and the outputs: one column per output column,
+  one column per input column named by the model signature (`tenure_months`, a
+  float; `contract`, text), and the outputs: one column per output column,
   `<output>_<j>` (`probabilities_0`, `probabilities_1`), or `<output>` when it has one.
 """
 
@@ -151,13 +151,12 @@ class RequestLog:
             "version": version_column,
             "latency_ms": pa.array(np.repeat(latency * 1e3, rows), pa.float64()),
         }
-        names = list(records[0][4])
-        features = np.concatenate(
-            [np.concatenate([r[4][n] for r in records]).reshape(total, -1) for n in names], axis=1
-        )
-        names = columns if len(columns) == features.shape[1] else tuple(f"input_{j}" for j in range(features.shape[1]))
-        for j, name in enumerate(names):
-            arrays[name] = pa.array(features[:, j])
+        parts = [np.concatenate([r[4][n] for r in records]).reshape(total, -1) for n in records[0][4]]
+        width = sum(part.shape[1] for part in parts)
+        names = iter(columns if len(columns) == width else tuple(f"input_{j}" for j in range(width)))
+        for part in parts:  # per input, so a text column stays text next to numeric ones
+            for j in range(part.shape[1]):
+                arrays[next(names)] = pa.array(part[:, j])
         for name, _width in outputs or [(n, -1) for n in records[0][5]]:
             values = np.concatenate([r[5][name] for r in records]).reshape(total, -1)
             if values.shape[1] == 1:
