@@ -387,6 +387,38 @@ def features_are_not_outputs(r: Recipe) -> Iterator[Violation]:
 
 
 @check
+def boosting_needs_lightgbm(r: Recipe) -> Iterator[Violation]:
+    if getattr(r.model, "boosting", None) is not None and r.model.architecture != "lightgbm":
+        yield Violation(
+            ("model.boosting", "model.architecture"),
+            f"model.boosting sets LightGBM's trees but model.architecture is {r.model.architecture}: "
+            "set model.architecture: lightgbm, or drop model.boosting",
+        )
+
+
+@check
+def lightgbm_trains_where_it_can(r: Recipe) -> Iterator[Violation]:
+    """Trees train with Ray Train's LightGBMTrainer on CPUs, export to ONNX only, and have
+    no logits for a teacher's soft targets."""
+    if getattr(r.model, "architecture", None) != "lightgbm" or r.training is None:
+        return
+    if r.training.engine != "ray":
+        yield Violation(("model.architecture", "training.engine"),
+                        "model.architecture lightgbm trains with Ray Train's LightGBMTrainer: set training.engine: ray")
+    if r.training.gpus_per_worker > 0:
+        yield Violation(("model.architecture", "training.gpus_per_worker"),
+                        "model.architecture lightgbm trains on CPUs (the LightGBM wheel has no CUDA): "
+                        "set training.gpus_per_worker: 0")
+    if getattr(r.serving, "format", None) == "torchscript":
+        yield Violation(("model.architecture", "serving.format"),
+                        "model.architecture lightgbm exports to ONNX (Triton's onnxruntime backend): set serving.format: onnx")
+    if r.training.distillation is not None:
+        yield Violation(("model.architecture", "training.distillation"),
+                        "model.architecture lightgbm cannot be a distillation student (soft targets need a network's "
+                        "logits): use architecture mlp or drop training.distillation")
+
+
+@check
 def torchscript_inputs_are_identifiers(r: Recipe) -> Iterator[Violation]:
     """Triton's libtorch binds the inputs to forward()'s arguments by name."""
     if r.data is None or getattr(r.serving, "format", None) != "torchscript":

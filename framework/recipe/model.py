@@ -17,9 +17,35 @@ Quantization = Literal[
 QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
 
 
+class Boosting(Section):
+    """LightGBM's settings (`architecture: lightgbm`); the names are LightGBM's own."""
+
+    num_boost_round: Annotated[int, Field(ge=1, le=100000)] = Field(
+        default=1000, description="Most trees (boosting rounds); training.early_stopping may stop sooner."
+    )
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = Field(default=0.05, description="Shrinkage of each tree.")
+    num_leaves: Annotated[int, Field(ge=2, le=131072)] = Field(default=31, description="Most leaves per tree.")
+    max_depth: Annotated[int, Field(ge=-1, le=1000)] = Field(default=-1, description="Deepest tree; -1: no limit.")
+    min_child_samples: Annotated[int, Field(ge=1)] = Field(default=20, description="Fewest rows in a leaf.")
+    feature_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        default=1.0, description="Share of features each tree considers."
+    )
+    bagging_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        default=1.0, description="Share of rows each tree is grown on (every round when below 1)."
+    )
+    lambda_l2: Annotated[float, Field(ge=0.0)] = Field(default=0.0, description="L2 penalty on leaf values.")
+
+
 class TabularModel(Section):
-    kind: Literal["tabular"] = Field(description="A neural network over tabular features.")
-    architecture: Literal["mlp", "linear"] = Field(default="mlp", description="Network family.")
+    kind: Literal["tabular"] = Field(description="A model over tabular features.")
+    architecture: Literal["mlp", "linear", "lightgbm"] = Field(
+        default="mlp",
+        description="mlp or linear: a torch network (Ray Train's TorchTrainer); lightgbm: gradient-boosted trees "
+        "(Ray Train's LightGBMTrainer), settings in `boosting`.",
+    )
+    boosting: Boosting | None = Field(
+        default=None, description="LightGBM's settings, for architecture lightgbm (defaults when absent)."
+    )
     task: Literal["classification", "regression"] = Field(
         default="classification", description="What the model predicts."
     )

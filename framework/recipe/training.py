@@ -27,6 +27,18 @@ class EarlyStopping(Section):
     )
 
 
+class LrSchedule(Section):
+    name: Literal["plateau", "cosine", "constant"] = Field(
+        default="plateau",
+        description="plateau: multiply the learning rate by `factor` when more than `patience` epochs pass "
+        "without a better validation loss; cosine: anneal it to 0 over training.epochs; constant: keep it.",
+    )
+    factor: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(default=0.5, description="plateau: the reduction factor.")
+    patience: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=3, description="plateau: epochs allowed without a better validation loss; the next one reduces."
+    )
+
+
 class Checkpoint(Section):
     every_epochs: PositiveInt = Field(default=1, description="Write a checkpoint every N epochs.")
     keep: PositiveInt = Field(default=2, description="Checkpoints kept; older ones are deleted.")
@@ -135,6 +147,7 @@ class _Training(Section):
     )
     batch_size: Annotated[int, Field(ge=1, le=1048576)] = Field(default=64, description="Rows per step per worker.")
     optimizer: Optimizer = Field(default_factory=Optimizer, description="Optimizer and its settings.")
+    lr_schedule: LrSchedule = Field(default_factory=LrSchedule, description="How the learning rate changes by epoch.")
     seed: int = Field(default=42, description="Seed of weights and data order.")
     checkpoint: Checkpoint = Field(default_factory=Checkpoint, description="Checkpointing, used to resume.")
     spot: Spot = Field(default_factory=Spot, description="Spot/preemptible workers.")

@@ -13,10 +13,12 @@ Two halves, used by the training job:
    What was downloaded decides how it runs:
      - a directory with an `MLmodel` file: an MLflow flavour model, run through
        `mlflow.pyfunc` (pytorch, onnx, sklearn with pyfunc_predict_fn="predict_proba", ...);
-     - a directory with `model.onnx` (input `features`, output `probabilities`: what this
-       framework registers, see train.py) run on ONNX Runtime, or `model.pt` (TorchScript,
-       INPUT__0 -> OUTPUT__0 probabilities); `feature_pipeline.json` beside it, which the
-       framework always logs, gives the teacher's input columns and classes;
+     - a directory with `model.onnx` run on ONNX Runtime, or `model.pt` (TorchScript):
+       what this framework registers takes the raw columns (framework/signature.py) and
+       runs on the student's rows as request tensors (`raw=`); an older or foreign graph
+       with one [rows, features] input runs on the student's encoded matrix;
+       `feature_pipeline.json` beside it, which the framework always logs, gives the
+       teacher's input columns and classes;
      - a single `.onnx` or `.pt` file: the same without the pipeline.
    Compatibility is checked before any training: the teacher's input columns (when it
    carries feature_pipeline.json and the caller passes `expected_features`) must be the

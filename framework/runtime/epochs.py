@@ -26,6 +26,7 @@ class EpochRunner:
         torch.manual_seed(self.training.seed)
         self.model = build_model(recipe, FeaturePipeline.from_dict(pipeline_dict))
         self.optimizer = make_optimizer(self.training.optimizer, self.model.parameters())
+        self.scheduler = make_scheduler(self.training, self.optimizer)
         self.x_train = torch.from_numpy(np.ascontiguousarray(arrays["x_train"][rank::world]))
         self.y_train = torch.from_numpy(np.ascontiguousarray(arrays["y_train"][rank::world]))
         teacher = arrays.get("t_train") if self.training.distillation is not None else None
@@ -85,12 +86,26 @@ class EpochRunner:
             pass
         return metrics
 
+    def schedule(self, val_loss: float) -> float:
+        """The end of an epoch for the learning rate; returns the next epoch's rate."""
+        if self.scheduler is not None:
+            if self.training.lr_schedule.name == "plateau":
+                self.scheduler.step(val_loss)
+            else:
+                self.scheduler.step()
+        return float(self.optimizer.param_groups[0]["lr"])
+
     def state(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
+        return state
 
     def restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and "scheduler" in state:
+            self.scheduler.load_state_dict(state["scheduler"])
 
 
 class EarlyStop:
@@ -160,6 +175,19 @@ def make_optimizer(settings, parameters):
         return torch.optim.RMSprop(parameters, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
     cls = torch.optim.AdamW if settings.name == "adamw" else torch.optim.Adam
     return cls(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
+
+
+def make_scheduler(training, optimizer):
+    """training.lr_schedule as a torch scheduler stepped once per epoch (None: constant)."""
+    import torch
+
+    settings = training.lr_schedule
+    if settings.name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=settings.factor,
+                                                          patience=settings.patience)
+    if settings.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=training.epochs)
+    return None
 
 
 def make_loss(recipe, model):

@@ -157,8 +157,16 @@ def parity(model: torch.nn.Module, pipeline, onnx_path: str | Path, frame) -> fl
     preprocessing, so it checks the graph's encoding too. A regression's difference is
     in target standard deviations (scale-free, like a classifier's probabilities). A
     label that disagrees with the scores' top class is a parity failure (inf)."""
-    with _eval_mode(model), torch.no_grad():
-        expected = model(torch.from_numpy(pipeline.transform(frame))).cpu().numpy()
+    def run(x: np.ndarray) -> np.ndarray:
+        with _eval_mode(model), torch.no_grad():
+            return model(torch.from_numpy(x)).cpu().numpy()
+
+    return scores_parity(run, pipeline, onnx_path, frame)
+
+
+def scores_parity(predict_encoded, pipeline, onnx_path: str | Path, frame) -> float:
+    """`parity` for any model: `predict_encoded(x)` gives the scores on training's encoding."""
+    expected = np.asarray(predict_encoded(pipeline.transform(frame)), dtype=np.float32)
     session = ort_session(onnx_path)
     names = [o.name for o in session.get_outputs()]
     outputs = dict(zip(names, session.run(None, pipeline.raw_inputs(frame))))

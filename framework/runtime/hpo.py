@@ -8,8 +8,11 @@ a `@hydra.main` application (this project composes without Hydra's global state)
 its plugin pins an Optuna 2.x.
 
 Each trial trains the recipe with the trial's values in one process (EpochRunner, the
-very loop of the Ray Train workers) and reports the validation metrics every epoch;
-the trial's score is its last epoch, as the final model trains the same epochs. Every
+very loop of the Ray Train workers; boosting.fit for LightGBM's trees, whose keys such
+as model.boosting.num_leaves are searched the same way) and reports the validation metrics every epoch;
+a trial stops early as the final training would (training.early_stopping), and its
+score is its last epoch's (the final model keeps its best epoch's weights instead, so
+the two can differ by what `patience` epochs of no improvement cost). Every
 trial is a nested MLflow run of the apply's run. The best values then train the final
 model on Ray Train with the recipe's workers.
 """
@@ -189,16 +192,38 @@ def _trial(config: dict[str, Any], *, recipe_dict, pipeline_dict, arrays) -> Non
     from ray import tune
 
     from framework.recipe.recipe import Recipe
-    from framework.runtime.epochs import EpochRunner
+    from framework.runtime.epochs import EarlyStop, EpochRunner
 
     base = Recipe.model_validate(recipe_dict)
     recipe = with_values(base, decode(base.training.hpo.search_space, config))
     torch.set_num_threads(max(1, int(recipe.training.cpus_per_worker)))
     arrays = ray.get(arrays) if isinstance(arrays, ray.ObjectRef) else arrays
+    if recipe.model.architecture == "lightgbm":
+        return _boosted_trial(recipe, arrays)
     runner = EpochRunner(recipe, pipeline_dict, arrays)
+    early = EarlyStop(recipe.training.early_stopping)
     for epoch in range(recipe.training.epochs):
         train_loss = runner.train_epoch(epoch)
-        tune.report({"epoch": epoch, "train_loss": train_loss, **runner.validate()})
+        metrics = runner.validate()
+        runner.schedule(metrics["val_loss"])
+        tune.report({"epoch": epoch, "train_loss": train_loss, **metrics})
+        if early.observe(epoch, metrics["val_loss"], runner.model):
+            break  # as the final training would; the trial's score is its last report
+
+
+def _boosted_trial(recipe, arrays) -> None:
+    """A LightGBM trial: the trees in one process, scored once on the validation split
+    (with the final model's early stopping, so the score is the kept round's)."""
+    from ray import tune
+
+    from framework.runtime import boosting
+    from framework.runtime.metrics_eval import evaluate
+
+    grown = boosting.fit(recipe, arrays)
+    scores = boosting.predict(grown.booster(), arrays["x_val"], recipe.model.task)
+    metrics = {f"val_{k}": v for k, v in evaluate(recipe, scores, arrays["y_val"]).items()}
+    best_loss = next((h["val_loss"] for h in grown.history if h["epoch"] == grown.best_iteration - 1), None)
+    tune.report({"epoch": 0, **metrics, **({"val_loss": best_loss} if best_loss is not None else {})})
 
 
 def _trial_logger(search_space, metric: str, parent_run, on_trial):

@@ -27,6 +27,7 @@ from framework.signature import Signature
 BATCH = "batch"
 NET_PREFIX = "mlops::net/"
 MIN_OPSET = 19  # Equal on strings
+MIN_IR = 9  # the IR version opset 19 came with
 COLUMNS_PROP, CLASSES_PROP, TASK_PROP = "mlops.columns", "mlops.classes", "mlops.task"
 
 
@@ -96,7 +97,7 @@ def wrap_network(network: onnx.ModelProto, pipeline: FeaturePipeline, signature:
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid(domain, version) for domain, version in sorted(opsets.items())],
-        ir_version=network.ir_version,
+        ir_version=max(network.ir_version, MIN_IR),
         producer_name="mlops",
     )
     model.functions.extend(net.functions)

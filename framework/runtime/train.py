@@ -122,9 +122,9 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
             console.print(f"resumed from the checkpoint of epoch {result.started_at_epoch - 1}")
 
         with step("evaluation and export", console, run_dir):
-            model, onnx_path, served, parity, disparity = _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir, outcome)
+            scores, onnx_path, served, parity, disparity = _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir, outcome)
         with step("drift reference", console, run_dir):
-            _record_reference(recipe, pipeline, train_df, model, run, root)
+            _record_reference(recipe, pipeline, train_df, scores, run, root)
         report_gates = gates.run_gates(recipe, outcome.metrics, onnx_path, served.stat().st_size, disparity, parity)
         console.print(report_gates.rich_table())
         run.log_dict(report_gates.to_dict(), "evaluation/gates.json")
@@ -145,8 +145,8 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
 
 
 def _say_early_stop(recipe, history: list[dict], console) -> None:
-    if not history or recipe.training.early_stopping is None:
-        return
+    if not history or recipe.training.early_stopping is None or recipe.model.architecture == "lightgbm":
+        return  # trees say their rounds themselves (_boost)
     last, best = history[-1], int(history[-1].get("best_epoch", -1))
     if int(last["epoch"]) < recipe.training.epochs - 1:
         console.print(f"early stopping after epoch {int(last['epoch']) + 1}: no val_loss improvement for "
@@ -166,13 +166,26 @@ def _log_missing(run, missing: dict) -> None:
 
 
 def _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir: Path, outcome):
-    """The trained model; validation metrics (and fairness), the ONNX file with its parity, the served file."""
+    """The trained model's scores function (on encoded rows); validation metrics (and
+    fairness), the ONNX file with its parity, the served file."""
     from framework.runtime import export, metrics_eval
-    from framework.runtime.model import build_model, predict
 
-    model = build_model(recipe, pipeline)
-    model.load_state_dict(result.state_dict)
-    outputs = predict(model, arrays["x_val"])
+    if recipe.model.architecture == "lightgbm":
+        from framework.runtime import boosting
+
+        booster = result.booster()
+
+        def scores(x):
+            return boosting.predict(booster, x, recipe.model.task)
+    else:
+        from framework.runtime.model import build_model, predict
+
+        model = build_model(recipe, pipeline)
+        model.load_state_dict(result.state_dict)
+
+        def scores(x):
+            return predict(model, x)
+    outputs = scores(arrays["x_val"])
     outcome.metrics = metrics_eval.evaluate(recipe, outputs, arrays["y_val"])
     run.log_metrics(recipe.training.epochs, {f"val_{k}": v for k, v in outcome.metrics.items()})
     disparity = None
@@ -180,20 +193,25 @@ def _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir:
     if fairness is not None:
         disparity, groups = metrics_eval.fairness_disparity(recipe, outputs, arrays["y_val"], val_df[fairness.attribute])
         run.log_dict({"disparity": disparity, "groups": groups}, "evaluation/fairness.json")
+    sample = val_df.iloc[:256]
+    if recipe.model.architecture == "lightgbm":
+        onnx_path = boosting.export_onnx(booster, recipe, pipeline, run_dir / "model.onnx")
+        parity = boosting.parity(booster, pipeline, onnx_path, sample)
+        run.log_text(result.model_text, "model/lightgbm_model.txt")  # LightGBM's own format, for its tools
+        return scores, onnx_path, onnx_path, parity, disparity
     onnx_path = export.export_onnx(model, recipe, pipeline, run_dir / "model.onnx")
-    parity = export.parity(model, pipeline, onnx_path, val_df.iloc[:256])
+    parity = export.parity(model, pipeline, onnx_path, sample)
     served = onnx_path
     if recipe.serving.format == "torchscript":
         served = export.export_torchscript(model, pipeline, run_dir / "model.pt")
-    return model, onnx_path, served, parity, disparity
+    return scores, onnx_path, served, parity, disparity
 
 
-def _record_reference(recipe, pipeline, train_df, model, run, root: Path) -> None:
+def _record_reference(recipe, pipeline, train_df, scores, run, root: Path) -> None:
     """What `mlops monitor` compares served traffic with (monitor/reference.py)."""
-    from framework.runtime.model import predict
     from framework.runtime.monitor import reference
 
-    frame, schema = reference.build(recipe, pipeline, train_df, lambda x: predict(model, x), root, seed=recipe.training.seed)
+    frame, schema = reference.build(recipe, pipeline, train_df, scores, root, seed=recipe.training.seed)
     reference.log(run, frame, schema)
 
 
@@ -243,12 +261,27 @@ def _train(recipe, pipeline, arrays, state_dir: Path, run_name: str, run, consol
         logged.add(epoch)
         bar.advance(metrics)
 
+    if recipe.model.architecture == "lightgbm":
+        return _boost(recipe, arrays, state_dir, run_name, run, console)
     with EpochBar(console, recipe.training.epochs) as bar:
         result = train_on_ray(recipe.model_dump(mode="json"), pipeline.to_dict(), arrays, state_dir / "ray", run_name,
                               on_epoch=on_epoch)
     for entry in result.history:  # epochs not seen live (those before a resume)
         if int(entry["epoch"]) not in logged:
             run.log_metrics(int(entry["epoch"]), {k: v for k, v in entry.items() if k != "epoch"})
+    return result
+
+
+def _boost(recipe, arrays, state_dir: Path, run_name: str, run, console):
+    """Ray Train's LightGBMTrainer; the validation loss of every tenth round goes to MLflow."""
+    from framework.runtime.boosting import train_on_ray
+
+    with console.status(f"growing up to {recipe.model.boosting.num_boost_round if recipe.model.boosting else 1000} "
+                        f"trees on {recipe.training.workers} worker(s)"):
+        result = train_on_ray(recipe, arrays, state_dir / "ray", run_name,
+                              on_round=lambda entry: run.log_metrics(int(entry["epoch"]), {"val_loss": entry["val_loss"]}))
+    console.print(f"LightGBM: {result.rounds} rounds, kept the first {result.best_iteration} "
+                  "(the best validation loss)")
     return result
 
 

@@ -188,6 +188,7 @@ def _train_loop(config: dict[str, Any]) -> None:
     for epoch in range(started_at, training.epochs):
         train_loss = runner.train_epoch(epoch, module)
         metrics = {"epoch": epoch, "train_loss": train_loss, **runner.validate()}
+        metrics["lr"] = runner.schedule(metrics["val_loss"])
         stop = early.observe(epoch, metrics["val_loss"], runner.model)
         metrics["best_epoch"] = early.best_epoch
         history.append(metrics)

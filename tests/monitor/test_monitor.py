@@ -144,11 +144,11 @@ def _serve_rows(applied: Path, rows: pd.DataFrame) -> str:
     from framework.runtime.serve import EmbeddedServer, build_app
 
     recipe = api.load_recipe("churn", project=applied).recipe
-    x = load(recipe, applied / ".mlops").pipeline().transform(rows)
+    x = load(recipe, applied / ".mlops").pipeline().raw_inputs(rows)
     app = build_app(recipe, None, applied / ".mlops", log_sample_rate=1.0)
     with EmbeddedServer(app) as server:
-        report = send_infer_requests(server.url, "churn", x, len(x), concurrency=4, rows_per_request=1, seed=1)
-        assert report.ok == len(x)
+        report = send_infer_requests(server.url, "churn", x, len(rows), concurrency=4, rows_per_request=1, seed=1)
+        assert report.ok == len(rows)
         metrics = urllib.request.urlopen(f"http://{server.url}/metrics", timeout=10).read().decode()
     return metrics
 

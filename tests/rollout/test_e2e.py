@@ -27,8 +27,10 @@ def _no_proxy(monkeypatch):
 
 @pytest.fixture(scope="module")
 def features(churn_recipe):
-    x = validation_features(churn_recipe, REPO)
-    assert x.shape == (1000, 13) and x.dtype == np.float32
+    x = validation_features(churn_recipe, REPO)  # the raw request tensors of the validation rows
+    assert list(x) == list(churn_recipe.data.features)
+    assert all(values.shape == (1000, 1) for values in x.values())
+    assert x["tenure_months"].dtype == np.float32 and x["contract"].dtype == object
     return x
 
 
@@ -129,15 +131,16 @@ def constant_model(recipe, path, predicted: int):
 
     from framework.runtime.export import export_onnx
     from framework.runtime.model import TabularNet
-    from framework.signature import model_signature
+    from tests.serving.conftest import churn_pipeline
 
-    net = TabularNet(width=model_signature(recipe).input.width, outputs=2, task="classification", hidden_sizes=[4])
+    pipeline = churn_pipeline()
+    net = TabularNet(width=pipeline.width, outputs=2, task="classification", hidden_sizes=[4])
     with torch.no_grad():
         last = net.body[-1]
         last.weight.zero_()
         last.bias.copy_(torch.tensor([4.0, -4.0] if predicted == 0 else [-4.0, 4.0]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    return export_onnx(net, recipe, path)
+    return export_onnx(net, recipe, pipeline, path)
 
 
 @pytest.mark.parametrize("candidate_is_better", [True, False], ids=["better-candidate", "worse-candidate"])

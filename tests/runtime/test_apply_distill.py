@@ -35,6 +35,27 @@ def test_a_student_distils_from_the_registered_teacher(churn_project: Path) -> N
     assert run.data.tags["mlops.teacher"] == "models:/churn@candidate"
     assert run.data.params["training.distillation.alpha"] == "0.7"
 
+    # teacher and student are both raw-column models (the teacher ran on the student's raw
+    # rows): the same named columns in, and the student mostly answers as its teacher does
+    import numpy as np
+    import onnxruntime as ort
+    import pandas as pd
+
+    from framework import api
+    from framework.runtime.features import FeaturePipeline
+
+    recipe = api.load_recipe("churn", project=churn_project).recipe
+    repository = churn_project / ".mlops" / "model_repository"
+    sessions = [ort.InferenceSession(str(repository / name / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+                for name in ("churn", "churn-student")]
+    for session in sessions:
+        assert [i.name for i in session.get_inputs()] == list(recipe.data.features)
+        assert [o.name for o in session.get_outputs()] == ["probabilities", "label"]
+    frame = pd.read_csv(churn_project / "data" / "churn.csv").head(500)
+    rows = FeaturePipeline.fit(recipe, frame).raw_inputs(frame)
+    teacher_labels, student_labels = (session.run(["label"], rows)[0] for session in sessions)
+    assert float(np.mean(teacher_labels == student_labels)) > 0.8
+
 
 def test_an_unknown_teacher_stops_before_training_and_says_what_to_do(churn_project: Path) -> None:
     recipe = churn_project / "recipes" / "churn.yaml"

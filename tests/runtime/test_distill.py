@@ -4,7 +4,12 @@ student that learns from a teacher.
 One sqlite store serves the module (building its schema takes ~2 s). Teachers in it:
   - `churn-large`: a churn model trained here, logged exactly as train.py logs one
     (model/model.onnx + model/feature_pipeline.json, Tracker, tracking.register);
-    version 1 (ONNX) has alias champion, version 2 (TorchScript model.pt) alias torchscript;
+    version 1 (ONNX) has alias champion, version 2 (TorchScript model.pt) alias torchscript.
+    Both take the raw columns (framework/signature.py), so they run on the student's
+    rows as request tensors (`raw=`, FeaturePipeline.raw_inputs);
+  - `churn-matrix`: the same network as a model registered before the raw-column
+    contract: one `features` input [rows, 13] (the encoded matrix) and `probabilities`,
+    with its feature_pipeline.json; it runs on the student's encoded matrix;
   - `blobs-teacher`: an MLP on synthetic 3-class data, logged with mlflow.pytorch.log_model
     (an MLflow flavour model that outputs logits), alias champion;
   - `blobs-softmax`: the same MLP with a softmax head (a flavour model that outputs
@@ -46,17 +51,22 @@ def uri(recipe, state) -> str:
 
 @pytest.fixture(scope="module")
 def churn(recipe):
+    """(pipeline, x_train, y_train, x_val, raw_val): the validation rows both as the
+    encoded matrix and as request tensors, a few with nulls and unseen categories."""
     frame = pd.read_csv(REPO / "data" / "churn.csv")
     order = np.random.default_rng(3).permutation(len(frame))
-    train, val = frame.iloc[order[1000:]], frame.iloc[order[:1000]]
+    train, val = frame.iloc[order[1000:]], frame.iloc[order[:1000]].reset_index(drop=True)
+    val.loc[:9, "total_charges"] = np.nan
+    val.loc[10:19, "contract"] = "weekly"
+    val.loc[20:29, "payment_method"] = None
     pipeline = FeaturePipeline.fit(recipe, train)
-    return pipeline, pipeline.transform(train), pipeline.targets(train), pipeline.transform(val)
+    return pipeline, pipeline.transform(train), pipeline.targets(train), pipeline.transform(val), pipeline.raw_inputs(val)
 
 
 @pytest.fixture(scope="module")
 def churn_teacher(recipe, state, churn, tmp_path_factory):
     """A churn model registered the way train.py registers one; (model, run id)."""
-    pipeline, x, y, _ = churn
+    pipeline, x, y, _, _ = churn
     model = build_model(recipe, pipeline)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -68,17 +78,33 @@ def churn_teacher(recipe, state, churn, tmp_path_factory):
             optimizer.step()
     model.eval()
     folder = tmp_path_factory.mktemp("churn-teacher")
-    onnx_path = export_onnx(model, recipe, folder / "onnx" / "model.onnx")
-    script_path = export_torchscript(model, folder / "ts" / "model.pt")
+    onnx_path = export_onnx(model, recipe, pipeline, folder / "onnx" / "model.onnx")
+    script_path = export_torchscript(model, pipeline, folder / "ts" / "model.pt")
+    matrix_path = _matrix_onnx(model, pipeline.width, folder / "matrix" / "model.onnx")
     run_ids = []
-    for served in (onnx_path, script_path):
+    for served, name, alias in ((onnx_path, "churn-large", "champion"), (script_path, "churn-large", "torchscript"),
+                                (matrix_path, "churn-matrix", "champion")):
         with tracking.Tracker(recipe, state, run_name="teacher") as run:
             run.log_dict(pipeline.to_dict(), "model/feature_pipeline.json")
             run.log_artifact_file(served, "model")
         run_ids.append(run.id)
-        version = tracking.register(run, "model", "churn-large")
-        tracking.set_alias("churn-large", "champion" if served == onnx_path else "torchscript", version, uri=run.uri)
+        version = tracking.register(run, "model", name)
+        tracking.set_alias(name, alias, version, uri=run.uri)
     return model, run_ids[0]
+
+
+def _matrix_onnx(model, width: int, path: Path) -> Path:
+    """The network alone, as models were exported before the raw-column contract: input
+    `features` [rows, width] (the encoded matrix), output `probabilities`."""
+    import warnings
+
+    path.parent.mkdir(parents=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the exporter's pytree deprecations, not ours
+        torch.onnx.export(model.eval(), (torch.zeros(2, width),), str(path), input_names=["features"],
+                          output_names=["probabilities"], dynamic_shapes=({0: torch.export.Dim("batch")},),
+                          external_data=False, dynamo=True, verbose=False)
+    return path
 
 
 def _blobs(seed: int, rows: int):
@@ -249,7 +275,7 @@ def test_importing_the_module_stays_light():
 # --- loading framework teachers -------------------------------------------------------
 @pytest.mark.parametrize("which", ["alias", "version", "run", "artifact"])
 def test_framework_teacher_logits_give_its_probabilities(which, churn, churn_teacher, uri):
-    pipeline, _, _, x_val = churn
+    pipeline, _, _, x_val, raw_val = churn
     model, run_id = churn_teacher
     teacher = {
         "alias": "models:/churn-large@champion",
@@ -257,9 +283,10 @@ def test_framework_teacher_logits_give_its_probabilities(which, churn, churn_tea
         "run": f"runs:/{run_id}/model",
         "artifact": tracking.client(uri).get_model_version("churn-large", "1").source,
     }[which]
-    logits = teacher_logits(teacher, x_val, tracking_uri=uri, expected_features=list(pipeline.columns), num_classes=2)
+    logits = teacher_logits(teacher, x_val, tracking_uri=uri, expected_features=list(pipeline.columns), num_classes=2,
+                            raw=raw_val)
     assert logits.dtype == np.float32 and logits.shape == (len(x_val), 2)
-    probabilities = predict(model, x_val)
+    probabilities = predict(model, x_val)  # torch on the encoded matrix; the teacher encoded the raw rows itself
     np.testing.assert_allclose(_softmax(logits), probabilities, atol=1e-5)
     # softmax(log p / T) is softmax(z / T): the soft targets are those of the teacher's own logits
     z = model.logits(torch.from_numpy(x_val)).detach().numpy()
@@ -267,27 +294,73 @@ def test_framework_teacher_logits_give_its_probabilities(which, churn, churn_tea
 
 
 def test_torchscript_teacher(churn, churn_teacher, uri):
-    pipeline, _, _, x_val = churn
+    pipeline, _, _, x_val, raw_val = churn
     logits = teacher_logits("models:/churn-large@torchscript", x_val, tracking_uri=uri,
-                            expected_features=list(pipeline.columns), num_classes=2)
+                            expected_features=list(pipeline.columns), num_classes=2, raw=raw_val)
     np.testing.assert_allclose(_softmax(logits), predict(churn_teacher[0], x_val), atol=1e-6)
 
 
+def test_a_teacher_registered_before_raw_columns_runs_on_the_matrix(churn, churn_teacher, uri):
+    """A `features` [rows, width] teacher (registered before the contract changed) still
+    runs, on the student's encoded matrix, checked against its feature_pipeline.json."""
+    pipeline, _, _, x_val, raw_val = churn
+    logits = teacher_logits("models:/churn-matrix@champion", x_val, tracking_uri=uri,
+                            expected_features=list(pipeline.columns), num_classes=2, raw=raw_val)
+    np.testing.assert_allclose(_softmax(logits), predict(churn_teacher[0], x_val), atol=1e-5)
+    raw_teacher = teacher_logits("models:/churn-large@champion", x_val, tracking_uri=uri, raw=raw_val)
+    np.testing.assert_allclose(_softmax(logits), _softmax(raw_teacher), atol=1e-5)
+
+
 def test_recipe_teacher_logits(recipe, churn, churn_teacher, uri):
-    pipeline, _, _, x_val = churn
+    from framework.runtime.serving.protocol import take_rows
+
+    pipeline, _, _, x_val, raw_val = churn
     with_kd = recipe.model_copy(update={"training": recipe.training.model_copy(
         update={"distillation": Distillation(teacher="models:/churn-large@champion")})})
-    logits = recipe_teacher_logits(with_kd, pipeline, x_val[:50], tracking_uri=uri)
+    logits = recipe_teacher_logits(with_kd, pipeline, x_val[:50], tracking_uri=uri, raw=take_rows(raw_val, slice(0, 50)))
     np.testing.assert_allclose(_softmax(logits), predict(churn_teacher[0], x_val[:50]), atol=1e-5)
 
 
 def test_columns_and_classes_in_another_order_are_reordered(churn, churn_teacher, uri):
-    pipeline, _, _, x_val = churn
-    reference = teacher_logits("models:/churn-large/1", x_val, tracking_uri=uri)
-    columns = list(pipeline.columns)[::-1]
-    reordered = teacher_logits("models:/churn-large/1", x_val[:, ::-1], tracking_uri=uri, expected_features=columns,
+    pipeline, _, _, x_val, raw_val = churn
+    reference = teacher_logits("models:/churn-large/1", x_val, tracking_uri=uri, raw=raw_val)
+    # a raw-column teacher takes its columns by name: the student's order does not matter
+    shuffled = {name: raw_val[name] for name in reversed(list(raw_val))}
+    reordered = teacher_logits("models:/churn-large/1", x_val[:, ::-1], tracking_uri=uri, raw=shuffled,
                                expected_classes=list(pipeline.classes)[::-1])
     np.testing.assert_allclose(reordered, reference[:, ::-1], atol=1e-6)
+    # a matrix teacher gets the student's columns in its own layout
+    reference = teacher_logits("models:/churn-matrix@champion", x_val, tracking_uri=uri)
+    columns = list(pipeline.columns)[::-1]
+    reordered = teacher_logits("models:/churn-matrix@champion", x_val[:, ::-1], tracking_uri=uri, expected_features=columns,
+                               expected_classes=list(pipeline.classes)[::-1])
+    np.testing.assert_allclose(reordered, reference[:, ::-1], atol=1e-6)
+
+
+def test_a_raw_column_teacher_needs_the_students_raw_rows(churn, churn_teacher, uri):
+    pipeline, _, _, x_val, raw_val = churn
+    teacher = "models:/churn-large@champion"
+    with pytest.raises(MlopsError) as excinfo:
+        teacher_logits(teacher, x_val, tracking_uri=uri)
+    assert _error(excinfo) == (
+        f"{KEY}: {teacher}: the teacher takes raw columns ({', '.join(pipeline.features)}); pass the student's rows as raw="
+    )
+    lacking = {name: array for name, array in raw_val.items() if name != "contract"}
+    with pytest.raises(MlopsError) as excinfo:
+        teacher_logits(teacher, x_val, tracking_uri=uri, raw=lacking)
+    assert _error(excinfo) == (
+        f"{KEY}: {teacher}: the teacher takes column(s) contract that the student's data.features lack: "
+        "distil from a teacher trained on the same features"
+    )
+    # a column the teacher does not take is left out
+    extra = {**raw_val, "gender": np.full((len(x_val), 1), "female", dtype=object)}
+    np.testing.assert_allclose(teacher_logits(teacher, x_val, tracking_uri=uri, raw=extra),
+                               teacher_logits(teacher, x_val, tracking_uri=uri, raw=raw_val), atol=1e-7)
+    # a category the student has as a number: the teacher's own error, on the key
+    numeric = {**raw_val, "contract": np.zeros((len(x_val), 1), dtype=np.float32)}
+    with pytest.raises(MlopsError) as excinfo:
+        teacher_logits(teacher, x_val, tracking_uri=uri, raw=numeric)
+    assert _error(excinfo).startswith(f"{KEY}: {teacher}: the teacher failed on the student's rows: ")
 
 
 # --- MLflow flavour teachers ----------------------------------------------------------
@@ -369,9 +442,9 @@ def test_artifacts_that_are_not_a_model(churn, churn_teacher, uri):
 def test_width_mismatch(churn, churn_teacher, uri):
     x_val = churn[3]
     with pytest.raises(MlopsError) as excinfo:
-        teacher_logits("models:/churn-large@champion", x_val[:, :-1], tracking_uri=uri)
+        teacher_logits("models:/churn-matrix@champion", x_val[:, :-1], tracking_uri=uri)
     assert _error(excinfo) == (
-        f"{KEY}: models:/churn-large@champion: the student's rows have {x_val.shape[1] - 1} features but the "
+        f"{KEY}: models:/churn-matrix@champion: the student's rows have {x_val.shape[1] - 1} features but the "
         f"teacher takes {x_val.shape[1]}: distil from a teacher trained on the same features"
     )
 
@@ -387,14 +460,14 @@ def test_width_mismatch_of_a_flavour_teacher(blobs, blobs_teacher, uri):
 
 
 def test_feature_name_mismatch(churn, churn_teacher, uri):
-    pipeline, _, _, x_val = churn
+    pipeline, _, _, x_val, _ = churn
     student = list(pipeline.columns)
     dropped, renamed = student[0], student[1]
     student[0] = "days_since_signup"
     with pytest.raises(MlopsError) as excinfo:
-        teacher_logits("models:/churn-large@champion", x_val, tracking_uri=uri, expected_features=student)
+        teacher_logits("models:/churn-matrix@champion", x_val, tracking_uri=uri, expected_features=student)
     assert _error(excinfo) == (
-        f"{KEY}: models:/churn-large@champion: the teacher was trained on other features than the student "
+        f"{KEY}: models:/churn-matrix@champion: the teacher was trained on other features than the student "
         f"(the teacher lacks days_since_signup; only the teacher has {dropped}): train the teacher on the "
         "student's data.features (and in_set categories) or pick another teacher"
     )
@@ -403,7 +476,7 @@ def test_feature_name_mismatch(churn, churn_teacher, uri):
 
 def test_class_count_mismatch(churn, churn_teacher, blobs, blobs_teacher, uri):
     with pytest.raises(MlopsError) as excinfo:
-        teacher_logits("models:/churn-large@champion", churn[3], tracking_uri=uri, num_classes=3)
+        teacher_logits("models:/churn-large@champion", churn[3], tracking_uri=uri, num_classes=3, raw=churn[4])
     classes = ", ".join(str(c) for c in churn[0].classes)
     assert _error(excinfo) == (
         f"{KEY}: models:/churn-large@champion: the teacher outputs 2 classes ({classes}) but the student has 3 "
@@ -419,7 +492,8 @@ def test_class_count_mismatch(churn, churn_teacher, blobs, blobs_teacher, uri):
 
 def test_other_classes(churn, churn_teacher, uri):
     with pytest.raises(MlopsError) as excinfo:
-        teacher_logits("models:/churn-large@champion", churn[3], tracking_uri=uri, expected_classes=["stay", "leave"])
+        teacher_logits("models:/churn-large@champion", churn[3], tracking_uri=uri, expected_classes=["stay", "leave"],
+                       raw=churn[4])
     classes = ", ".join(str(c) for c in churn[0].classes)
     assert _error(excinfo) == (
         f"{KEY}: models:/churn-large@champion: the teacher's classes ({classes}) are not the student's "

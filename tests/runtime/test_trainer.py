@@ -39,7 +39,9 @@ def _payload(tmp_path: Path, epochs: int, rows: int = 2000) -> Path:
 
     from framework.runtime.features import FeaturePipeline
 
-    recipe = api.load_recipe("churn", overrides=[f"training.epochs={epochs}", "training.batch_size=64"], project=REPO).recipe
+    # A patience longer than the run: the history must survive the resume, every epoch of it.
+    overrides = [f"training.epochs={epochs}", "training.batch_size=64", "+training.early_stopping.patience=1000"]
+    recipe = api.load_recipe("churn", overrides=overrides, project=REPO).recipe
     frame = pd.read_csv(REPO / "data" / "churn.csv").head(rows)
     train, val = frame.iloc[: rows * 4 // 5], frame.iloc[rows * 4 // 5:]
     pipeline = FeaturePipeline.fit(recipe, train)

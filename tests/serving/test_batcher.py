@@ -217,3 +217,38 @@ def test_inline_mode_failures_reach_the_batch_and_the_loop_goes_on():
     failed, after = asyncio.run(main())
     b.close()
     assert all(isinstance(f, RuntimeError) for f in failed) and after["y"].tolist() == [[4.0]]
+
+
+class TextRunner:
+    """A model of the raw-column contract: a number and a category in, scores and a label
+    out (the label is the category, upper-cased, so each row's answer is its own)."""
+
+    def __init__(self):
+        self.batches: list[int] = []
+
+    def run(self, inputs):
+        x, category = inputs["x"], inputs["category"]
+        assert category.dtype == object and category.shape == x.shape
+        self.batches.append(len(x))
+        label = np.array([[f"{c}-{v:g}".upper()] for c, v in zip(category[:, 0], x[:, 0])], dtype=object)
+        return {"scores": x * 2, "label": label}
+
+
+def test_text_inputs_batch_and_each_request_gets_its_own_labels():
+    runner = TextRunner()
+    b = batcher(runner, inline=True, max_batch_size=8)
+
+    def request(n: int, start: float, category: str):
+        return {"x": np.arange(start, start + n, dtype=np.float32).reshape(n, 1),
+                "category": np.full((n, 1), category, dtype=object)}
+
+    async def main():
+        return await asyncio.gather(*(b.infer(request(n, 10.0 * n, c), n) for n, c in ((3, "a"), (4, ""), (1, "caf\u00e9"))))
+
+    outs = asyncio.run(main())
+    b.close()
+    assert runner.batches == [8]  # one batch of the three requests
+    assert [o["label"][:, 0].tolist() for o in outs] == [
+        ["A-30", "A-31", "A-32"], ["-40", "-41", "-42", "-43"], ["CAF\u00c9-10"],
+    ]
+    assert all(o["label"].dtype == object for o in outs)

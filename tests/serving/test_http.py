@@ -352,6 +352,10 @@ BAD_REQUESTS = {
         "/v2/models/churn/infer", {**GOOD, "outputs": [{"name": "probs"}]}, 400,
         re.escape("unknown output 'probs' for model 'churn'; its outputs are: probabilities, label"),
     ),
+    "classification of text": (
+        "/v2/models/churn/infer", {**GOOD, "outputs": [{"name": "label", "parameters": {"classification": 1}}]}, 400,
+        re.escape("output 'label' is BYTES: the classification extension ranks numbers; ask it of a numeric output"),
+    ),
     "input twice": (
         "/v2/models/churn/infer", {"inputs": GOOD["inputs"] * 2}, 400, re.escape("input 'tenure_months' is given twice"),
     ),

@@ -18,6 +18,7 @@ from framework.runtime.serving.model_config import (
     parse_config,
     parse_text,
 )
+from framework.signature import model_signature
 from framework.targets import triton
 from tests.conftest import REPO
 
@@ -35,8 +36,12 @@ def expected(text: str) -> ModelConfig:
     """The same facts, read through protobuf's strict text_format.Parse."""
     proto = text_format.Parse(text, mc.ModelConfig())
 
+    def datatype(enum: int) -> str:  # KServe's name of Triton's TYPE_STRING is BYTES
+        name = mc.DataType.Name(enum).removeprefix("TYPE_")
+        return "BYTES" if name == "STRING" else name
+
     def tensors(items) -> tuple[TensorSpec, ...]:
-        return tuple(TensorSpec(t.name, mc.DataType.Name(t.data_type).removeprefix("TYPE_"), tuple(t.dims)) for t in items)
+        return tuple(TensorSpec(t.name, datatype(t.data_type), tuple(t.dims)) for t in items)
 
     kind = proto.version_policy.WhichOneof("policy_choice") or "latest"
     policy = {
@@ -86,6 +91,23 @@ def test_rendered_variants(variant: str):
     assert (derived.dynamic_batching, derived.instance_count, derived.version_policy) == (
         parsed.dynamic_batching, parsed.instance_count, parsed.version_policy
     )
+    # the raw-column contract: one [1]-wide input per feature, BYTES for a category
+    signature = model_signature(recipe)
+    assert parsed.inputs == tuple(TensorSpec(t.name, t.dtype, (1,) if parsed.batching else (-1, 1)) for t in signature.inputs)
+    assert [(t.name, t.datatype) for t in parsed.inputs][-2:] == [("contract", "BYTES"), ("payment_method", "BYTES")]
+    assert [(t.name, t.datatype) for t in parsed.outputs] == [
+        ("probabilities" if recipe.serving.format == "onnx" else "probabilities__0", "FP32"),
+        ("label" if recipe.serving.format == "onnx" else "label__1", "BYTES"),
+    ]
+    assert "TYPE_STRING" in artifact.text and "TYPE_BYTES" not in artifact.text
+
+
+def test_every_committed_config_takes_raw_columns():
+    """The committed configs are the new contract (regenerated): no `features` tensor."""
+    for path in CONFIG_FILES:
+        parsed = parse_config(path.read_text(encoding="utf-8"), str(path))
+        assert "features" not in [t.name for t in parsed.inputs], path
+        assert all(t.dims[-1] == 1 and t.datatype in ("FP32", "BYTES") for t in parsed.inputs), path
 
 
 def test_strings_escapes_and_syntax_forms():

@@ -10,7 +10,7 @@ import pytest
 
 from framework import api
 from tests.conftest import REPO
-from tests.serving.conftest import ort_outputs
+from tests.serving.conftest import messy_inputs, ort_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -36,9 +36,13 @@ def test_champion_and_candidate_from_the_registry(tmp_path, model_repo, monkeypa
     app = build_app(recipe, None, state, log_sample_rate=0)
     assert app.repository.path == state / "serving" / "model_repository"
     assert app.repository.versions() == {"churn": [first, second]}
-    x = np.ones((2, 13), dtype=np.float32)
+    x = messy_inputs(3)
     for version, source in ((first, "1"), (second, "2")):
-        out = app.models["churn"].versions[version].runner.run({"features": x})["probabilities"]
-        np.testing.assert_allclose(out, ort_outputs(model_repo, source, x), rtol=1e-6)
+        runner = app.models["churn"].versions[version].runner
+        out, expected = runner.run(x), ort_outputs(model_repo, source, x)
+        np.testing.assert_allclose(out["probabilities"], expected["probabilities"], rtol=1e-6)
+        assert out["label"].tolist() == expected["label"].tolist()
+        assert runner.classes == ["0", "1"]  # the class names travel in the model file
+    assert app.models["churn"].metadata()["parameters"] == {"classes": ["0", "1"]}
     assert app.models["churn"].config.max_batch_size == recipe.serving.max_batch_size == 32
     assert app.labels == {"churn": "churn"}

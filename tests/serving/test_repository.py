@@ -16,7 +16,7 @@ from framework.errors import MlopsError
 from framework.runtime.serving.model_config import parse_config
 from framework.runtime.serving.repository import load_repository, select_versions
 from tests.conftest import REPO
-from tests.serving.conftest import ort_outputs, write_config
+from tests.serving.conftest import churn_pipeline, messy_inputs, ort_outputs, rows, text, train_net, write_config
 
 
 def config_with(policy: str):
@@ -57,9 +57,11 @@ def test_latest_two_serves_the_two_newest(repo, model_repo):
     (repo / "churn" / "7").mkdir()  # a version folder without a model file is not a version
     loaded = load_repository(repo)
     assert loaded.versions() == {"churn": ["2", "3"]}
-    x = np.ones((2, 13), dtype=np.float32)
-    out = loaded.models["churn"].versions["3"].runner.run({"features": x})
-    np.testing.assert_allclose(out["probabilities"], ort_outputs(model_repo, "1", x), rtol=1e-6)
+    x = messy_inputs(3)
+    out = loaded.models["churn"].versions["3"].runner.run(x)
+    expected = ort_outputs(model_repo, "1", x)
+    np.testing.assert_allclose(out["probabilities"], expected["probabilities"], rtol=1e-6)
+    assert out["label"].tolist() == expected["label"].tolist()
 
 
 def test_specific_versions_report_the_missing_one_unavailable(repo):
@@ -72,10 +74,16 @@ def test_specific_versions_report_the_missing_one_unavailable(repo):
     ]
 
 
-def test_column_names_come_from_the_onnx_file_without_a_recipe(repo, churn_recipe):
+def test_column_names_and_classes_come_from_the_onnx_file_without_a_recipe(repo, churn_recipe):
     from framework.signature import model_signature
 
-    assert load_repository(repo).models["churn"].columns == model_signature(churn_recipe).columns
+    model = load_repository(repo).models["churn"]
+    columns = model_signature(churn_recipe).columns
+    assert model.columns == columns
+    runner = model.versions["2"].runner
+    assert runner.columns == columns  # the exporter's metadata: the raw columns, in input order
+    assert runner.classes == churn_pipeline().class_names == ["0", "1"]
+    assert model.metadata()["parameters"] == {"classes": ["0", "1"]}
 
 
 @pytest.mark.parametrize(
@@ -83,7 +91,20 @@ def test_column_names_come_from_the_onnx_file_without_a_recipe(repo, churn_recip
     [
         ('name: "churn"', 'name: "other"', "config.pbtxt names the model 'other' but its folder is 'churn' (Triton requires them equal)"),
         ('platform: "onnxruntime_onnx"', 'platform: "tensorflow_savedmodel"', "platform: 'tensorflow_savedmodel' cannot be served here; supported: onnxruntime_onnx, pytorch_libtorch"),
-        ('name: "features"', 'name: "inputs"', "the model's inputs ['features'] differ from config.pbtxt's ['inputs']"),
+        (
+            'name: "tenure_months"', 'name: "tenure"',
+            "the model's inputs ['contract', 'monthly_charges', 'num_products', 'payment_method', 'senior_citizen', "
+            "'support_calls', 'tenure_months', 'total_charges'] differ from config.pbtxt's ['contract', "
+            "'monthly_charges', 'num_products', 'payment_method', 'senior_citizen', 'support_calls', 'tenure', 'total_charges']",
+        ),
+        (
+            'name: "contract"\n    data_type: TYPE_STRING', 'name: "contract"\n    data_type: TYPE_FP32',
+            "tensor 'contract' is BYTES in the model but FP32 in config.pbtxt",
+        ),
+        (
+            'name: "label"\n    data_type: TYPE_STRING', 'name: "label"\n    data_type: TYPE_FP32',
+            "tensor 'label' is BYTES in the model but FP32 in config.pbtxt",
+        ),
         ("max_batch_size: 32", "max_batch_size: 32\nmax_batch_size: 8", "max_batch_size: set more than once"),
     ],
 )
@@ -102,29 +123,62 @@ def test_no_versions_or_no_repository(tmp_path, churn_recipe):
 
 
 def test_torchscript_model_pt(tmp_path):
-    """serving.format torchscript: model.pt on TorchScript, INPUT__0 -> OUTPUT__0, via tritonclient."""
+    """serving.format torchscript: model.pt on TorchScript with the raw-column contract
+    (forward() takes one argument per column, List[str] for a category; it returns the
+    probabilities and the labels, bound as probabilities__0 and label__1), through
+    tritonclient (binary and JSON) and curl's row form."""
+    import httpx
     import torch
     import tritonclient.http as triton
 
     from framework.runtime.export import export_torchscript
-    from framework.runtime.model import TabularNet
     from framework.runtime.serve import EmbeddedServer, build_app
+    from framework.runtime.serving.protocol import request_inputs
 
     recipe = api.load_recipe("churn", overrides=["serving.format=torchscript"], project=REPO).recipe
-    torch.manual_seed(0)
-    net = TabularNet(width=13, outputs=2, task="classification", hidden_sizes=[8])
-    export_torchscript(net, tmp_path / "repo" / "churn" / "1" / "model.pt")
+    pipeline = churn_pipeline()
+    net = train_net(pipeline, seed=0, steps=30, hidden_sizes=[8])
+    export_torchscript(net, pipeline, tmp_path / "repo" / "churn" / "1" / "model.pt")
     write_config(recipe, tmp_path / "repo" / "churn")
     app = build_app(recipe, tmp_path / "repo", tmp_path / "state", log_sample_rate=0)
-    x = np.random.default_rng(0).normal(size=(3, 13)).astype(np.float32)
+    frame = rows(6, seed=1)
+    frame.loc[0, "total_charges"] = np.nan  # imputed in the module
+    frame.loc[1, "contract"] = "weekly"  # unseen: no category
+    frame.loc[2, "payment_method"] = None  # null: no category
+    x = pipeline.raw_inputs(frame)
     with torch.no_grad():
-        expected = net.eval()(torch.from_numpy(x)).numpy()
+        probabilities = net.eval()(torch.from_numpy(pipeline.transform(frame))).numpy()
+    labels = [pipeline.class_names[i] for i in probabilities.argmax(axis=1)]
+    assert set(labels) == {"0", "1"}
     with EmbeddedServer(app) as server, triton.InferenceServerClient(server.url) as client:
-        tensor = triton.InferInput("INPUT__0", [3, 13], "FP32")
-        tensor.set_data_from_numpy(x)
-        got = client.infer("churn", [tensor]).as_numpy("OUTPUT__0")
-        assert client.get_model_metadata("churn")["platform"] == "pytorch_libtorch"
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+        for binary in (True, False):
+            tensors = []
+            for name, array in x.items():
+                if not binary and array.dtype != object:  # JSON has no NaN: send the row without nulls
+                    array = np.nan_to_num(array, nan=float(pipeline.medians[name]))
+                tensor = triton.InferInput(name, list(array.shape), "BYTES" if array.dtype == object else "FP32")
+                tensor.set_data_from_numpy(array, binary_data=binary)
+                tensors.append(tensor)
+            result = client.infer("churn", tensors)
+            np.testing.assert_allclose(result.as_numpy("probabilities__0"), probabilities, rtol=1e-5, atol=1e-6)
+            assert text(result.as_numpy("label__1"))[:, 0].tolist() == labels
+        metadata = client.get_model_metadata("churn")
+        assert metadata["platform"] == "pytorch_libtorch"
+        assert [(t["name"], t["datatype"]) for t in metadata["inputs"]] == [
+            (c, "BYTES" if c in pipeline.categorical else "FP32") for c in pipeline.features
+        ]
+        assert [(t["name"], t["datatype"]) for t in metadata["outputs"]] == [("probabilities__0", "FP32"), ("label__1", "BYTES")]
+        assert metadata["parameters"] == {"classes": ["0", "1"]}
+        with httpx.Client(base_url=f"http://{server.url}", timeout=30) as http:
+            body = [{c: (None if v != v else v) for c, v in row.items()}
+                    for row in frame[list(pipeline.features)].astype(object).to_dict("records")]
+            response = http.post("/v2/models/churn/infer", json=body)
+            assert response.status_code == 200, response.text
+            outputs = {o["name"]: o for o in response.json()["outputs"]}
+            np.testing.assert_allclose(np.reshape(outputs["probabilities__0"]["data"], (6, 2)), probabilities, rtol=1e-5, atol=1e-6)
+            assert outputs["label__1"]["data"] == labels and outputs["label__1"]["datatype"] == "BYTES"
+            response = http.post("/v2/models/churn/infer", json={"inputs": request_inputs(x)})
+            assert response.status_code == 200 and response.json()["outputs"][1]["data"] == labels
 
 
 def test_serving_imports_no_torch_ray_or_mlflow(model_repo):

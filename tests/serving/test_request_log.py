@@ -15,21 +15,34 @@ from framework.runtime.serving.request_log import RequestLog
 from tests.conftest import REPO
 
 
-def arrays(rows: int, value: float = 1.0):
-    return {"features": np.full((rows, 3), value, np.float32)}, {"probabilities": np.full((rows, 2), 0.5, np.float32)}
+def arrays(rows: int, value: float = 1.0, category: str = "one_year"):
+    """A request of the raw-column contract: a number, a category (text), a number with a
+    null; and its answer, probabilities and labels."""
+    inputs = {
+        "a": np.full((rows, 1), value, np.float32),
+        "b": np.full((rows, 1), category, dtype=object),
+        "c": np.full((rows, 1), np.nan, np.float32),
+    }
+    outputs = {"probabilities": np.full((rows, 2), 0.5, np.float32), "label": np.full((rows, 1), "yes", dtype=object)}
+    return inputs, outputs
 
 
 def test_rows_columns_and_versions(tmp_path):
     log = RequestLog(tmp_path, 1.0)
-    log.describe("churn", ("a", "b=x", "c"), [("probabilities", 2)])
+    log.describe("churn", ("a", "b", "c"), [("probabilities", 2), ("label", 1)])
     log.add("churn", "1", 1_700_000_000.25, 0.002, *arrays(2, 1.0))
-    log.add("churn", "2", 1_700_000_001.5, 0.004, *arrays(1, 3.0))
+    log.add("churn", "2", 1_700_000_001.5, 0.004, *arrays(1, 3.0, ""))
     log.close()
     frame = pd.read_parquet(tmp_path / "churn")
-    assert list(frame.columns) == ["timestamp", "model", "version", "latency_ms", "a", "b=x", "c", "probabilities_0", "probabilities_1"]
+    assert list(frame.columns) == [
+        "timestamp", "model", "version", "latency_ms", "a", "b", "c", "probabilities_0", "probabilities_1", "label",
+    ]
     assert frame["version"].tolist() == ["1", "1", "2"]
     assert frame["latency_ms"].tolist() == pytest.approx([2.0, 2.0, 4.0])
     assert frame["a"].tolist() == [1.0, 1.0, 3.0]
+    assert frame["b"].tolist() == ["one_year", "one_year", ""]  # a category stays text beside the numbers
+    assert frame["c"].isna().all() and frame["c"].dtype == np.float32  # nulls as sent
+    assert frame["label"].tolist() == ["yes"] * 3
     assert frame["timestamp"].iloc[2] == pd.Timestamp("2023-11-14 22:13:21.5", tz="UTC")
 
 

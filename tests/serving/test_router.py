@@ -11,10 +11,9 @@ import orjson
 import pytest
 
 from framework.runtime.serve import EmbeddedServer, build_app
+from framework.runtime.serving.protocol import request_inputs
 from framework.runtime.serving.router import LatestVersionRouter, Router
-from tests.serving.conftest import ort_outputs
-
-WIDTH = 13
+from tests.serving.conftest import inputs, ort_outputs
 
 
 class RecordingRouter:
@@ -42,8 +41,8 @@ class RecordingRouter:
         return dict(self.shares)
 
 
-def body(x: np.ndarray) -> bytes:
-    return orjson.dumps({"inputs": [{"name": "features", "shape": list(x.shape), "datatype": "FP32", "data": x.reshape(-1).tolist()}]})
+def body(tensors: dict[str, np.ndarray]) -> bytes:
+    return orjson.dumps({"inputs": request_inputs(tensors)})
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +70,13 @@ def test_default_router_is_the_newest_version():
 def test_route_then_observe_after_the_answer(routed, model_repo):
     router, _, http = routed
     router.calls.clear()
-    x = np.ones((2, WIDTH), dtype=np.float32)
+    x = inputs(2)
     response = http.post("/v2/models/churn/infer", content=body(x), headers={"x-mlops-candidate": "true"})
     assert response.json()["model_version"] == "2"
-    np.testing.assert_allclose(np.reshape(response.json()["outputs"][0]["data"], (2, 2)), ort_outputs(model_repo, "2", x), rtol=1e-6)
+    expected = ort_outputs(model_repo, "2", x)
+    outputs = response.json()["outputs"]
+    np.testing.assert_allclose(np.reshape(outputs[0]["data"], (2, 2)), expected["probabilities"], rtol=1e-6)
+    assert outputs[1]["data"] == expected["label"][:, 0].tolist()
     wait_for(lambda: len(router.calls) == 2)
     (route, observe) = router.calls
     assert route == ("route", "churn", "true")
@@ -84,22 +86,26 @@ def test_route_then_observe_after_the_answer(routed, model_repo):
 def test_explicit_version_and_bad_requests_bypass_the_router(routed):
     router, _, http = routed
     router.calls.clear()
-    assert http.post("/v2/models/churn/versions/2/infer", content=body(np.ones((1, WIDTH), np.float32))).status_code == 200
+    assert http.post("/v2/models/churn/versions/2/infer", content=body(inputs(1))).status_code == 200
     assert http.post("/v2/models/churn/infer", content=b"{").status_code == 400
     time.sleep(0.1)
     assert router.calls == []
 
 
-def test_shadow_runs_in_the_background_and_is_compared(routed):
+def test_shadow_runs_in_the_background_and_is_compared(routed, model_repo):
     router, _, http = routed
     router.calls.clear()
-    x = np.random.default_rng(3).normal(size=(4, WIDTH)).astype(np.float32)
+    x = inputs(4, seed=3)
     response = http.post("/v2/models/churn/infer", content=body(x), headers={"x-shadow": "2"})
     assert response.json()["model_version"] == "1"
     wait_for(lambda: any(c[0] == "compare" for c in router.calls))
     compare = next(c for c in router.calls if c[0] == "compare")
     assert compare[:4] == ("compare", "churn", "1", "2")
     assert isinstance(compare[4], bool) and isinstance(compare[5], float)
+    from framework.runtime.serving.app import agree
+
+    # the same rows through both versions: probabilities by top class, labels as text
+    assert compare[4] == agree(ort_outputs(model_repo, "1", x), ort_outputs(model_repo, "2", x))
     observed = [c for c in router.calls if c[0] == "observe"]
     assert [c[2] for c in observed] == ["1"]  # the shadow's success is a comparison, not an answer
 
@@ -116,7 +122,7 @@ def test_a_failing_shadow_never_fails_the_primary(routed):
     batcher.runner = Broken()
     try:
         router.calls.clear()
-        response = http.post("/v2/models/churn/infer", content=body(np.ones((1, WIDTH), np.float32)), headers={"x-shadow": "2"})
+        response = http.post("/v2/models/churn/infer", content=body(inputs(1)), headers={"x-shadow": "2"})
         assert response.status_code == 200 and response.json()["model_version"] == "1"
         wait_for(lambda: any(c[:3] == ("observe", "churn", "2") for c in router.calls))
         failed = next(c for c in router.calls if c[:3] == ("observe", "churn", "2"))
@@ -140,18 +146,18 @@ def test_a_primary_failure_is_observed_not_ok_and_answered_500(routed):
     batcher.runner = Broken()
     try:
         router.calls.clear()
-        response = http.post("/v2/models/churn/infer", content=body(np.ones((1, WIDTH), np.float32)))
+        response = http.post("/v2/models/churn/infer", content=body(inputs(1)))
         assert (response.status_code, response.json()["error"]) == (500, "inference failed: RuntimeError: model broke")
         wait_for(lambda: any(c[0] == "observe" for c in router.calls))
         assert next(c for c in router.calls if c[0] == "observe")[2:4] == ("1", False)
     finally:
         batcher.runner = healthy
-    assert http.post("/v2/models/churn/infer", content=body(np.ones((1, WIDTH), np.float32))).status_code == 200
+    assert http.post("/v2/models/churn/infer", content=body(inputs(1))).status_code == 200
 
 
 def test_a_router_choosing_an_unloaded_version_is_a_500_that_says_so(routed):
     _, _, http = routed
-    response = http.post("/v2/models/churn/infer", content=body(np.ones((1, WIDTH), np.float32)), headers={"x-route": "bogus"})
+    response = http.post("/v2/models/churn/infer", content=body(inputs(1)), headers={"x-route": "bogus"})
     assert response.status_code == 500
     assert response.json()["error"] == "inference failed: RuntimeError: the router chose version '42' of model 'churn', which is not loaded"
 

@@ -36,6 +36,7 @@ VARIANTS: dict[str, tuple[str, str, list[str]]] = {
     "churn-blue-green": ("churn", "prod", ["rollout=blue_green"]),
     "churn-torchscript-gpu": ("churn", "prod", ["serving.format=torchscript", "serving.instances.kind=gpu", "+serving.resources.gpu=1"]),
     "churn-no-drift": ("churn", "dev", ["monitoring.drift=null", "monitoring.dashboard.enabled=false"]),
+    "churn-lightgbm": ("churn", "staging", ["model=lightgbm"]),
     "support-awq-tp2": ("support_assistant", "prod", ["model=qwen_awq", "serving.tensor_parallel_size=2", "serving.resources.gpu=2"]),
     "support-tgi": ("support_assistant", "prod", ["serving=tgi"]),
     "support-ray-serve-llm": ("support_assistant", "prod", ["serving=ray_serve_llm", "rollout=direct"]),

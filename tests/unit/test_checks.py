@@ -41,6 +41,8 @@ TRIGGERS = {
     "target_not_a_feature": ("churn", ["data.target=tenure_months"]),
     "columns_unique": ("churn", ["data.features=[tenure_months,tenure_months]", "data.categorical=[]"]),
     "categorical_are_features": ("churn", ["data.categorical=[region]"]),
+    "boosting_needs_lightgbm": ("churn", ["+model.boosting={num_leaves: 15}"]),
+    "lightgbm_trains_where_it_can": ("churn", ["model.architecture=lightgbm", "serving.format=torchscript"]),
     "features_are_not_outputs": ("churn", ["data.features=[tenure_months,label]", "data.categorical=[]",
                                            "data.expectations.columns={}"]),
     "torchscript_inputs_are_identifiers": ("churn", ["serving.format=torchscript", "data.features=[tenure_months,'monthly charges']",

@@ -350,6 +350,8 @@ def _requested_outputs(request: dict, config: ModelConfig, model: str, plan: _Pl
         classification = params.get("classification", 0)
         if type(classification) is not int or classification < 0:
             raise HttpError(400, f"output '{name}': classification must be a non-negative integer (top k)")
+        if classification and next(t for t in config.outputs if t.name == name).datatype == "BYTES":
+            raise HttpError(400, f"output '{name}' is BYTES: the classification extension ranks numbers; ask it of a numeric output")
         outputs.append(RequestedOutput(name, bool(params.get("binary_data", binary_default)), classification))
     return outputs
 

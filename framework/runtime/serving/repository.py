@@ -68,6 +68,7 @@ class OnnxRunner(Runner):
         graph_outputs = {o.name for o in self.session.get_outputs()}
         _check_names(path, "input", [t.name for t in config.inputs], graph_inputs)
         _check_names(path, "output", [t.name for t in config.outputs], graph_outputs)
+        _check_datatypes(path, config, self.session)
         self.output_names = [t.name for t in config.outputs]
         meta = self.session.get_modelmeta().custom_metadata_map
         try:
@@ -94,6 +95,8 @@ class TorchScriptRunner(Runner):
         except Exception as exc:  # torch raises RuntimeError with the reason
             raise MlopsError([Problem(Location(str(path)), "", f"TorchScript cannot load the model: {exc}")]) from None
         self._bind(torch, [(t.name, t.datatype) for t in config.inputs], [t.name for t in config.outputs])
+        classes = getattr(self.module, "classes", None)  # the exporter's raw-column module keeps its class names
+        self.classes = [str(c) for c in classes] if isinstance(classes, list) and classes else None
 
     @classmethod
     def of_module(cls, module, inputs: list[tuple[str, str]], outputs: list[str]) -> TorchScriptRunner:
@@ -138,6 +141,24 @@ def _check_names(path: Path, what: str, expected: list[str], actual: set[str]) -
     if set(expected) != actual:
         message = f"the model's {what}s {sorted(actual)} differ from config.pbtxt's {sorted(expected)}"
         raise MlopsError([Problem(Location(str(path)), "", message)])
+
+
+_ORT_DATATYPES = {
+    "tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(float16)": "FP16", "tensor(string)": "BYTES",
+    "tensor(int64)": "INT64", "tensor(int32)": "INT32", "tensor(int16)": "INT16", "tensor(int8)": "INT8",
+    "tensor(uint8)": "UINT8", "tensor(bool)": "BOOL",
+}
+
+
+def _check_datatypes(path: Path, config: ModelConfig, session) -> None:
+    """Each tensor's datatype in config.pbtxt must be the graph's (a TYPE_FP32 for a string
+    input would fail at warm-up with ONNX Runtime's own error, or on every request)."""
+    actual = {t.name: _ORT_DATATYPES.get(t.type) for t in [*session.get_inputs(), *session.get_outputs()]}
+    for spec in [*config.inputs, *config.outputs]:
+        found = actual.get(spec.name)
+        if found is not None and found != spec.datatype:
+            message = f"tensor '{spec.name}' is {found} in the model but {spec.datatype} in config.pbtxt"
+            raise MlopsError([Problem(Location(str(path)), "", message)])
 
 
 RUNNERS: dict[str, Callable[[Path, ModelConfig], Runner]] = {
