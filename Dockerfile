@@ -88,10 +88,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # wget: KubeRay's default readiness/liveness probes of Ray head and worker pods run
 # `bash -c "wget -T 2 -q -O- http://localhost:<port>/api/..._healthz | grep success"`.
+# libgomp1: LightGBM's library links OpenMP (model.architecture lightgbm), which the
+# slim image lacks.
 # The user: uid/gid 1000 with a passwd entry, so getpass.getuser()/pwd lookups (torch,
 # Ray) work; no home of its own (HOME=/tmp).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends wget \
+    && apt-get install -y --no-install-recommends wget libgomp1 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 1000 mlops \
     && useradd --uid 1000 --gid 1000 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin mlops

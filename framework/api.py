@@ -265,8 +265,8 @@ class ApplyResult:
 
 APPLY_STEPS = (
     "generate: write generated/{recipe}/{env}/ (the job reads only what is on disk)",
-    "data: load {source} and check data.expectations (report under .mlops/runs/)",
-    "train: Ray Train on an embedded Ray ({workers} workers), checkpoints every {every} epochs",
+    "data: load {source}, check data.expectations, the target and the nulls (report under .mlops/runs/)",
+    "train: {trainer} on an embedded Ray ({workers} workers), {training}",
     "track: MLflow run in {tracking} (params, per-epoch metrics, data report, model)",
     "evaluate: {metrics} on the validation split; export ONNX; parity <= {atol}",
     "gates: {gates}",
@@ -457,11 +457,29 @@ def _describe_step(step: str, r: Any, proj: Project) -> str:
     return step.format(
         recipe=r.name, env=r.environment, source=r.data.source.uri if r.data else "-",
         workers=r.training.workers if r.training else 0,
-        every=r.training.checkpoint.every_epochs if r.training else 0,
+        trainer=_trainer(r), training=_training(r),
         tracking=r.tracking.uri or display_path(proj.state_dir / "mlflow.db"),
         metrics=", ".join(r.evaluation.metrics), atol=gates.onnx_parity_atol, gates=", ".join(named) or "none",
         model=r.registered_model, strategy=r.rollout.strategy, champion=" and champion (rollout direct)" if r.rollout.strategy == "direct" else "",
     )
+
+
+def _trainer(r: Any) -> str:
+    return "Ray Train's LightGBMTrainer" if getattr(r.model, "architecture", None) == "lightgbm" else "Ray Train's TorchTrainer"
+
+
+def _training(r: Any) -> str:
+    """How long it trains and what it keeps, as the step will do it."""
+    if r.training is None:
+        return "-"
+    early = r.training.early_stopping
+    if getattr(r.model, "architecture", None) == "lightgbm":
+        rounds = r.model.boosting.num_boost_round if r.model.boosting else 1000
+        stop = f", stopping after {early.patience} rounds without a better validation loss" if early else ""
+        return f"up to {rounds} trees{stop}"
+    stop = (f", stopping after {early.patience} epochs without a better validation loss (best epoch kept)"
+            if early else "")
+    return f"up to {r.training.epochs} epochs{stop}, checkpoints every {r.training.checkpoint.every_epochs} epochs"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Can the target train the recipe's model? A classifier needs rows of each of its
 `model.num_classes` classes (min_class_fraction passes trivially when one class is left);
-a regression needs numbers. One `data.target` row in the report, failed or not.
+a regression needs numbers; every row needs a target. One `data.target` row in the
+report, failed or not.
 
 Values outside the target's `in_set` are that expectation's failure, not counted here.
 """
@@ -19,6 +20,11 @@ def target_results(recipe: Any, df: pd.DataFrame) -> list[CheckResult]:
     task = getattr(model, "task", None)  # an llm recipe has no task, nothing to train
     if data.target not in df.columns or task is None:
         return []
+    nulls = int(df[data.target].isna().sum())
+    if nulls:  # a row without a target can neither train nor be scored
+        observed = (f"'{data.target}' is null in {nulls} of {_rows(len(df))}: drop those rows or fill the target "
+                    "(data.missing fills features only)")
+        return [CheckResult(data.target, "target", "a value in every row", observed, False)]
     if task == "regression":
         return [_numeric(data.target, df[data.target], len(df))]
     expectation = data.expectations.columns.get(data.target)

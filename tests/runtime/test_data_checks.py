@@ -99,6 +99,20 @@ def test_a_numeric_regression_target_passes(tmp_path):
     assert [r.observed for r in report.results if r.key == "data.target"] == ["'price': 60 numbers from 100 to 159"]
 
 
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_a_target_with_nulls_is_refused(tmp_path, task):
+    frame = tiers_frame().assign(price=[100.0 + i for i in range(60)])
+    frame.loc[[4, 9], "price"] = np.nan
+    frame.loc[[4, 9, 11], "tier"] = None
+    recipe, target = (regression(), "price") if task == "regression" else (TIERS, "tier")
+    if task == "regression":
+        frame = frame.drop(columns="tier")
+    nulls = 2 if task == "regression" else 3
+    assert error_lines(check(tmp_path, frame, recipe)) == [
+        f"data/tiers.csv: data.target: '{target}' is null in {nulls} of 60 rows: drop those rows or fill the target "
+        "(data.missing fills features only)"]
+
+
 # ---------------------------------------------------------------- nulls
 
 

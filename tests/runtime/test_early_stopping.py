@@ -83,6 +83,7 @@ def test_plateau_is_the_default_and_halves_the_rate_after_more_than_patience_epo
     assert (training.lr_schedule.name, training.lr_schedule.factor, training.lr_schedule.patience) == ("plateau", 0.5, 3)
     rates = []
     for loss in [1.0, 0.9, 0.9, 0.9, 0.9, 0.9]:
+        optimizer.step()
         scheduler.step(loss)
         rates.append(optimizer.param_groups[0]["lr"])
     assert rates == [1.0, 1.0, 1.0, 1.0, 1.0, 0.5]  # three epochs allowed, the fourth reduces
@@ -91,6 +92,7 @@ def test_plateau_is_the_default_and_halves_the_rate_after_more_than_patience_epo
 def test_cosine_anneals_to_zero_over_the_epochs_and_constant_keeps_the_rate():
     training, optimizer, scheduler = schedule_of("+training.lr_schedule.name=cosine", "training.epochs=4")
     for _ in range(4):
+        optimizer.step()  # the order a training epoch steps them in
         scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
     assert schedule_of("+training.lr_schedule.name=constant")[2] is None

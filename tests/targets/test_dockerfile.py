@@ -235,6 +235,20 @@ def test_variant_carries_no_build_tools(variant):
         f"{variant}: copies more than the wheel from the builder"
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variant_has_the_shared_libraries_the_wheels_link(variant):
+    """LightGBM's lib_lightgbm.so links libgomp.so.1 (OpenMP), which python:slim lacks:
+    without it `model.architecture: lightgbm` fails at import on a cluster."""
+    import lightgbm
+
+    library = Path(lightgbm.__file__).parent / "lib" / "lib_lightgbm.so"
+    linked = subprocess.run(["ldd", str(library)], capture_output=True, text=True, check=True).stdout
+    assert "libgomp.so.1" in linked
+    installs = [part for line in run_lines(variant) for part in re.split(r"&&|;", line)
+                if re.search(r"\bapt(-get)? (-\S+ )*install\b", part)]
+    assert any("libgomp1" in part.split() for part in installs), installs
+
+
 def test_cpu_variant_takes_torch_from_the_cpu_index():
     torch_pin = next(Requirement(r) for r in PYPROJECT["project"]["dependencies"] if Requirement(r).name == "torch")
     torch_arg = args_of(stages()["cpu"]).get("TORCH_VERSION")
