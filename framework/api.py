@@ -291,6 +291,7 @@ def apply(
     image_tag: str | None = None,
     skip_training: bool = False,
     training_only: bool = False,
+    head_shares_disk: bool = False,
 ) -> ApplyResult:
     """Generate, then run the recipe's training side (serving and rollout come next):
     here on an embedded Ray (`local`), or as a job on the Ray cluster at `address`;
@@ -341,6 +342,16 @@ def apply(
         what = "needs --address URL (the cluster's job API, e.g. http://127.0.0.1:8265)" if not address \
             else "submits the generated RayJob: training.engine must be ray"
         raise MlopsError([Problem(None, "--target", f"--target ray {what}")])
+    if target == "ray" and not head_shares_disk:
+        from framework.runtime.submit import local_store
+
+        if local_store(r):
+            store = r.tracking.uri or f"the embedded store {display_path(proj.state_dir / 'mlflow.db')}"
+            message = (f"--target ray runs the job on the cluster, which cannot write {store} on this machine: "
+                       "set tracking.uri to an MLflow server the cluster reaches (e.g. `mlflow server --host 0.0.0.0 "
+                       "--backend-store-uri sqlite:///mlflow.db --artifacts-destination s3://bucket/mlflow`), or "
+                       "pass --head-shares-disk when the head sees this project at the same path")
+            raise MlopsError([Problem(None, "tracking.uri", message)])
     env_dir = proj.generated_dir / r.name / r.environment
     resolved = env_dir / "recipe.resolved.yaml"
     steps = [_describe_step(step, r, proj) for step in APPLY_STEPS]
@@ -353,13 +364,19 @@ def apply(
         return ApplyResult(r.name, r.environment, resolved, steps)
     generate([recipe], env=env, project=proj)
     if target == "ray":
-        from framework.runtime.submit import job_spec, submit_and_follow
+        from framework.runtime.submit import job_spec, snapshot, submit_and_follow
         from framework.runtime.train import outcome_from_log
 
-        status, log = submit_and_follow(address, job_spec(proj.root, env_dir, proj.state_dir, r, register_only))
+        with snapshot(proj.root) as working_dir:
+            spec = job_spec(proj.root, env_dir, proj.state_dir, r, register_only, working_dir=working_dir,
+                            head_shares_disk=head_shares_disk)
+            status, log = submit_and_follow(address, spec)
         if status != "SUCCEEDED":
             raise MlopsError([Problem(None, "train", f"the Ray job ended {status}: its log is above")])
-        return ApplyResult(r.name, r.environment, resolved, steps, job_status=status, job_outcome=outcome_from_log(log))
+        job_outcome = outcome_from_log(log)
+        if not head_shares_disk and job_outcome and job_outcome.get("model_version") and r.serving.backend == "triton":
+            _fetch_model_repository(r, proj.state_dir, str(job_outcome["model_version"]))
+        return ApplyResult(r.name, r.environment, resolved, steps, job_status=status, job_outcome=job_outcome)
     from framework.runtime.train import run_training
 
     outcome = run_training(resolved, proj.root, proj.state_dir, None, console, register_only=register_only)
@@ -371,6 +388,23 @@ def apply(
     with apply_lock(proj.state_dir, r.name):  # run_training released its lock on return
         rollout = rollout_local(r, proj.state_dir, proj.root, console=console)
     return ApplyResult(r.name, r.environment, resolved, steps, outcome, rollout=rollout, serve_hint=serve_hint(r))
+
+
+def _fetch_model_repository(r: Any, state_dir: Path, version: str) -> None:
+    """The version the cluster's job registered, from the registry into this machine's
+    Triton model repository (what `mlops serve` and the rollout load), as apply leaves it."""
+    import tempfile
+
+    from framework.runtime import tracking
+    from framework.runtime.serving.registry_source import fetch_version
+    from framework.runtime.train import fill_model_repository
+    from framework.targets.triton import MODEL_FILES
+
+    uri = tracking.tracking_uri(r, state_dir)
+    with tempfile.TemporaryDirectory() as folder:
+        path = fetch_version(tracking.client(uri), uri, r.registered_model, version, MODEL_FILES[r.serving.format],
+                             Path(folder))
+        fill_model_repository(r, state_dir, version, path)
 
 
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # the OCI distribution spec's tag

@@ -199,6 +199,9 @@ def apply(
     training_only: Annotated[bool, typer.Option("--training-only", help=(
         "--target kubernetes: apply only the training job (and its config), wait for it, and report the version "
         "it registered (the CI pipeline's train job of a PyTorchJob recipe)."))] = False,
+    head_shares_disk: Annotated[bool, typer.Option("--head-shares-disk", envvar="MLOPS_HEAD_SHARES_DISK", help=(
+        "--target ray: the Ray head sees this project at the same path (a head on this machine, or a shared "
+        "volume), so the job may write the embedded tracking store under .mlops/."))] = False,
 ) -> None:
     """Generate, then run the recipe: data checks, training, evaluation, gates, registry (or, with --target
     kubernetes, apply its manifests to the cluster)."""
@@ -215,7 +218,7 @@ def apply(
     try:
         result = api.apply(recipe, env=env, target=target, dry_run=dry_run, address=address, console=console, waits=waits,
                            register_only=register_only, image_tag=image_tag, skip_training=skip_training,
-                           training_only=training_only)
+                           training_only=training_only, head_shares_disk=head_shares_disk)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_AFTER_CTRL_C.get(target, "apply stopped")) from None
     if dry_run:

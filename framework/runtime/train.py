@@ -140,7 +140,7 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
             if not register_only:
                 outcome.aliases = tracking.promote(recipe.registered_model, outcome.model_version, recipe.rollout.strategy, uri=run.uri)
             if recipe.serving.backend == "triton":
-                outcome.model_repository = _fill_model_repository(recipe, state_dir, outcome.model_version, served)
+                outcome.model_repository = fill_model_repository(recipe, state_dir, outcome.model_version, served)
     _forget_checkpoints(state_dir, run_dir, run_name)
 
 
@@ -318,7 +318,7 @@ def _teacher_logits(recipe, pipeline, x_train, train_df, run, console):
     return recipe_teacher_logits(recipe, pipeline, x_train, tracking_uri=run.uri, raw=pipeline.raw_inputs(train_df))
 
 
-def _fill_model_repository(recipe, state_dir: Path, version: str, model_file: Path) -> Path:
+def fill_model_repository(recipe, state_dir: Path, version: str, model_file: Path) -> Path:
     """Triton's layout: <repo>/<model>/config.pbtxt and <repo>/<model>/<version>/<file>."""
     from framework.targets.triton import render
 
