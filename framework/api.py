@@ -21,7 +21,7 @@ __all__ = [
     "load_recipe", "validate", "show", "write_schemas", "check_schemas", "recipe_envs",
     "GenerateResult", "generate", "PlanResult", "plan", "ApplyResult", "apply", "ServeResult", "serve",
     "RolloutStatus", "RolloutChange", "rollout_status", "rollout_promote", "rollout_rollback",
-    "DataCheck", "check_data", "evaluate_version", "gate", "smoke",
+    "DataCheck", "check_data", "evaluate_version", "gate", "smoke", "batch",
 ]
 
 
@@ -604,7 +604,7 @@ def monitor(
 
 # Moving a rollout by hand, and the commands a CI pipeline chains (check-data, evaluate
 # --version, gate, smoke): their own modules, part of this API.
-from framework.api_pipeline import DataCheck, check_data, evaluate_version, gate, smoke  # noqa: E402
+from framework.api_pipeline import DataCheck, batch, check_data, evaluate_version, gate, smoke  # noqa: E402
 from framework.api_rollout import (  # noqa: E402
     RolloutChange, RolloutStatus, rollout_promote, rollout_rollback, rollout_status,
 )

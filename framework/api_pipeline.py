@@ -86,3 +86,15 @@ def smoke(recipe: str, url: str, env: str | None = None, requests: int | None = 
 
     proj, r = _load(recipe, env, project)
     return run(r, proj.root, proj.state_dir, url, requests or DEFAULT_REQUESTS, version)
+
+
+def batch(recipe: str, input_uri: str, output_uri: str, env: str | None = None, version: str | None = None,
+          alias: str | None = None, overwrite: bool = False, project: Project | Path | None = None, console: Any = None):
+    """Score `input_uri` (a csv/parquet file or folder) with a registered version of the
+    recipe's model (default: the champion) on an embedded Ray Data; write parquet parts,
+    a manifest and the model's name and version to `output_uri`."""
+    from framework.runtime.batch.run import run_batch
+
+    proj, r = _load(recipe, env, project)
+    return run_batch(r, proj.root, proj.state_dir, input_uri, output_uri, version=version, alias=alias,
+                     overwrite=overwrite, console=console)

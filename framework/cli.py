@@ -328,6 +328,31 @@ def _summarise(markdown: str) -> None:
 VersionOption = Annotated[Optional[str], typer.Option("--version", help="Registered model version (1, 2, ...).")]
 
 
+@app.command()
+@_reports_errors
+def batch(
+    recipe: Annotated[str, typer.Argument(help="Recipe name or path.")],
+    input_uri: Annotated[str, typer.Option("--input", help="A csv/parquet file or folder (path, file://, s3://, gs://).")],
+    output_uri: Annotated[str, typer.Option("--output", help="Folder of the scored parquet parts (path or URI).")],
+    env: EnvOption = None,
+    version: Annotated[Optional[str], typer.Option("--version", help="Registered version to score with.")] = None,
+    alias: Annotated[Optional[str], typer.Option("--alias", help="Registry alias to score with (default champion).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace what --output holds.")] = False,
+) -> None:
+    """Score a table offline with a registered model on Ray Data: the model's answers and data.extra_columns, one
+    parquet part per input file (a re-run resumes an unfinished run)."""
+    from rich.console import Console
+
+    from framework import api
+
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+    result = api.batch(recipe, input_uri, output_uri, env=env, version=version, alias=alias, overwrite=overwrite,
+                       console=console)
+    resumed = f" ({result.skipped} part(s) from the earlier run)" if result.skipped else ""
+    print(f"{result.rows} rows scored by {result.model} version {result.version} in {result.seconds:.1f} s: "
+          f"{result.output} ({len(result.parts)} part(s){resumed})")
+
+
 @app.command("check-data")
 @_reports_errors
 def check_data(

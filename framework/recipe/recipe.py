@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import Field
 
 from framework.recipe.base import Section
+from framework.recipe.batch import Batch
 from framework.recipe.ci import Ci
 from framework.recipe.data import Data
 from framework.recipe.deploy import Deploy
@@ -36,6 +37,7 @@ class Recipe(Section):
     deploy: Deploy = Field(description="Kubernetes deployment settings.")
     tracking: Tracking = Field(default_factory=Tracking, description="MLflow tracking and registry.")
     rag: Rag | None = Field(default=None, description="Retrieval-augmented generation (LLM recipes).")
+    batch: Batch = Field(default_factory=Batch, description="Offline scoring with `mlops batch`.")
 
     @property
     def registered_model(self) -> str:

@@ -1,0 +1,48 @@
+"""The per-batch scorer both engines run: a pandas batch of raw rows in, the model's
+answers out, with the id columns passed through.
+
+The rows become the model's request tensors through FeaturePipeline.raw_inputs, the
+very function clients, the rollout's traffic and `mlops evaluate` use, and the model
+file (which carries its own preprocessing) answers them on ONNX Runtime: the same
+predictions as the serving app, by construction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+class Predictor:
+    """Built once per Ray Data actor (or Spark task); called once per batch."""
+
+    def __init__(self, model_path: str, pipeline: dict[str, Any], passed: list[str]):
+        import onnxruntime as ort
+
+        from framework.runtime.features import FeaturePipeline
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = 1  # one actor, one CPU: parallelism comes from the actors
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(Path(model_path)), sess_options=options, providers=["CPUExecutionProvider"])
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.pipeline = FeaturePipeline.from_dict(pipeline)
+        self.passed = list(passed)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        answers = dict(zip(self.outputs, self.session.run(self.outputs, self.pipeline.raw_inputs(batch))))
+        out = {name: batch[name].to_numpy() for name in self.passed}
+        for name, values in answers.items():
+            values = values.reshape(len(batch), -1)
+            if values.dtype == object:  # the label: text
+                out[name] = values[:, 0].astype(str)
+            elif values.shape[1] == 1:
+                out[name] = values[:, 0].astype(np.float32)
+            else:
+                for j in range(values.shape[1]):
+                    out[f"{name}_{j}"] = values[:, j].astype(np.float32)
+        return pd.DataFrame(out)

@@ -1,0 +1,165 @@
+"""`mlops batch` on Ray Data: the serving app's predictions offline, every row once,
+resumable after a kill, and bad input refused in one line. Slow: a real apply first."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import copy_project, run_cli
+
+pytestmark = pytest.mark.slow
+ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true",
+       "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory):
+    """A churn project (with a .gitignore) whose version 1 is the champion."""
+    root = copy_project(tmp_path_factory.mktemp("batch"), ("recipes", "data"))
+    (root / ".gitignore").write_text(".mlops/\nscored/\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        for name, value in ENV.items():
+            mp.setenv(name, value)
+        result = run_cli("apply", "churn")
+        assert result.exit_code == 0, result.stderr[-3000:]
+        yield root, mp
+
+
+@pytest.fixture
+def project(applied):
+    root, _ = applied
+    return root
+
+
+def validation_rows(root: Path) -> pd.DataFrame:
+    from framework import api
+    from framework.runtime import data, splitting
+
+    recipe = api.load_recipe("churn", project=root).recipe
+    return splitting.split(recipe, data.load_table(recipe, root))[1].reset_index(drop=True)
+
+
+def served_answers(root: Path, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """What the serving app answers for these rows, sent as curl users send them."""
+    import urllib.request
+
+    import orjson
+
+    from framework import api
+    from framework.runtime.serve import EmbeddedServer, build_app
+
+    recipe = api.load_recipe("churn", project=root).recipe
+    features = recipe.data.features
+    probabilities, labels = [], []
+    with EmbeddedServer(build_app(recipe, None, root / ".mlops", log_sample_rate=0)) as server:
+        for start in range(0, len(rows), 32):
+            chunk = rows.iloc[start:start + 32][features]
+            body = orjson.dumps([{k: (None if pd.isna(v) else v) for k, v in row.items()}
+                                 for row in chunk.to_dict(orient="records")])
+            request = urllib.request.Request(f"http://{server.url}/v2/models/churn/infer", data=body, method="POST")
+            with urllib.request.urlopen(request, timeout=30) as response:
+                outputs = {o["name"]: o["data"] for o in orjson.loads(response.read())["outputs"]}
+            probabilities.append(np.asarray(outputs["probabilities"], dtype=np.float64).reshape(len(chunk), -1))
+            labels += outputs["label"]
+    return {"probabilities": np.concatenate(probabilities), "label": np.asarray(labels)}
+
+
+def read_output(folder: Path) -> pd.DataFrame:
+    parts = sorted(folder.glob("part-*.parquet"))
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+
+
+def test_offline_scores_equal_the_serving_apps_and_keep_every_row_once(project: Path, tmp_path: Path):
+    import pyarrow.parquet as pq
+
+    rows = validation_rows(project)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rows.iloc[:600].to_parquet(inputs / "a.parquet", index=False)
+    rows.iloc[600:].to_csv(inputs / "b.csv", index=False)  # csv and parquet in one folder
+    result = run_cli("batch", "churn", "--input", str(inputs), "--output", str(tmp_path / "scored"))
+    assert result.exit_code == 0, result.stderr[-3000:]
+    assert f"{len(rows)} rows scored by churn version 1" in result.stdout
+    scored = read_output(tmp_path / "scored")
+    assert len(scored) == len(rows) and scored["customer_id"].is_unique
+    assert set(scored["customer_id"]) == set(rows["customer_id"])  # none dropped, none twice
+    assert scored["customer_id"].tolist() == rows["customer_id"].tolist()  # and in input order
+    served = served_answers(project, rows)
+    offline = scored[["probabilities_0", "probabilities_1"]].to_numpy(dtype=np.float64)
+    assert np.max(np.abs(offline - served["probabilities"])) <= 1e-6
+    assert scored["label"].tolist() == served["label"].tolist()
+    metadata = pq.ParquetFile(tmp_path / "scored" / "part-00000.parquet").schema_arrow.metadata
+    assert (metadata[b"mlops.model"], metadata[b"mlops.version"]) == (b"churn", b"1")
+    manifest = json.loads((tmp_path / "scored" / "_manifest.json").read_text())
+    assert manifest["rows"] == len(rows) and [p["rows"] for p in manifest["parts"]] == [600, len(rows) - 600]
+
+
+def test_a_killed_run_resumes_where_it_stopped(project: Path, tmp_path: Path):
+    rows = validation_rows(project)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for index in range(8):
+        rows.iloc[index * 125:(index + 1) * 125].to_parquet(inputs / f"{index}.parquet", index=False)
+    output = tmp_path / "scored"
+    command = [str(Path(sys.executable).with_name("mlops")), "batch", "churn", "--input", str(inputs), "--output", str(output)]
+    env = {**os.environ, **ENV}
+    process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (output / "part-00001.parquet").exists():
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # the CLI and the Ray processes it started (never `ray stop`: other Rays)
+    process.wait()
+    finished = sorted(p.name for p in output.glob("part-*.parquet"))
+    assert 2 <= len(finished) and not (output / "_manifest.json").exists()
+
+    result = run_cli("batch", "churn", "--input", str(inputs), "--output", str(output))
+    assert result.exit_code == 0, result.stderr[-3000:]
+    assert f"part(s) from the earlier run)" in result.stdout
+    scored = read_output(output)
+    assert len(scored) == 1000 and set(scored["customer_id"]) == set(rows["customer_id"].iloc[:1000])
+    assert not list(output.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--input", "nowhere"], "--input: no such file or folder: nowhere"),
+        (["--input", "empty"], "--input: empty holds no .csv or .parquet file"),
+        (["--input", "data/churn.csv", "--version", "9"], "--version: no version 9 of 'churn' in sqlite:///"),
+        (["--input", "data/churn.csv", "--alias", "rejected"], "--alias: no version of 'churn' has alias rejected"),
+        (["--input", "nocontract.csv"], "has no column contract (the model takes tenure_months, monthly_charges"),
+        (["--input", "text.csv"], "column tenure_months holds text where the model takes numbers"),
+    ],
+)
+def test_bad_input_is_one_line(project: Path, args: list[str], line: str):
+    (project / "empty").mkdir(exist_ok=True)
+    frame = pd.read_csv(project / "data" / "churn.csv").head(20)
+    frame.drop(columns=["contract"]).to_csv(project / "nocontract.csv", index=False)
+    frame.assign(tenure_months="long").to_csv(project / "text.csv", index=False)
+    result = run_cli("batch", "churn", *args, "--output", "never")
+    assert result.exit_code == 1
+    assert line in result.stderr and "Traceback" not in result.stderr
+    assert not (project / "never").exists()
+
+
+def test_an_existing_output_needs_overwrite(project: Path, tmp_path: Path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "report.txt").write_text("someone's")
+    result = run_cli("batch", "churn", "--input", "data/churn.csv", "--output", str(tmp_path / "taken"))
+    assert result.exit_code == 1
+    assert f"--output: {tmp_path / 'taken'} exists: pass --overwrite to replace it" in result.stderr
+    result = run_cli("batch", "churn", "--input", "data/churn.csv", "--output", str(tmp_path / "taken"), "--overwrite")
+    assert result.exit_code == 0, result.stderr[-3000:]
+    assert not (tmp_path / "taken" / "report.txt").exists() and len(read_output(tmp_path / "taken")) == 5000
