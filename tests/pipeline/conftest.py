@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets as random_secrets
 import shutil
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,9 +86,9 @@ def step_venv(folder: Path) -> Path:
     return folder / "bin"
 
 
-@pytest.fixture(scope="package")
-def mlflow_server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mlflow-server")
+@contextlib.contextmanager
+def running_mlflow_server(folder: Path) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 storing under `folder`: its URL while it runs."""
     port = free_port()
     log = folder / "server.log"
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
@@ -107,6 +109,12 @@ def mlflow_server(tmp_path_factory):
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="package")
+def mlflow_server(tmp_path_factory):
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as url:
+        yield url
 
 
 @pytest.fixture(scope="package")

@@ -124,26 +124,12 @@ def test_an_unreachable_cluster_is_a_clear_error(churn_project: Path) -> None:
 @pytest.fixture
 def mlflow_server(tmp_path: Path):
     """The team's tracking server: a real `mlflow server` on 127.0.0.1."""
-    from tests.pipeline.conftest import wait_for
+    from tests.pipeline.conftest import running_mlflow_server
 
     folder = tmp_path / "mlflow-server"
     folder.mkdir()
-    port = _free_port()
-    log = folder / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--artifacts-destination",
-             str(folder / "artifacts"), "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, cwd=folder,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{url}/health", 120, process, log)
+    with running_mlflow_server(folder) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture
