@@ -508,7 +508,7 @@ def _training(r: Any) -> str:
         return "-"
     early = r.training.early_stopping
     if getattr(r.model, "architecture", None) == "lightgbm":
-        rounds = r.model.boosting.num_boost_round if r.model.boosting else 1000
+        rounds = r.model.trees.num_boost_round
         stop = f", stopping after {early.patience} rounds without a better validation loss" if early else ""
         return f"up to {rounds} trees{stop}"
     stop = (f", stopping after {early.patience} epochs without a better validation loss (best epoch kept)"

@@ -46,6 +46,11 @@ class TabularModel(Section):
     boosting: Boosting | None = Field(
         default=None, description="LightGBM's settings, for architecture lightgbm (defaults when absent)."
     )
+
+    @property
+    def trees(self) -> Boosting:
+        """LightGBM's settings as training uses them: `boosting`, or its defaults."""
+        return self.boosting or Boosting()
     task: Literal["classification", "regression"] = Field(
         default="classification", description="What the model predicts."
     )

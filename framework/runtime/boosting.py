@@ -17,6 +17,7 @@ early_stopping callback on the validation loss), and the best round's trees are 
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 
 MODEL_FILE = "model.txt"
 LOG_EVERY = 10  # rounds between history entries (a thousand rounds need not be a thousand MLflow steps)
+TREE_OPSET = 15  # the highest onnxmltools 1.16 converts LightGBM to; wrap_network raises the graph's to 19
 
 
 @dataclass
@@ -42,15 +44,9 @@ class BoostResult:
         return lgb.Booster(model_str=self.model_text)
 
 
-def settings(recipe):
-    from framework.recipe.model import Boosting
-
-    return recipe.model.boosting or Boosting()
-
-
 def params(recipe, threads: int) -> dict[str, Any]:
     """LightGBM's parameters for the recipe (its objective from model.task)."""
-    boosting, model = settings(recipe), recipe.model
+    boosting, model = recipe.model.trees, recipe.model
     if model.task == "regression":
         objective = {"objective": "regression", "metric": "l2"}
     elif model.num_classes == 2:
@@ -93,7 +89,7 @@ def fit(recipe, arrays: dict[str, np.ndarray], *, rank: int = 0, world: int = 1,
     if training.early_stopping is not None:
         callbacks.append(lgb.early_stopping(training.early_stopping.patience, first_metric_only=True,
                                             min_delta=training.early_stopping.min_delta, verbose=False))
-    booster = lgb.train(options, train_set, num_boost_round=settings(recipe).num_boost_round,
+    booster = lgb.train(options, train_set, num_boost_round=recipe.model.trees.num_boost_round,
                         valid_sets=[valid_set], valid_names=["val"], callbacks=callbacks)
     losses = next(iter(evals.get("val", {}).values()), [])
     best = booster.best_iteration or len(losses)
@@ -136,8 +132,6 @@ def export_onnx(booster, recipe, pipeline, path: str | Path) -> Path:
     return save_served(wrap_network(network, pipeline, signature, recipe.name), signature, path)
 
 
-TREE_OPSET = 15  # the highest onnxmltools 1.16 converts LightGBM to; wrap_network raises the graph's to 19
-
 
 def parity(booster, pipeline, onnx_path: str | Path, frame) -> float:
     """export.parity for trees: the booster on training's encoding against the ONNX file
@@ -170,8 +164,6 @@ def train_on_ray(recipe, arrays: dict[str, np.ndarray], storage: Path, run_name:
     if result.checkpoint is None:
         raise RuntimeError("LightGBM training finished without a checkpoint")
     with result.checkpoint.as_directory() as folder:
-        import json
-
         saved = json.loads((Path(folder) / "result.json").read_text(encoding="utf-8"))
         text = (Path(folder) / MODEL_FILE).read_text(encoding="utf-8")
     boosted = BoostResult(text, saved["history"], saved["best_iteration"], saved["rounds"])
@@ -183,8 +175,6 @@ def train_on_ray(recipe, arrays: dict[str, np.ndarray], storage: Path, run_name:
 
 def _train_loop(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker: LightGBM's network joins them (data parallel)."""
-    import json
-
     import ray
     import ray.train
     from ray.train.lightgbm import get_network_params

@@ -276,8 +276,7 @@ def _boost(recipe, arrays, state_dir: Path, run_name: str, run, console):
     """Ray Train's LightGBMTrainer; the validation loss of every tenth round goes to MLflow."""
     from framework.runtime.boosting import train_on_ray
 
-    with console.status(f"growing up to {recipe.model.boosting.num_boost_round if recipe.model.boosting else 1000} "
-                        f"trees on {recipe.training.workers} worker(s)"):
+    with console.status(f"growing up to {recipe.model.trees.num_boost_round} trees on {recipe.training.workers} worker(s)"):
         result = train_on_ray(recipe, arrays, state_dir / "ray", run_name,
                               on_round=lambda entry: run.log_metrics(int(entry["epoch"]), {"val_loss": entry["val_loss"]}))
     console.print(f"LightGBM: {result.rounds} rounds, kept the first {result.best_iteration} "
