@@ -57,11 +57,12 @@ def train_on_ray(
     training = recipe_dict["training"]
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", POLL_INTERVAL_S)
     use_gpu = float(training["gpus_per_worker"]) > 0
+    resume_from = _recover_torn_snapshot(storage.resolve() / run_name)
     progress = _ProgressRelay(on_epoch) if on_epoch else None
     trainer = TorchTrainer(
         _train_loop,
         train_loop_config={"recipe": recipe_dict, "pipeline": pipeline_dict, "arrays": ray.put(arrays),
-                           "progress": progress.queue if progress else None},
+                           "progress": progress.queue if progress else None, "resume_from": resume_from},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
             num_workers=int(training["workers"]),
@@ -89,6 +90,34 @@ def train_on_ray(
     with checkpoint.as_directory() as folder:
         state = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=False)
     return TrainResult(state["model"], state["history"], state["started_at_epoch"], checkpoint.path)
+
+
+SNAPSHOT_FILE = "checkpoint_manager_snapshot.json"
+
+
+def _recover_torn_snapshot(run_dir: Path) -> str | None:
+    """Ray Train rewrites its run snapshot in place; a run killed during that write leaves it
+    empty or cut short, and the next fit refuses to start ("Expecting value: line 1 column 1").
+    Set the torn snapshot aside and resume from the newest checkpoint whose state loads."""
+    import json
+
+    snapshot = run_dir / SNAPSHOT_FILE
+    if not snapshot.is_file():
+        return None
+    try:
+        json.loads(snapshot.read_text())
+        return None
+    except (ValueError, UnicodeDecodeError):
+        snapshot.replace(run_dir / (SNAPSHOT_FILE + ".torn"))
+    import torch
+
+    for folder in sorted(run_dir.glob("checkpoint_*"), reverse=True):  # names sort by time
+        try:
+            torch.load(folder / STATE_FILE, map_location="cpu", weights_only=False)
+        except Exception:  # noqa: BLE001 - a checkpoint cut short by the same kill: try an older one
+            continue
+        return str(folder)
+    return None
 
 
 def _fit_interruptibly(trainer):
@@ -172,6 +201,8 @@ def _train_loop(config: dict[str, Any]) -> None:
 
     started_at, history = 0, []
     checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and config.get("resume_from"):
+        checkpoint = ray.train.Checkpoint(config["resume_from"])
     if checkpoint is not None:  # resume: same weights, optimizer state and epoch
         with checkpoint.as_directory() as folder:
             state = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=False)

@@ -104,3 +104,14 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     outcome = _run(payload)
     assert outcome["started_at_epoch"] >= 1  # resumed from the last registered checkpoint, not restarted
     assert outcome["epochs"] == 40  # the history of the first run is kept
+
+
+def test_a_snapshot_torn_by_a_kill_resumes_from_the_newest_checkpoint(tmp_path: Path) -> None:
+    # Ray Train rewrites its snapshot in place: a kill during that write leaves it empty.
+    _run(_payload(tmp_path, epochs=3))
+    run_dir = tmp_path / "ray-storage" / "churn-test"
+    (run_dir / "checkpoint_manager_snapshot.json").write_text("")
+    outcome = _run(_payload(tmp_path, epochs=5))
+    assert outcome["started_at_epoch"] == 3  # after the newest checkpoint (epoch index 2)
+    assert outcome["epochs"] == 5
+    assert (run_dir / "checkpoint_manager_snapshot.json.torn").read_text() == ""
