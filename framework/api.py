@@ -376,7 +376,17 @@ def apply(
         job_outcome = outcome_from_log(log)
         if not head_shares_disk and job_outcome and job_outcome.get("model_version") and r.serving.backend == "triton":
             _fetch_model_repository(r, proj.state_dir, str(job_outcome["model_version"]))
-        return ApplyResult(r.name, r.environment, resolved, steps, job_status=status, job_outcome=job_outcome)
+        rollout = hint = None
+        if r.serving.backend == "ray_serve" and not register_only:  # serving and rollout on the same cluster
+            from framework.runtime.locks import apply_lock
+            from framework.runtime.rollout.cluster import cluster_serve_hint, rollout_on_cluster
+
+            with apply_lock(proj.state_dir, r.name):
+                rollout = rollout_on_cluster(r, proj.root, env_dir, proj.state_dir, address,
+                                             head_shares_disk=head_shares_disk, console=console)
+            hint = cluster_serve_hint(r, address)
+        return ApplyResult(r.name, r.environment, resolved, steps, job_status=status, job_outcome=job_outcome,
+                           rollout=rollout, serve_hint=hint or "")
     from framework.runtime.train import run_training
 
     outcome = run_training(resolved, proj.root, proj.state_dir, None, console, register_only=register_only)
@@ -532,13 +542,19 @@ def serve(
     port: int | None = None,
     project: Project | Path | None = None,
     on_ready: Any = None,
+    address: str | None = None,
+    head_shares_disk: bool = False,
 ) -> ServeResult:
     """Serve the recipe's model from the local model repository (what `apply` filled;
     for a Ray Serve recipe the registry's champion and candidate) with the serving app
     on the embedded host, in the foreground until Ctrl-C. `port` defaults to
-    serving.port; `on_ready(url, versions, routing)` is called once it listens."""
+    serving.port; `on_ready(url, versions, routing)` is called once it listens.
+    `address`: deploy the recipe's Ray Serve application to that Ray cluster instead
+    (the same versions and routing) and return once it runs."""
     proj = _project(project)
     r = load_recipe(recipe, env, (), proj).recipe
+    if address is not None:
+        return _serve_on_cluster(recipe, env, r, proj, address, head_shares_disk, on_ready)
     if r.model.kind == "llm" and r.rag is not None:
         from framework.runtime.rag.local import serve_forever as serve_rag
 
@@ -575,6 +591,23 @@ def serve(
 
     serve_forever(app, host, port if port is not None else r.serving.port, ready)
     return ServeResult(r.name, r.environment, urls[0] if urls else "", versions, plan.describe())
+
+
+def _serve_on_cluster(recipe: str, env: str | None, r: Any, proj: Project, address: str, head_shares_disk: bool,
+                      on_ready: Any) -> ServeResult:
+    if r.serving.backend != "ray_serve":
+        message = (f"--address deploys the recipe's Ray Serve application; {r.name} is served by {r.serving.backend} "
+                   "(serving.backend ray_serve, or apply --target kubernetes)")
+        raise MlopsError([Problem(None, "serving.backend", message)])
+    from framework.runtime.rollout.cluster import serve_on_cluster
+
+    generate([recipe], env=env, project=proj)
+    url, plan = serve_on_cluster(r, proj.root, proj.generated_dir / r.name / r.environment, proj.state_dir, address,
+                                 head_shares_disk=head_shares_disk)
+    versions = {plan.model: plan.versions}
+    if on_ready is not None:
+        on_ready(f"http://{url}", versions, plan.describe())
+    return ServeResult(r.name, r.environment, f"http://{url}", versions, plan.describe())
 
 
 # --- drift (`mlops monitor`) -------------------------------------------------------------

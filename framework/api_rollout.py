@@ -27,6 +27,7 @@ class RolloutStatus:
     rejected: str | None
     state: dict[str, Any] | None  # the rollout record (.mlops/rollouts/<recipe>/<env>.json)
     state_path: Path
+    cluster: str | None = None  # the application on a Ray cluster (--address)
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,22 @@ def _rollout_context(recipe: str, env: str | None, project: Project | Path | Non
     return r, uri, st.aliases(r.registered_model, uri=uri), st.state_path(proj.state_dir, r.name, r.environment)
 
 
-def rollout_status(recipe: str, env: str | None = None, project: Project | Path | None = None) -> RolloutStatus:
-    """The registry's champion, candidate and rejected versions and the rollout record."""
+def rollout_status(recipe: str, env: str | None = None, project: Project | Path | None = None,
+                   address: str | None = None) -> RolloutStatus:
+    """The registry's champion, candidate and rejected versions and the rollout record;
+    with `address`, the recipe's application on that Ray cluster too."""
     from framework.runtime.rollout import state as st
 
     r, uri, found, path = _rollout_context(recipe, env, project)
+    cluster = None
+    if address is not None:
+        from framework.runtime.rollout.cluster import cluster_status
+
+        cluster = cluster_status(r, address)
     return RolloutStatus(
         r.name, r.environment, r.registered_model, uri,
         found[st.ALIAS_CHAMPION], found[st.ALIAS_CANDIDATE], found[st.ALIAS_REJECTED], st.read_state(path), path,
+        cluster,
     )
 
 

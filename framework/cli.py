@@ -236,6 +236,8 @@ def apply(
     if result.job_status:
         print(f"{result.recipe} ({result.env}): Ray job {result.job_status}")
         _hand_on_training(result.job_outcome)
+        if result.rollout is not None:
+            _report_rollout(result.rollout, result.serve_hint)
         return
     if result.outcome is not None and type(result.outcome).__name__ == "RagOutcome":
         print(result.serve_hint)
@@ -246,14 +248,18 @@ def apply(
     _hand_on_training({"run_id": result.outcome.run_id, "model_version": result.outcome.model_version,
                        "tracking_uri": result.outcome.tracking_uri})
     if result.rollout is not None:
-        from framework.runtime.rollout.controller import summary as rollout_summary
+        _report_rollout(result.rollout, result.serve_hint)
 
-        print(rollout_summary(result.rollout))
-        if result.serve_hint:
-            print(result.serve_hint)
-        if result.rollout.decision == "rolled_back":  # CI must see a rejected candidate
-            print(f"rollout: version {result.rollout.candidate} was rolled back; the champion is unchanged", file=sys.stderr)
-            raise typer.Exit(1)
+
+def _report_rollout(rollout, serve_hint: str) -> None:
+    from framework.runtime.rollout.controller import summary as rollout_summary
+
+    print(rollout_summary(rollout))
+    if serve_hint:
+        print(serve_hint)
+    if rollout.decision == "rolled_back":  # CI must see a rejected candidate
+        print(f"rollout: version {rollout.candidate} was rolled back; the champion is unchanged", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 def _hand_on_training(outcome: dict | None) -> None:
@@ -278,9 +284,21 @@ def serve(
     env: EnvOption = None,
     port: Annotated[Optional[int], typer.Option("--port", "-p", help="Port to listen on (default serving.port).")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    address: Annotated[Optional[str], typer.Option("--address", help=(
+        "Deploy to the Ray cluster whose dashboard is at this URL (Ray Serve) instead, and return once it runs."))] = None,
+    head_shares_disk: Annotated[bool, typer.Option("--head-shares-disk", help=(
+        "With --address: the head sees this project at the same path (the embedded store works)."))] = False,
 ) -> None:
-    """Serve the recipe's model locally (KServe v2 / Triton HTTP, /metrics) in the foreground until Ctrl-C."""
+    """Serve the recipe's model locally (KServe v2 / Triton HTTP, /metrics) in the foreground until Ctrl-C, or with
+    --address on a Ray cluster."""
     from framework import api
+
+    if address is not None:
+        result = api.serve(recipe, env=env, address=address, head_shares_disk=head_shares_disk)
+        for model, served in result.versions.items():
+            print(f"serving {model} (versions {', '.join(served)}) on the Ray cluster at {result.url}/v2/models/{model}")
+        print(f"requests without a version: {result.routing}")
+        return
 
     def ready(url: str, versions: dict[str, list[str]], routing: str) -> None:
         if not versions:  # an LLM recipe: the RAG service
@@ -509,18 +527,21 @@ def _version(version: str | None) -> str:
 
 @rollout_app.command("status")
 @_reports_errors
-def rollout_status(recipe: RolloutRecipe, env: EnvOption = None) -> None:
+def rollout_status(recipe: RolloutRecipe, env: EnvOption = None, address: Annotated[Optional[str], typer.Option(
+        "--address", help="Also show the application on the Ray cluster whose dashboard is at this URL.")] = None) -> None:
     """Champion and candidate versions, and the recorded rollout: strategy, step, weight, last verdict."""
     from framework import api
     from framework.runtime.rollout.state import describe
 
-    status = api.rollout_status(recipe, env=env)
+    status = api.rollout_status(recipe, env=env, address=address)
     print(f"{status.recipe} ({status.env}): registered model '{status.registered_model}'")
     print(f"  champion:  {_version(status.champion)}")
     print(f"  candidate: {_version(status.candidate)}")
     print(f"  rejected:  {_version(status.rejected)}")
     for line in describe(status.state):
         print(f"  {line}")
+    if status.cluster:
+        print(f"  serving:   {status.cluster}")
 
 
 @rollout_app.command("promote")

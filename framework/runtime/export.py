@@ -16,7 +16,6 @@ torch 2.13's `torch.onnx.export` is the dynamo exporter (torch.export + onnxscri
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import warnings
 from pathlib import Path

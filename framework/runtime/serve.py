@@ -48,6 +48,7 @@ def build_app(
     log_sample_rate: float | None = None,
     max_body_bytes: int | None = None,
     ray_metrics: bool = False,
+    versions: list[str] | None = None,
 ):
     """The serving app for a recipe (a Recipe or a recipe.resolved.yaml path) or, without
     one, for every model of `model_repository` (default `<state_dir>/model_repository`).
@@ -82,10 +83,10 @@ def build_app(
         sample_rate = recipe.monitoring.metrics.log_sample_rate
         metrics_path = recipe.monitoring.metrics.path
         if model_repository is None:
-            if not _has_versions(repo_path / name, config.model_filename):
+            if versions or not _has_versions(repo_path / name, config.model_filename):
                 from framework.runtime.serving.registry_source import fill_from_registry
 
-                repo_path = fill_from_registry(recipe, state, name, config.model_filename)
+                repo_path = fill_from_registry(recipe, state, name, config.model_filename, versions)
                 configs = {name: replace(config, version_policy=("all", ()))}  # exactly what was fetched
             if router is None:  # the registry's champion, and the candidate while a rollout runs
                 from framework.runtime.rollout.live import live_plan, live_router
@@ -193,8 +194,10 @@ class EmbeddedServer:
 # --- Ray Serve host ------------------------------------------------------------------
 def app(args: dict | None = None):
     """Ray Serve application builder (serve_config.yaml: `framework.runtime.serve:app`,
-    args `{"recipe": <recipe.resolved.yaml>}`; optional `model_repository`, `state_dir`).
-    The ingress deployment `ModelServer` builds the ASGI app in each replica."""
+    args `{"recipe": <recipe.resolved.yaml>}`; optional `model_repository`, `state_dir`,
+    `versions` (the registered versions to load). The ingress deployment `ModelServer`
+    builds the ASGI app in each replica; its user_config `routing` (rollout/live.py)
+    re-routes every replica in place."""
     from framework.runtime.serving.ray_host import ModelServer
 
     args = dict(args or {})
@@ -204,7 +207,8 @@ def app(args: dict | None = None):
     recipe = _recipe(recipe_path)
     ongoing = getattr(recipe.serving, "max_ongoing_requests", DEFAULT_MAX_ONGOING_REQUESTS)
     return ModelServer.options(max_ongoing_requests=ongoing).bind(
-        str(recipe_path), args.get("model_repository"), args.get("state_dir")
+        str(recipe_path), args.get("model_repository"), args.get("state_dir"),
+        [str(v) for v in args.get("versions") or []] or None,
     )
 
 

@@ -116,6 +116,21 @@ def check_version(client, address: str) -> None:
                                   f"project runs Ray {ours}: use a cluster of Ray {'.'.join(ours.split('.')[:2])}")])
 
 
+AGENT_WAIT_S = 120.0  # a head just started: its job agent registers a few seconds after `ray start` returns
+
+
+def _submit(client, address: str, spec: dict[str, Any]) -> str:
+    deadline = time.monotonic() + AGENT_WAIT_S
+    while True:
+        try:
+            return client.submit_job(entrypoint=spec["entrypoint"], runtime_env=spec["runtime_env"])
+        except RuntimeError as exc:
+            if "No available agent" in str(exc) and time.monotonic() < deadline:
+                time.sleep(1.0)
+                continue
+            raise MlopsError([Problem(None, "--address", f"the Ray cluster at {address} refused the job: {exc}")]) from None
+
+
 def submit_and_follow(address: str, spec: dict[str, Any], out: TextIO | None = None, poll_s: float = 1.0) -> tuple[str, str]:
     """Submit, print the job's log as it grows; return the final status and the whole log."""
     prepare_auth()
@@ -127,7 +142,7 @@ def submit_and_follow(address: str, spec: dict[str, Any], out: TextIO | None = N
     except Exception as exc:  # connection refused, bad URL, auth
         raise MlopsError([Problem(None, "--address", f"cannot reach the Ray job API at {address}: {exc}")]) from None
     check_version(client, address)
-    job_id = client.submit_job(entrypoint=spec["entrypoint"], runtime_env=spec["runtime_env"])
+    job_id = _submit(client, address, spec)
     print(f"submitted Ray job {job_id} to {address}", file=out)
     printed = 0
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,32 +12,16 @@ import pytest
 
 from framework.runtime.submit import UPLOAD_EXCLUDES, job_spec, snapshot
 from tests.conftest import REPO, run_cli
+from tests.ray_head import free_port
+from tests.ray_head import ray_head as start_ray_head
 
 pytestmark = pytest.mark.slow
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def ray_head(churn_project: Path):
-    dashboard = _free_port()
-    # As from an activated venv: the job's `python` is the one with the framework installed.
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, "PATH": path, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run(
-        [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={_free_port()}", "--num-cpus=2",
-         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--disable-usage-stats"],
-        env=env, check=True, capture_output=True, timeout=120,
-    )
-    try:
-        yield f"http://127.0.0.1:{dashboard}"
-    finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    with start_ray_head() as url:
+        yield url
 
 
 def test_the_job_is_the_generated_rayjob(churn_project: Path) -> None:
@@ -115,7 +98,7 @@ def test_apply_submits_to_a_real_ray_head_and_registers(churn_project: Path, ray
 
 
 def test_an_unreachable_cluster_is_a_clear_error(churn_project: Path) -> None:
-    result = run_cli("apply", "churn", "--target", "ray", "--address", f"http://127.0.0.1:{_free_port()}", "--head-shares-disk")
+    result = run_cli("apply", "churn", "--target", "ray", "--address", f"http://127.0.0.1:{free_port()}", "--head-shares-disk")
     assert result.exit_code == 1
     assert "--address: cannot reach the Ray job API at http://127.0.0.1:" in result.stderr
 
@@ -136,18 +119,8 @@ def mlflow_server(tmp_path: Path):
 def isolated_ray_head(churn_project: Path):
     """A Ray head in its own mount namespace with a tmpfs over the project folder: like a
     remote cluster, it sees only what the job is sent."""
-    dashboard = _free_port()
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, "PATH": path, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    start = (f"mount -t tmpfs tmpfs {churn_project} && test -z \"$(ls -A {churn_project})\" && "
-             f"exec {RAY} start --head --node-ip-address=127.0.0.1 --port={_free_port()} --num-cpus=2 "
-             f"--include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port={dashboard} --disable-usage-stats")
-    subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", start],
-                   env=env, check=True, capture_output=True, timeout=180)
-    try:
-        yield f"http://127.0.0.1:{dashboard}"
-    finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    with start_ray_head(hide=churn_project) as url:
+        yield url
 
 
 def test_a_head_that_cannot_see_the_project_trains_from_what_it_was_sent(

@@ -61,6 +61,7 @@ class RolloutResult:
     verdicts: list[dict] = field(default_factory=list)
     requests: int = 0
     state_path: Path | None = None
+    where: str = "embedded server"  # what served the rollout's traffic
 
     @property
     def champion_after(self) -> str | None:
@@ -457,7 +458,7 @@ def summary(result: RolloutResult) -> str:
     }[result.decision]
     lines = [f"{result.recipe} ({result.env}): rollout {result.strategy}: {head}"]
     if result.requests:
-        lines.append(f"  {result.requests} synthetic requests on the embedded server")
+        lines.append(f"  {result.requests} synthetic requests on the {result.where}")
     lines += [f"  {reason}" for reason in result.reasons]
     if result.state_path is not None:
         from framework.project import display_path

@@ -88,4 +88,35 @@ def live_router(recipe, plan: LivePlan, *, seed: int = 0) -> Callable[[Any], Any
     return router
 
 
-__all__ = ["LivePlan", "live_plan", "live_router"]
+def routing(plan: LivePlan, *, switched: bool = False, final: str | None = None) -> dict[str, Any]:
+    """A plan as the Ray Serve deployment's user_config carries it (routing_router)."""
+    spec: dict[str, Any] = {"champion": plan.champion, "candidate": plan.candidate, "strategy": plan.strategy,
+                            "weight": plan.weight}
+    if switched:
+        spec["switched"] = True
+    if final is not None:
+        spec["final"] = str(final)
+    return spec
+
+
+def routing_router(recipe, spec: dict[str, Any]) -> Callable[[Any], Any]:
+    """The router factory of a `routing` spec: the plan it describes, blue/green switched
+    and the decision (`final`: every request to that version) applied."""
+    from framework.targets.triton import model_name
+
+    plan = LivePlan(model_name(recipe), spec.get("champion"), spec.get("candidate"),
+                    spec.get("strategy") or recipe.rollout.strategy, float(spec.get("weight") or 0.0))
+    plain = live_router(recipe, plan)
+
+    def router(repository):
+        made = plain(repository)
+        if spec.get("switched") and hasattr(made, "switch"):
+            made.switch()
+        if spec.get("final") is not None and hasattr(made, "finish"):
+            made.finish(str(spec["final"]))
+        return made
+
+    return router
+
+
+__all__ = ["LivePlan", "live_plan", "live_router", "routing", "routing_router"]

@@ -41,6 +41,7 @@ class TrafficReport:
 
 
 Reward = Callable[[np.ndarray, np.ndarray], float]
+Observer = Callable[[str | None, int, float, bytes, dict, float | None], None]
 
 
 def reward_for(task: str, labels: np.ndarray) -> Reward:
@@ -74,13 +75,17 @@ def send_infer_requests(
     timeout: float = 30.0,
     labels: np.ndarray | None = None,
     reward: Reward | None = None,
+    observe: Observer | None = None,
 ) -> TrafficReport:
     """Send `n` infer requests to `http://<url>/v2/models/<model>/infer` (url: host:port,
     as EmbeddedServer.url gives it), each `rows_per_request` rows drawn at random from
     `inputs` (request tensors of raw rows, {column: [rows, 1]}: FeaturePipeline.
     raw_inputs), from `concurrency` threads; returns once every request has been
     answered (and, with `labels` and `reward`, each 200 answer's reward posted to
-    `/v2/models/<model>/versions/<v>/feedback`)."""
+    `/v2/models/<model>/versions/<v>/feedback`). `observe(version, status, latency_s,
+    body, answer, reward)` sees every answer (version: the server's mlops-model-version
+    header, None with no answer; reward: the score posted, if any), from the sending
+    threads."""
     from framework.runtime.serving.protocol import take_rows
 
     total = len(next(iter(inputs.values()))) if inputs else 0
@@ -116,21 +121,28 @@ def send_infer_requests(
                 except (OSError, http.client.HTTPException):
                     connection.close()  # reconnects on the next request
                     part.failed += 1
+                    if observe is not None:
+                        observe(None, 0, time.perf_counter() - began, body, {}, None)
                     continue
-                part.latencies_s.append(time.perf_counter() - began)
+                latency = time.perf_counter() - began
+                part.latencies_s.append(latency)
+                answer = _answer(payload) if status == 200 else {}
+                score = None
                 if status == 200:
                     part.ok += 1
-                    answer = _answer(payload)
                     version = str(answer.get("model_version", ""))
                     part.versions[version] += 1
                     if scores:
                         score = reward(_outputs(answer), labels[picks[n_request]])
                         part.rewards.setdefault(version, []).append(score)
-                        _post_feedback(connection, f"/v2/models/{model}/versions/{version}/feedback", score, base_headers)
-                elif status >= 500:
-                    part.failed += 1
-                else:
+                if observe is not None:
+                    observe(response.getheader("mlops-model-version"), status, latency, body, answer, score)
+                if score is not None:
+                    _post_feedback(connection, f"/v2/models/{model}/versions/{version}/feedback", score, base_headers)
+                if 400 <= status < 500:
                     part.rejected += 1
+                elif status != 200:
+                    part.failed += 1
         finally:
             connection.close()
 

@@ -51,6 +51,7 @@ SERVER_NAME = "mlops"
 EXTENSIONS = ["binary_tensor_data", "classification", "model_repository"]
 _JSON = b"application/json"
 _MODELS = "/v2/models/"
+VERSION_HEADER = b"mlops-model-version"
 
 
 class _Disconnected(Exception):
@@ -262,12 +263,14 @@ class ServingApp:
                     log.exception("inference failed for model %s version %s", name, version)
                     status, body = _error(500, f"inference failed: {type(exc).__name__}: {exc}")
             if status != 499:
+                # which version answered (or failed): a client judging a rollout across replicas reads it
+                answered = ((VERSION_HEADER, version.encode()),) if version else ()
                 if header_length is None:
-                    await _respond(send, status, body)
+                    await _respond(send, status, body, extra=answered)
                 else:
                     await _respond(
                         send, 200, body, b"application/octet-stream",
-                        ((b"inference-header-content-length", str(header_length).encode()),),
+                        ((b"inference-header-content-length", str(header_length).encode()), *answered),
                     )
         finally:
             metrics.finished()

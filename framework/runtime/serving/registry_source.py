@@ -32,8 +32,9 @@ def registry_versions(recipe, state_dir: Path) -> dict[str, str]:
     return found
 
 
-def fill_from_registry(recipe, state_dir: Path, model_name: str, filename: str) -> Path:
-    """Download the champion's and candidate's model files; returns the repository root."""
+def fill_from_registry(recipe, state_dir: Path, model_name: str, filename: str, versions: list[str] | None = None) -> Path:
+    """Download the champion's and candidate's model files (or exactly `versions`);
+    returns the repository root."""
     from framework.runtime import tracking
 
     uri = tracking.tracking_uri(recipe, state_dir)
@@ -44,7 +45,7 @@ def fill_from_registry(recipe, state_dir: Path, model_name: str, filename: str) 
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise MlopsError([Problem(None, "serving", missing)])  # no store yet: don't create one
 
-    versions = sorted(set(registry_versions(recipe, state_dir).values()), key=int)
+    versions = sorted(set(versions or registry_versions(recipe, state_dir).values()), key=int)
     if not versions:
         raise MlopsError([Problem(None, "serving", missing)])
     root = Path(state_dir) / "serving" / "model_repository"
