@@ -4,8 +4,10 @@ in the order `apply --target kubernetes` applies them.
 Which files: `k8s/*.yaml` and the KubeRay CRs `ray/rayjob.yaml`, `ray/rayservice.yaml`
 and, for RAG, `ray/rag-index-rayjob.yaml`, `ray/rag-rayservice.yaml` (multi-document
 files allowed). Not applied: `ray/serve_config.yaml` and `ray/rag_serve_config.yaml`
-(embedded in their RayServices), the workflows, `manifest.json`, `recipe.resolved.yaml` (it reaches the
-cluster as the recipe ConfigMap), the Triton model config and the Grafana dashboard.
+(embedded in their RayServices), `ray/batch-rayjob.yaml` (batch scoring runs when asked
+for: by hand, or by the batch CronJob under k8s/, which carries it in a ConfigMap), the
+workflows, `manifest.json`, `recipe.resolved.yaml` (it reaches the cluster as the recipe
+ConfigMap), the Triton model config and the Grafana dashboard.
 
 The order is a table, kind -> (phase, rank), ties broken by kind, then namespace and
 name; a kind not in the table goes last in the serving phase (with a warning).
@@ -170,7 +172,8 @@ def with_register_only(obj: KubeObject, module: str = "framework.runtime.train")
 
 def retagged(objects: Iterable[KubeObject], image: str, tag: str) -> list[KubeObject]:
     """The objects with every `image: <image>` (the recipe's deploy.image) replaced by
-    the same repository at `tag`; other images (Triton's, vLLM's) stay."""
+    the same repository at `tag`, in the RayJob manifest a ConfigMap carries too (the
+    batch CronJob's); other images (Triton's, vLLM's) stay."""
     from framework.recipe.types import image_repository
 
     new_image = f"{image_repository(image)}:{tag}"
@@ -180,6 +183,8 @@ def retagged(objects: Iterable[KubeObject], image: str, tag: str) -> list[KubeOb
             return {k: (new_image if k == "image" and v == image else walk(v)) for k, v in node.items()}
         if isinstance(node, list):
             return [walk(item) for item in node]
+        if isinstance(node, str) and "\nkind: RayJob\n" in node:
+            return node.replace(f"image: {image}\n", f"image: {new_image}\n")
         return node
 
     return [KubeObject(o.api_version, o.kind, o.name, o.namespace, walk(o.body), o.source) for o in objects]

@@ -17,6 +17,7 @@ from framework.errors import MlopsError
 TARGETS: tuple[tuple[str, str], ...] = (
     ("ray", "framework.targets.ray"),
     ("rag", "framework.targets.rag"),
+    ("batch", "framework.targets.batch"),
     ("triton", "framework.targets.triton"),
     ("kubernetes", "framework.targets.kubernetes"),
     ("traffic", "framework.targets.traffic"),

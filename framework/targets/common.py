@@ -16,6 +16,8 @@ from framework import __version__
 GENERATED_BY = "mlops"
 PART_OF = "mlops"
 K8S_NAME_MAX = 63
+RAYJOB_DERIVED_SUFFIX = len("-raycluster-xxxxx-head-svc")  # what KubeRay appends to a RayJob's name
+GENERATED_SUFFIX = 5  # what the API server appends to a metadata.generateName
 
 
 def header(recipe, comment: str = "#", per_env: bool = True) -> str:
@@ -93,6 +95,26 @@ class Names:
     @property
     def analysis_template(self) -> str:
         return self._n("analysis")
+
+    # Batch scoring (batch.input/output). Every run of the batch RayJob is a new object
+    # (`metadata.generateName`: the API server appends 5 characters), and KubeRay derives
+    # `<name>-raycluster-xxxxx-head-svc` (+26) from it: the prefix keeps that <= 63.
+    @property
+    def batch_job_prefix(self) -> str:
+        stem = self.recipe[:K8S_NAME_MAX - RAYJOB_DERIVED_SUFFIX - GENERATED_SUFFIX - len("-batch-")].rstrip("-")
+        return f"{stem}-batch-"
+
+    @property
+    def batch_cronjob(self) -> str:  # CronJob starting the batch RayJob on batch.schedule
+        return self._n("batch")
+
+    @property
+    def batch_rayjob_configmap(self) -> str:  # the batch RayJob's manifest, which the CronJob creates
+        return self._n("batch-rayjob")
+
+    @property
+    def batch_launcher(self) -> str:  # ServiceAccount, Role and RoleBinding of the CronJob's pod
+        return self._n("batch-launcher")
 
     # RAG (recipes with a `rag` section). KubeRay derives `<name>-raycluster-xxxxx-head-svc`
     # from a RayJob or RayService, which must stay <= 63: suffixes of at most 6 characters.

@@ -132,7 +132,7 @@ def _pod_template(
 
 
 def _head_group(recipe, component: str, image: str, cpu: str, memory: str, extra_ports=(), hub_token: bool = True,
-                **pod) -> dict[str, Any]:
+                num_cpus: int = 0, **pod) -> dict[str, Any]:
     container = {
         "name": "ray-head",
         "image": image,
@@ -142,8 +142,9 @@ def _head_group(recipe, component: str, image: str, cpu: str, memory: str, extra
     }
     return {
         # num-cpus 0: the head only coordinates (GCS, dashboard, job driver, Serve
-        # controller); training workers and Serve replicas never land on it.
-        "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
+        # controller); training workers and Serve replicas never land on it. (The batch
+        # RayJob gives it one: a CPU beyond what its actor pool takes, for Ray Data's reads.)
+        "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": str(num_cpus)},
         "template": _pod_template(recipe, component, container, **pod),
     }
 

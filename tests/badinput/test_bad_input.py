@@ -53,6 +53,7 @@ C = "recipes/churn.yaml"
 D = "recipes/data/churn_csv.yaml"
 R = "recipes/training/ray_cpu.yaml"
 K = "recipes/deploy/k8s.yaml"
+B = "recipes/batch/churn_prod.yaml"
 
 CASES = [
     # --- YAML and file shape -------------------------------------------------------------
@@ -234,6 +235,46 @@ CASES = [
                   "uri: data/staging.csv")]),
     Case("relative-data-in-a-pytorchjob", ["churn", "--env", "prod", "training=pytorchjob_gpu", "data.source.uri=file:data/x.csv"],
          OVERRIDE, "data.source.uri", r"trains in a PyTorchJob on the cluster in environment prod"),
+    # the batch job (ray/batch-rayjob.yaml, k8s/batch-cronjob.yaml): no dead keys, data the cluster reaches
+    Case("batch-schedule-without-input", ["churn", "--env", "prod"], (B, "schedule:"), "batch.schedule",
+         r"^batch.schedule '0 3 \* \* \*' starts the batch RayJob, which scores batch.input into batch.output; "
+         r"batch.input is not set: set both, or drop batch.schedule$",
+         [replace(B, "input: s3://example-ml-data/churn/prod/customers/\n", "")]),
+    Case("batch-schedule-alone", ["churn", "+batch.schedule=@daily"], OVERRIDE, "batch.schedule",
+         r"^batch.schedule '@daily' starts the batch RayJob, .*; batch.input and batch.output are not set: set both, "
+         r"or drop batch.schedule$"),
+    Case("batch-input-without-output", ["churn", "+batch.input=s3://bucket/customers/"], OVERRIDE, "batch.input",
+         r"^batch.input is set but batch.output is not: the batch RayJob scores batch.input into batch.output; "
+         r"set both, or neither$"),
+    Case("batch-relative-input-on-the-cluster", ["churn", "--env", "staging"],
+         ("recipes/batch/churn_staging.yaml", "input: data/customers.csv"), "batch.input",
+         r"^batch.input 'data/customers.csv' is relative to the project, but the batch RayJob reads it on the cluster "
+         r"in environment staging, which cannot see this checkout: use s3://bucket/path, gs://bucket/path, or an "
+         r"absolute path in the job's image$",
+         [replace("recipes/batch/churn_staging.yaml", "input: s3://example-ml-data/churn/staging/customers/",
+                  "input: data/customers.csv")]),
+    Case("batch-local-output-on-the-cluster", ["churn", "--env", "prod", "batch.output=/tmp/scores"], OVERRIDE,
+         "batch.output", r"^batch.output '/tmp/scores' is a local path, but the batch RayJob writes it from a pod on the "
+         r"cluster in environment prod, whose files go with the job: use s3://bucket/path or gs://bucket/path$"),
+    Case("batch-output-inside-input", ["churn", "--env", "staging",
+                                       "batch.output=s3://example-ml-data/churn/staging/customers/scores/"], OVERRIDE,
+         "batch.output", r"^batch.output 's3://example-ml-data/churn/staging/customers/scores/' overlaps batch.input "
+         r"'s3://example-ml-data/churn/staging/customers/': each run of the batch RayJob replaces what batch.output "
+         r"holds, the input included; give the scores a folder of their own$"),
+    Case("batch-job-for-an-llm", ["support_assistant", "+batch.input=s3://b/in", "+batch.output=s3://b/out"], OVERRIDE,
+         "batch.input", r"^batch.input sets up the batch RayJob, which scores tabular models \(`mlops batch`\), but "
+         r"model.kind is llm: drop batch.input and batch.output$"),
+    Case("batch-job-for-torchscript", ["churn", "--env", "prod", "serving.format=torchscript", "serving.instances.kind=gpu",
+                                       "+serving.resources.gpu=1"], (B, "input:"), "batch.input",
+         r"^batch.input sets up the batch RayJob, which scores the registered ONNX model with ONNX Runtime, but "
+         r"serving.format torchscript registers a TorchScript file: use serving.format onnx, or drop batch.input and "
+         r"batch.output$"),
+    Case("batch-schedule-not-cron", ["churn", "--env", "prod", "batch.schedule=nightly"], OVERRIDE, "batch.schedule",
+         r"^'nightly' is not a cron schedule: use 5 fields"),
+    Case("batch-alias-reserved", ["churn", "+batch.alias=latest"], OVERRIDE, "batch.alias",
+         r"^'latest' is reserved by MLflow for versions \(latest, v<N>\): name an alias such as champion$"),
+    Case("batch-alias-not-an-alias", ["churn", "+batch.alias='the best'"], OVERRIDE, "batch.alias",
+         r"^'the best' is not an MLflow alias: use letters, digits, '_' and '-' \(at most 255 characters\)$"),
     Case("empty-tracking-uri", ["churn", "--env", "staging", "tracking.uri=''"], OVERRIDE, "tracking.uri",
          r"^is empty \(an unset variable such as MLFLOW_TRACKING_URI\?\): give the server's URI, or null for the embedded store$"),
 ]

@@ -12,6 +12,10 @@ can be scripted per object, named `plural/name`:
 - `missing_namespaces`: 404 `namespaces "x" not found` for objects in them;
 - `discovery`: extra `/apis/<group>/<version>` resource lists, for the discovery
   fallback of kinds the path table does not know.
+
+Collections (`.../namespaces/<ns>/<plural>`) answer a POST (create; a
+`metadata.generateName` gets the suffix `00001`, `00002`, ... in creation order, and an
+existing name 409) and a GET (list, filtered by a `labelSelector` of `key=value` pairs).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class FakeKubeApi:
         self.missing_groups: set[str] = set()
         self.missing_namespaces: set[str] = set()
         self.discovery: dict[str, list[dict[str, Any]]] = {}
+        self.created = 0  # objects created through a collection (generateName suffixes)
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
@@ -101,6 +106,9 @@ class FakeKubeApi:
             self.requests.append(request)
             if request.path in ("/version", "/api", "/apis") or request.path in self.discovery:
                 return self._discovery(request.path)
+            collection = _parse_collection(request.path)
+            if collection is not None and request.method in ("GET", "POST"):
+                return self._collection(request, *collection)
             parts = _parse(request.path)
             if parts is None:
                 return _status(404, "NotFound", "the server could not find the requested resource")
@@ -113,6 +121,30 @@ class FakeKubeApi:
             if namespace in self.missing_namespaces:
                 return _status(404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"})
             return getattr(self, f"_{request.method.lower()}")(request, group, plural, name)
+
+    def _collection(self, request: Request, group: str, namespace: str, plural: str) -> tuple[int, Any]:
+        key = ("POST" if request.method == "POST" else "LIST", plural)
+        if key in self.fail:
+            code, message = self.fail[key]
+            return _status(code, _REASONS.get(code, "Error"), message)
+        if group in self.missing_groups:
+            return _status(404, "NotFound", "the server could not find the requested resource")
+        if request.method == "GET":
+            wanted = dict(pair.split("=", 1) for pair in request.query.get("labelSelector", "").split(",") if pair)
+            items = [obj for path, obj in sorted(self.objects.items()) if path.startswith(request.path + "/")
+                     and wanted.items() <= (obj.get("metadata", {}).get("labels") or {}).items()]
+            return 200, {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}
+        new = copy.deepcopy(request.body)
+        meta = new.setdefault("metadata", {})
+        if not meta.get("name"):
+            self.created += 1
+            meta["name"] = f"{meta.pop('generateName')}{self.created:05d}"
+        path = f"{request.path}/{meta['name']}"
+        if path in self.objects:
+            return _status(409, "AlreadyExists", f'{_resource(plural, group)} "{meta["name"]}" already exists')
+        meta["generation"] = 1
+        self.objects[path] = new
+        return 201, new
 
     def _patch(self, request: Request, group: str, plural: str, name: str) -> tuple[int, Any]:
         old = self.objects.get(request.path)
@@ -180,6 +212,16 @@ def _parse(path: str) -> tuple[str, str | None, str, str] | None:
         return group, rest[1], rest[2], rest[3]
     if len(rest) == 2:
         return group, None, rest[0], rest[1]
+    return None
+
+
+def _parse_collection(path: str) -> tuple[str, str, str] | None:
+    """(group, namespace, plural) of a namespaced collection path."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "api" and len(parts) == 5 and parts[2] == "namespaces":
+        return "", parts[3], parts[4]
+    if parts[0] == "apis" and len(parts) == 6 and parts[3] == "namespaces":
+        return parts[1], parts[4], parts[5]
     return None
 
 

@@ -163,3 +163,43 @@ def test_an_existing_output_needs_overwrite(project: Path, tmp_path: Path):
     result = run_cli("batch", "churn", "--input", "data/churn.csv", "--output", str(tmp_path / "taken"), "--overwrite")
     assert result.exit_code == 0, result.stderr[-3000:]
     assert not (tmp_path / "taken" / "report.txt").exists() and len(read_output(tmp_path / "taken")) == 5000
+
+
+def test_the_batch_rayjobs_entrypoint_scores_on_a_ray_cluster(project: Path, tmp_path: Path):
+    """What ray/batch-rayjob.yaml runs (`python -m framework.runtime.batch`, on the resolved
+    recipe) connects to a running cluster laid out like the RayJob's: a head with one CPU
+    for Ray Data's reads and a worker node per actor. The actors get the model's bytes,
+    not a path on the driver's node; the parts equal an embedded run's."""
+    import yaml
+    from ray.cluster_utils import Cluster
+
+    from framework.runtime.batch.__main__ import main
+
+    rows = validation_rows(project)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rows.iloc[:700].to_parquet(inputs / "a.parquet", index=False)
+    rows.iloc[700:].to_csv(inputs / "b.csv", index=False)
+    resolved = yaml.safe_load((project / "generated" / "churn" / "dev" / "recipe.resolved.yaml").read_text())
+    resolved["batch"]["actors"] = 2
+    (tmp_path / "recipe.resolved.yaml").write_text(yaml.safe_dump(resolved))
+    embedded = run_cli("batch", "churn", "--input", str(inputs), "--output", str(tmp_path / "embedded"))
+    assert embedded.exit_code == 0, embedded.stderr[-3000:]
+
+    (tmp_path / "scored").mkdir()
+    (tmp_path / "scored" / "stale.txt").write_text("the previous run's")  # --overwrite, as the RayJob runs it
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        for _ in range(2):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        code = main([str(tmp_path / "recipe.resolved.yaml"), "--input", str(inputs), "--output", str(tmp_path / "scored"),
+                     "--alias", "champion", "--overwrite", "--root", str(project), "--state-dir", str(project / ".mlops"),
+                     "--ray-address", cluster.address])
+    finally:
+        cluster.shutdown()
+    assert code == 0
+    assert not (tmp_path / "scored" / "stale.txt").exists()
+    scored, expected = read_output(tmp_path / "scored"), read_output(tmp_path / "embedded")
+    assert len(scored) == len(rows) and scored["customer_id"].tolist() == rows["customer_id"].tolist()
+    pd.testing.assert_frame_equal(scored, expected)

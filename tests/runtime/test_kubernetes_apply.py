@@ -187,7 +187,10 @@ def test_a_pytorchjob_is_waited_for_by_its_conditions(fake: FakeKubeApi) -> None
     ]
     outcome = _apply(GOLDEN / "churn-pytorchjob")
     paths = [r.path for r in fake.patches()]
-    assert paths.index("/apis/kubeflow.org/v1/namespaces/ml-prod/pytorchjobs/churn-train") == 3
+    # after the config: the recipe's ServiceAccount, ConfigMap and NetworkPolicy, and the
+    # batch schedule's ServiceAccount, Role, RoleBinding and ConfigMap (prod scores nightly)
+    assert paths.index("/apis/kubeflow.org/v1/namespaces/ml-prod/pytorchjobs/churn-train") == 7
+    assert "/apis/rbac.authorization.k8s.io/v1/namespaces/ml-prod/roles/churn-batch-launcher" in paths[:7]
     assert outcome.jobs == ["PyTorchJob/churn-train in ml-prod: Succeeded: PyTorchJob churn-train is successfully completed."]
 
 

@@ -34,7 +34,9 @@ VARIANTS: dict[str, tuple[str, str, list[str]]] = {
     "churn-shadow": ("churn", "dev", ["rollout=shadow"]),
     "churn-bandit": ("churn", "dev", ["rollout=bandit"]),
     "churn-blue-green": ("churn", "prod", ["rollout=blue_green"]),
-    "churn-torchscript-gpu": ("churn", "prod", ["serving.format=torchscript", "serving.instances.kind=gpu", "+serving.resources.gpu=1"]),
+    # batch scoring runs the ONNX file (a checked rule): prod's batch job goes with torchscript
+    "churn-torchscript-gpu": ("churn", "prod", ["serving.format=torchscript", "serving.instances.kind=gpu", "+serving.resources.gpu=1",
+                                                "~batch"]),
     "churn-no-drift": ("churn", "dev", ["monitoring.drift=null", "monitoring.dashboard.enabled=false"]),
     "churn-lightgbm": ("churn", "staging", ["model=lightgbm"]),
     "support-awq-tp2": ("support_assistant", "prod", ["model=qwen_awq", "serving.tensor_parallel_size=2", "serving.resources.gpu=2"]),

@@ -101,8 +101,9 @@ def _crd_validator(schemas_dir: str, api_version: str, kind: str):
 def validate_crd(doc: dict[str, Any], schemas_dir: Path) -> list[str]:
     """A custom resource against the JSON Schema extracted from its CRD."""
     validator = _crd_validator(str(schemas_dir), doc["apiVersion"], doc["kind"])
+    name = doc["metadata"].get("name") or doc["metadata"].get("generateName")  # the batch RayJob: generateName
     return [
-        f"{doc['kind']}/{doc['metadata']['name']}: {'.'.join(map(str, e.absolute_path))}: {e.message}"
+        f"{doc['kind']}/{name}: {'.'.join(map(str, e.absolute_path))}: {e.message}"
         for e in validator.iter_errors(doc)
     ]
 

@@ -136,7 +136,7 @@ def test_names_are_dns_labels_and_unique(recipe):
     keys = [(doc["kind"], doc["metadata"]["name"]) for _, doc in docs]
     assert len(keys) == len(set(keys))
     assert {doc["metadata"]["namespace"] for _, doc in docs} == {recipe.deploy.namespace}
-    paths = [path for path, _ in docs]
+    paths = [artifact.path for artifact in kubernetes.render(recipe)]
     assert all(path.startswith("k8s/") for path in paths) and len(paths) == len(set(paths))
 
 
@@ -193,15 +193,18 @@ def test_references_are_generated_or_declared(recipe):
             assert k8s.referenced_configmaps(pod) <= configmaps, where
             assert pod["serviceAccountName"] in accounts, where
             assert k8s.referenced_secrets(pod) <= declared, where
-    assert accounts == {recipe.deploy.service_account}
-    assert configmaps == {common.names(recipe).recipe_configmap}
+    names = common.names(recipe)
+    scheduled = recipe.batch.schedule is not None and recipe.batch.on_cluster  # the batch launcher's own
+    assert accounts == {recipe.deploy.service_account} | ({names.batch_launcher} if scheduled else set())
+    assert configmaps == {names.recipe_configmap} | ({names.batch_rayjob_configmap} if scheduled else set())
 
 
 def test_configmap_holds_the_resolved_recipe_bytes(recipe):
-    (configmap,) = k8s.of_kind(docs_of(recipe), "ConfigMap")
+    (configmap,) = [d for d in k8s.of_kind(docs_of(recipe), "ConfigMap")
+                    if d["metadata"]["name"] == common.names(recipe).recipe_configmap]
     assert configmap["data"] == {common.RECIPE_FILE: common.resolved_recipe_yaml(recipe)}
-    account = k8s.one(docs_of(recipe), "ServiceAccount")
-    assert account["automountServiceAccountToken"] is False
+    for account in k8s.of_kind(docs_of(recipe), "ServiceAccount"):  # the pods' (and the batch launcher's)
+        assert account["automountServiceAccountToken"] is False
 
 
 def test_serving_objects_fit_together(recipe):
@@ -514,7 +517,8 @@ def test_pytorchjob_single_worker_on_spot():
 
 
 def test_drift_cronjob(recipe):
-    cronjobs = k8s.of_kind(docs_of(recipe), "CronJob")
+    cronjobs = [d for d in k8s.of_kind(docs_of(recipe), "CronJob")
+                if d["metadata"]["name"] == common.names(recipe).drift_cronjob]
     drift = recipe.monitoring.drift
     if drift is None:
         assert cronjobs == []

@@ -19,7 +19,8 @@ import pandas as pd
 class Predictor:
     """Built once per Ray Data actor (or Spark task); called once per batch."""
 
-    def __init__(self, model_path: str, pipeline: dict[str, Any], passed: list[str]):
+    def __init__(self, model: bytes | str, pipeline: dict[str, Any], passed: list[str]):
+        """`model`: the ONNX file's bytes (what Ray ships to actors on any node) or its path."""
         import onnxruntime as ort
 
         from framework.runtime.features import FeaturePipeline
@@ -28,7 +29,8 @@ class Predictor:
         options.log_severity_level = 3
         options.intra_op_num_threads = 1  # one actor, one CPU: parallelism comes from the actors
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(Path(model_path)), sess_options=options, providers=["CPUExecutionProvider"])
+        source = model if isinstance(model, bytes) else str(Path(model))
+        self.session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.pipeline = FeaturePipeline.from_dict(pipeline)
         self.passed = list(passed)

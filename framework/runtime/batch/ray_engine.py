@@ -90,6 +90,7 @@ def score(files: list[InputFile], registered, output: str, passed: list[str], se
     context.enable_progress_bars = False  # one line per part instead (on_part)
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     metadata = {b"mlops.model": registered.name.encode(), b"mlops.version": registered.version.encode()}
+    model = Path(registered.model_path).read_bytes()
     result = BatchResult(output, registered.name, registered.version)
     for index, source in enumerate(files):
         name = f"part-{index:05d}.parquet"
@@ -103,8 +104,9 @@ def score(files: list[InputFile], registered, output: str, passed: list[str], se
         read = ray.data.read_parquet if source.format == "parquet" else ray.data.read_csv
         scored = read(source.path).map_batches(
             Predictor,
-            fn_constructor_kwargs={"model_path": str(registered.model_path), "pipeline": registered.pipeline.to_dict(),
-                                   "passed": passed},
+            # The model's bytes, not its path: the actors may run on other nodes than
+            # this driver, which downloaded it (the batch RayJob's workers).
+            fn_constructor_kwargs={"model": model, "pipeline": registered.pipeline.to_dict(), "passed": passed},
             batch_size=settings.batch_size,
             batch_format="pandas",
             compute=ActorPoolStrategy(size=settings.actors),
@@ -137,13 +139,19 @@ def score(files: list[InputFile], registered, output: str, passed: list[str], se
     return result
 
 
-def local_ray(settings) -> int:
-    """Start an embedded Ray sized for the pool plus a CPU for reading (a pool that takes
-    every CPU can hang Ray Data); returns the actors that fit."""
+def start_ray(settings, address: str | None = None) -> int:
+    """Connect to the Ray cluster at `address` (the batch RayJob's, sized for the pool by
+    generate: one worker pod per actor, a head CPU for reading), or start an embedded Ray
+    sized for the pool plus a CPU for reading (a pool that takes every CPU can hang Ray
+    Data); returns the actors that fit."""
     import ray
 
-    cpus = os.cpu_count() or 2
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address not in (None, "", "local"):
+        if not ray.is_initialized():
+            ray.init(address=address, log_to_driver=False)
+        return settings.actors
+    cpus = os.cpu_count() or 2
     if not ray.is_initialized():
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     return max(1, min(settings.actors, int((cpus - 1) // settings.cpus_per_actor)))

@@ -28,7 +28,8 @@ def resolve_version(recipe, state_dir: Path, version: str | None, alias: str | N
 
 
 def run_batch(recipe, root: Path, state_dir: Path, input_uri: str, output_uri: str, *, version: str | None = None,
-              alias: str | None = None, overwrite: bool = False, console=None):
+              alias: str | None = None, overwrite: bool = False, console=None, address: str | None = None):
+    """`address`: a running Ray cluster (the batch RayJob's); default an embedded Ray."""
     from framework.runtime.batch import inputs, ray_engine
     from framework.runtime.registered import open_version
 
@@ -40,7 +41,7 @@ def run_batch(recipe, root: Path, state_dir: Path, input_uri: str, output_uri: s
     inputs.check_columns(files, registered.pipeline, passed)
     ray_engine.prepare_output(output_uri, ray_engine.run_record(files, registered, passed), overwrite)  # refuse early
     settings = recipe.batch
-    actors = ray_engine.local_ray(settings)
+    actors = ray_engine.start_ray(settings, address)
     if actors != settings.actors and console is not None:
         console.print(f"batch.actors {settings.actors} leaves no CPU for reading here: {actors} actor(s)")
     settings = settings.model_copy(update={"actors": actors})

@@ -150,10 +150,12 @@ def pod_spec(
     gpu_type: str | None = None,
     node_selector: dict[str, str] | None = None,
     tolerations: Iterable[dict[str, Any]] = (),
+    recipe_volume: bool = True,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A pod spec: service account without token, secure context, the recipe volume,
-    deploy.node_selector/tolerations, plus GPU node placement when `gpu`."""
+    """A pod spec: service account without token, secure context, the recipe volume
+    (unless `recipe_volume` is false), deploy.node_selector/tolerations, plus GPU node
+    placement when `gpu`. `extra` adds or replaces fields (e.g. serviceAccountName)."""
     selector = dict(recipe.deploy.node_selector)
     extra_tolerations: list[dict[str, Any]] = []
     if gpu:
@@ -167,7 +169,7 @@ def pod_spec(
         "enableServiceLinks": False,
         "securityContext": common.pod_security_context(),
         "containers": containers,
-        "volumes": sorted([recipe_vol, *volumes], key=lambda v: v["name"]),
+        "volumes": sorted([*([recipe_vol] if recipe_volume else []), *volumes], key=lambda v: v["name"]),
         **extra,
     }
     if init_containers:
