@@ -89,12 +89,28 @@ def smoke(recipe: str, url: str, env: str | None = None, requests: int | None = 
 
 
 def batch(recipe: str, input_uri: str, output_uri: str, env: str | None = None, version: str | None = None,
-          alias: str | None = None, overwrite: bool = False, project: Project | Path | None = None, console: Any = None):
+          alias: str | None = None, overwrite: bool = False, project: Project | Path | None = None, console: Any = None,
+          address: str | None = None, head_shares_disk: bool = False):
     """Score `input_uri` (a csv/parquet file or folder) with a registered version of the
-    recipe's model (default: the champion) on an embedded Ray Data; write parquet parts,
-    a manifest and the model's name and version to `output_uri`."""
-    from framework.runtime.batch.run import run_batch
-
+    recipe's model (default: the champion) on an embedded Ray Data, or as a job on the
+    Ray cluster at `address`; write parquet parts, a manifest and the model's name and
+    version to `output_uri`."""
     proj, r = _load(recipe, env, project)
-    return run_batch(r, proj.root, proj.state_dir, input_uri, output_uri, version=version, alias=alias,
-                     overwrite=overwrite, console=console)
+    if address is None:
+        from framework.runtime.batch.run import run_batch
+
+        return run_batch(r, proj.root, proj.state_dir, input_uri, output_uri, version=version, alias=alias,
+                         overwrite=overwrite, console=console)
+    import time
+
+    from framework.api import generate
+    from framework.runtime.batch.cluster import batch_on_cluster
+    from framework.runtime.batch.ray_engine import read_result
+
+    began = time.perf_counter()
+    generate([recipe], env=env, project=proj)  # the job reads the resolved recipe generate writes
+    batch_on_cluster(r, proj.root, proj.generated_dir / r.name / r.environment, proj.state_dir, input_uri, output_uri,
+                     address, version=version, alias=alias, overwrite=overwrite, head_shares_disk=head_shares_disk)
+    result = read_result(output_uri)
+    result.seconds = time.perf_counter() - began
+    return result

@@ -356,6 +356,10 @@ def batch(
     version: Annotated[Optional[str], typer.Option("--version", help="Registered version to score with.")] = None,
     alias: Annotated[Optional[str], typer.Option("--alias", help="Registry alias to score with (default champion).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace what --output holds.")] = False,
+    address: Annotated[Optional[str], typer.Option("--address", help=(
+        "Run as a job on the Ray cluster whose job API is at this URL (input, output and registry where it reaches them)."))] = None,
+    head_shares_disk: Annotated[bool, typer.Option("--head-shares-disk", help=(
+        "With --address: the head sees this machine's disk at the same paths (local paths, the embedded store)."))] = False,
 ) -> None:
     """Score a table offline with a registered model on Ray Data: the model's answers and data.extra_columns, one
     parquet part per input file (a re-run resumes an unfinished run)."""
@@ -365,7 +369,7 @@ def batch(
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
     result = api.batch(recipe, input_uri, output_uri, env=env, version=version, alias=alias, overwrite=overwrite,
-                       console=console)
+                       console=console, address=address, head_shares_disk=head_shares_disk)
     resumed = f" ({result.skipped} part(s) from the earlier run)" if result.skipped else ""
     print(f"{result.rows} rows scored by {result.model} version {result.version} in {result.seconds:.1f} s: "
           f"{result.output} ({len(result.parts)} part(s){resumed})")

@@ -66,7 +66,7 @@ def rayjob(recipe) -> dict[str, Any]:
         },
         "spec": {
             "entrypoint": entrypoint(recipe),
-            "runtimeEnvYAML": yaml.safe_dump(ray_target._runtime_env(recipe), sort_keys=True, default_flow_style=False),
+            "runtimeEnvYAML": yaml.safe_dump(ray_target.runtime_env(recipe), sort_keys=True, default_flow_style=False),
             "shutdownAfterJobFinishes": True,
             "ttlSecondsAfterFinished": ray_target.RAYJOB_TTL_SECONDS,
             "activeDeadlineSeconds": int(duration_seconds(batch.timeout)),

@@ -152,7 +152,7 @@ def index_entrypoint() -> str:
 
 
 def _runtime_env(recipe, cpus: str) -> dict[str, Any]:
-    env = ray_target._runtime_env(recipe)
+    env = ray_target.runtime_env(recipe)
     # The driver is a plain process on the head (no Ray task): give torch the head's CPUs.
     env["env_vars"]["OMP_NUM_THREADS"] = str(max(1, math.floor(quantity_value(cpus))))
     return env
@@ -232,7 +232,7 @@ def serve_config(recipe) -> dict[str, Any]:
                     "root": common.PROJECT_ROOT_IN_POD,
                     "llm_endpoint": llm_endpoint(recipe),
                 },
-                "runtime_env": ray_target._runtime_env(recipe),
+                "runtime_env": ray_target.runtime_env(recipe),
                 "deployments": [deployment],
             }
         ],

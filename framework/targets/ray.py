@@ -60,7 +60,7 @@ def cpu_quantity(cpus: float) -> str:
     return str(int(cpus)) if float(cpus).is_integer() else f"{round(cpus * 1000)}m"
 
 
-def _runtime_env(recipe) -> dict[str, Any]:
+def runtime_env(recipe) -> dict[str, Any]:
     """Environment of the job driver, its workers and the Serve replicas. Only plain
     values: secrets come from the pod env (secretKeyRef), which Ray workers inherit,
     so a token never lands in the RayJob spec or the Serve config."""
@@ -236,7 +236,7 @@ def rayjob(recipe) -> dict[str, Any]:
         "metadata": common.metadata(recipe, name, "training"),
         "spec": {
             "entrypoint": train_entrypoint(),
-            "runtimeEnvYAML": yaml.safe_dump(_runtime_env(recipe), sort_keys=True, default_flow_style=False),
+            "runtimeEnvYAML": yaml.safe_dump(runtime_env(recipe), sort_keys=True, default_flow_style=False),
             "shutdownAfterJobFinishes": True,
             "ttlSecondsAfterFinished": RAYJOB_TTL_SECONDS,
             "activeDeadlineSeconds": int(duration_seconds(training.timeout)),
@@ -312,7 +312,7 @@ def serve_config(recipe) -> dict[str, Any]:
                 "route_prefix": "/",
                 "import_path": SERVE_IMPORT_PATH,
                 "args": {"recipe": common.recipe_path_in_pod()},
-                "runtime_env": _runtime_env(recipe),
+                "runtime_env": runtime_env(recipe),
                 "deployments": [deployment],
             }
         ],

@@ -203,3 +203,38 @@ def test_the_batch_rayjobs_entrypoint_scores_on_a_ray_cluster(project: Path, tmp
     scored, expected = read_output(tmp_path / "scored"), read_output(tmp_path / "embedded")
     assert len(scored) == len(rows) and scored["customer_id"].tolist() == rows["customer_id"].tolist()
     pd.testing.assert_frame_equal(scored, expected)
+
+
+def test_batch_address_runs_as_a_job_on_a_ray_cluster(project: Path, tmp_path: Path):
+    """`mlops batch --address`: the batch job submitted to a real `ray start --head` (one
+    that shares this disk: local paths and the embedded store are handed over absolute)."""
+    from tests.ray_head import ray_head
+
+    with ray_head() as address:
+        result = run_cli("batch", "churn", "--input", "data/churn.csv", "--output", str(tmp_path / "scored"),
+                         "--address", address, "--head-shares-disk")
+    assert result.exit_code == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "submitted Ray job raysubmit_" in result.stdout
+    assert "5000 rows scored by churn version 1 in " in result.stdout
+    assert f"{tmp_path / 'scored'} (1 part(s))" in result.stdout
+    scored = read_output(tmp_path / "scored")
+    assert len(scored) == 5000 and scored["customer_id"].is_unique
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--input", "data/churn.csv", "--output", "s3://bucket/scored"],
+         "--input: data/churn.csv is on this machine, which the job on the Ray cluster at http://127.0.0.1:1 cannot "
+         "read: give a URI it reaches (s3://, gs://, ...), or pass --head-shares-disk"),
+        (["--input", "s3://bucket/in", "--output", "scored"], "--output: scored is on this machine, which the job"),
+        (["--input", "s3://bucket/in", "--output", "s3://bucket/scored"],
+         "tracking.uri: the job on the Ray cluster at http://127.0.0.1:1 reads the model from the registry, and cannot "
+         "read the embedded store under .mlops/ on this machine: set tracking.uri to an MLflow server it reaches, "
+         "or pass --head-shares-disk"),
+    ],
+)
+def test_batch_address_refuses_what_the_cluster_cannot_reach(project: Path, args: list[str], line: str):
+    result = run_cli("batch", "churn", *args, "--address", "http://127.0.0.1:1")
+    assert result.exit_code == 1
+    assert line in result.stderr and "Traceback" not in result.stderr

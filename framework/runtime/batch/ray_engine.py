@@ -44,6 +44,14 @@ def _output_fs(uri: str):
     return fsspec.filesystem("file"), str(Path(uri.removeprefix("file://")).resolve())
 
 
+def read_result(uri: str) -> BatchResult:
+    """The finished run at `uri`, from its manifest (a run on a cluster, read back)."""
+    fs, folder = _output_fs(uri)
+    with fs.open(f"{folder}/{MANIFEST_FILE}", "r") as handle:
+        manifest = json.load(handle)
+    return BatchResult(uri, manifest["model"], str(manifest["version"]), manifest["rows"], manifest["parts"])
+
+
 def run_record(files: list[InputFile], registered, passed: list[str]) -> dict[str, Any]:
     """What a run's parts belong to: a re-run resumes only the same model on the same inputs."""
     return {"model": registered.name, "version": registered.version, "inputs": [f.path for f in files],
