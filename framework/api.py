@@ -261,6 +261,7 @@ class ApplyResult:
     rollout: Any = None  # framework.runtime.rollout.controller.RolloutResult (local target)
     serve_hint: str = ""  # where to send requests afterwards (local target)
     job_outcome: dict[str, Any] | None = None  # run_id, model_version, ... the Ray job reported (--target ray)
+    trained: bool = True  # False: a RAG recipe's index job, which registers no model version
 
 
 APPLY_STEPS = (
@@ -336,6 +337,8 @@ def apply(
         return ApplyResult(r.name, r.environment, resolved, [], outcome, job_outcome=registered)
     if r.model.kind == "llm" and r.rag is not None and target == "local":
         return _apply_rag(recipe, env, r, proj, dry_run, console)
+    if r.model.kind == "llm" and r.rag is not None and target == "ray" and address:
+        return _apply_rag_on_cluster(recipe, env, r, proj, dry_run, console, address, head_shares_disk)
     if r.model.kind != "tabular":
         raise MlopsError([Problem(None, "model.kind", f"apply trains tabular recipes; {r.name} is {r.model.kind}")])
     if target == "ray" and (not address or r.training.engine != "ray"):
@@ -462,6 +465,23 @@ def _apply_rag(recipe: str, env: str | None, r: Any, proj: Project, dry_run: boo
 
     outcome = apply_local(r, proj.root, proj.state_dir, console)
     return ApplyResult(r.name, r.environment, resolved, steps, outcome, serve_hint=summary(r, outcome))
+
+
+def _apply_rag_on_cluster(recipe: str, env: str | None, r: Any, proj: Project, dry_run: bool, console: Any,
+                          address: str, head_shares_disk: bool) -> ApplyResult:
+    from framework.runtime.rag.cluster import apply_rag_on_cluster, check_cluster_rag
+
+    check_cluster_rag(r, address, head_shares_disk)
+    env_dir = proj.generated_dir / r.name / r.environment
+    steps = [f"index: the RAG index job ({r.rag.vector_store.path}) on the Ray cluster at {address}",
+             f"serve: the RAG service (ray/rag_serve_config.yaml) on the cluster, generating through {r.rag.llm_endpoint}"]
+    if dry_run:
+        return ApplyResult(r.name, r.environment, env_dir / "recipe.resolved.yaml", steps)
+    generate([recipe], env=env, project=proj)
+    hint = apply_rag_on_cluster(r, proj.root, env_dir, proj.state_dir, address, head_shares_disk=head_shares_disk,
+                                console=console)
+    return ApplyResult(r.name, r.environment, env_dir / "recipe.resolved.yaml", steps, job_status="SUCCEEDED",
+                       serve_hint=hint, trained=False)
 
 
 def evaluate(recipe: str, env: str | None = None, project: Project | Path | None = None, console: Any = None):

@@ -235,9 +235,12 @@ def apply(
         return
     if result.job_status:
         print(f"{result.recipe} ({result.env}): Ray job {result.job_status}")
-        _hand_on_training(result.job_outcome)
+        if result.trained:
+            _hand_on_training(result.job_outcome)
         if result.rollout is not None:
             _report_rollout(result.rollout, result.serve_hint)
+        elif result.serve_hint:
+            print(result.serve_hint)
         return
     if result.outcome is not None and type(result.outcome).__name__ == "RagOutcome":
         print(result.serve_hint)
