@@ -25,16 +25,6 @@ pytestmark = pytest.mark.slow
 MLOPS = str(Path(sys.executable).with_name("mlops"))
 
 
-@pytest.fixture
-def mlflow_server(tmp_path: Path):
-    from tests.pipeline.conftest import running_mlflow_server
-
-    folder = tmp_path / "mlflow-server"
-    folder.mkdir()
-    with running_mlflow_server(folder) as url:
-        yield url
-
-
 def test_serve_address_needs_a_ray_serve_recipe(churn_project: Path) -> None:
     done = subprocess.run([MLOPS, "serve", "churn", "--address", "http://127.0.0.1:1"], cwd=churn_project,
                           capture_output=True, text=True, timeout=120)

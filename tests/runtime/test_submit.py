@@ -105,17 +105,6 @@ def test_an_unreachable_cluster_is_a_clear_error(churn_project: Path) -> None:
 
 # --- a head that cannot see this machine's disk -------------------------------------------
 @pytest.fixture
-def mlflow_server(tmp_path: Path):
-    """The team's tracking server: a real `mlflow server` on 127.0.0.1."""
-    from tests.pipeline.conftest import running_mlflow_server
-
-    folder = tmp_path / "mlflow-server"
-    folder.mkdir()
-    with running_mlflow_server(folder) as url:
-        yield url
-
-
-@pytest.fixture
 def isolated_ray_head(churn_project: Path):
     """A Ray head in its own mount namespace with a tmpfs over the project folder: like a
     remote cluster, it sees only what the job is sent."""
