@@ -90,22 +90,26 @@ def smoke(recipe: str, url: str, env: str | None = None, requests: int | None = 
 
 def batch(recipe: str, input_uri: str, output_uri: str, env: str | None = None, version: str | None = None,
           alias: str | None = None, overwrite: bool = False, project: Project | Path | None = None, console: Any = None,
-          address: str | None = None, head_shares_disk: bool = False):
+          engine: str = "ray", master: str | None = None, address: str | None = None, head_shares_disk: bool = False):
     """Score `input_uri` (a csv/parquet file or folder) with a registered version of the
-    recipe's model (default: the champion) on an embedded Ray Data, or as a job on the
-    Ray cluster at `address`; write parquet parts, a manifest and the model's name and
-    version to `output_uri`."""
+    recipe's model (default: the champion) on an embedded Ray Data (engine "ray") or on
+    Spark (engine "spark", `master` default local[*]), or as a job on the Ray cluster at
+    `address`; write parquet parts, a manifest and the model's name and version to
+    `output_uri`."""
     proj, r = _load(recipe, env, project)
     if address is None:
         from framework.runtime.batch.run import run_batch
 
         return run_batch(r, proj.root, proj.state_dir, input_uri, output_uri, version=version, alias=alias,
-                         overwrite=overwrite, console=console)
+                         overwrite=overwrite, engine=engine, master=master, console=console)
+    if engine != "ray" or master is not None:
+        raise MlopsError([Problem(None, "--address", "runs the batch job on a Ray cluster: it takes --engine ray "
+                                  "(without --master)")])
     import time
 
     from framework.api import generate
     from framework.runtime.batch.cluster import batch_on_cluster
-    from framework.runtime.batch.ray_engine import read_result
+    from framework.runtime.batch.parts import read_result
 
     began = time.perf_counter()
     generate([recipe], env=env, project=proj)  # the job reads the resolved recipe generate writes

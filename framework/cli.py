@@ -5,6 +5,7 @@ Heavy modules load inside commands, so `mlops --help` stays fast.
 
 from __future__ import annotations
 
+import enum
 import functools
 import os
 import sys
@@ -346,6 +347,13 @@ def _summarise(markdown: str) -> None:
     append_summary(markdown)
 
 
+class Engine(str, enum.Enum):
+    """`mlops batch --engine`."""
+
+    ray = "ray"
+    spark = "spark"
+
+
 VersionOption = Annotated[Optional[str], typer.Option("--version", help="Registered model version (1, 2, ...).")]
 
 
@@ -359,20 +367,25 @@ def batch(
     version: Annotated[Optional[str], typer.Option("--version", help="Registered version to score with.")] = None,
     alias: Annotated[Optional[str], typer.Option("--alias", help="Registry alias to score with (default champion).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace what --output holds.")] = False,
+    engine: Annotated[Engine, typer.Option("--engine", help=(
+        "ray: an embedded Ray Data; spark: Apache Spark (the extra: pip install 'mlops-recipes[spark]')."))] = Engine.ray,
+    master: Annotated[Optional[str], typer.Option("--master", help=(
+        "Spark's master URL with --engine spark (default local[*], at most 8 cores)."))] = None,
     address: Annotated[Optional[str], typer.Option("--address", help=(
         "Run as a job on the Ray cluster whose job API is at this URL (input, output and registry where it reaches them)."))] = None,
     head_shares_disk: Annotated[bool, typer.Option("--head-shares-disk", help=(
         "With --address: the head sees this machine's disk at the same paths (local paths, the embedded store)."))] = False,
 ) -> None:
-    """Score a table offline with a registered model on Ray Data: the model's answers and data.extra_columns, one
-    parquet part per input file (a re-run resumes an unfinished run)."""
+    """Score a table offline with a registered model on Ray Data or Spark: the model's answers and
+    data.extra_columns, one parquet part per input file (a re-run resumes an unfinished run)."""
     from rich.console import Console
 
     from framework import api
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
     result = api.batch(recipe, input_uri, output_uri, env=env, version=version, alias=alias, overwrite=overwrite,
-                       console=console, address=address, head_shares_disk=head_shares_disk)
+                       engine=engine.value, master=master, console=console, address=address,
+                       head_shares_disk=head_shares_disk)
     resumed = f" ({result.skipped} part(s) from the earlier run)" if result.skipped else ""
     print(f"{result.rows} rows scored by {result.model} version {result.version} in {result.seconds:.1f} s: "
           f"{result.output} ({len(result.parts)} part(s){resumed})")

@@ -1,6 +1,6 @@
-"""`batch`: how `mlops batch` scores a table offline (Ray Data actors, batch size) and,
-with `input` and `output`, the batch job `generate` writes for a cluster (a KubeRay
-RayJob, and a CronJob that starts it on `schedule`)."""
+"""`batch`: how `mlops batch` scores a table offline (Ray Data actors; rows per model call
+on both engines) and, with `input` and `output`, the batch job `generate` writes for a
+cluster (a KubeRay RayJob, and a CronJob that starts it on `schedule`)."""
 
 
 import re
@@ -37,12 +37,12 @@ Uri = Annotated[str, Field(min_length=1)]
 
 class Batch(Section):
     batch_size: Annotated[int, Field(ge=1, le=1048576)] = Field(
-        default=8192, description="Rows per model call (one Ray Data batch)."
+        default=8192, description="Rows per model call (a Ray Data batch; on Spark, an Arrow batch)."
     )
     actors: PositiveInt = Field(
         default=1,
-        description="Scoring actors (one ONNX Runtime session each); leave a CPU for reading. On a cluster: one "
-        "worker pod each.",
+        description="Scoring actors of the Ray engine (one ONNX Runtime session each), at most one per CPU. On a "
+        "cluster: one worker pod each.",
     )
     cpus_per_actor: Annotated[float, Field(gt=0, le=512)] = Field(default=1, description="CPUs reserved per actor.")
     memory_per_actor: Quantity = Field(

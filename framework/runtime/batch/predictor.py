@@ -1,5 +1,5 @@
-"""The per-batch scorer both engines run: a pandas batch of raw rows in, the model's
-answers out, with the id columns passed through.
+"""The per-batch scorer both engines run: a batch of raw rows in (pandas, or the pyarrow
+batch an engine read), the model's answers out, with the id columns passed through.
 
 The rows become the model's request tensors through FeaturePipeline.raw_inputs, the
 very function clients, the rollout's traffic and `mlops evaluate` use, and the model
@@ -35,11 +35,24 @@ class Predictor:
         self.pipeline = FeaturePipeline.from_dict(pipeline)
         self.passed = list(passed)
 
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        answers = dict(zip(self.outputs, self.session.run(self.outputs, self.pipeline.raw_inputs(batch))))
-        out = {name: batch[name].to_numpy() for name in self.passed}
-        for name, values in answers.items():
-            values = values.reshape(len(batch), -1)
+    def __call__(self, batch):
+        """A pandas DataFrame in, a DataFrame out; or a pyarrow Table/RecordBatch in (what
+        both engines pass: the raw rows as read), a pyarrow Table out, the id columns passed
+        through as they are without a round trip through Python objects."""
+        if isinstance(batch, pd.DataFrame):
+            answers = self._answers(batch, len(batch))
+            return pd.DataFrame({**{name: batch[name].to_numpy() for name in self.passed}, **answers})
+        import pyarrow as pa
+
+        answers = self._answers(batch.select(list(self.pipeline.features)).to_pandas(), batch.num_rows)
+        return pa.table({**{name: batch.column(name) for name in self.passed},
+                         **{name: pa.array(values) for name, values in answers.items()}})
+
+    def _answers(self, frame: pd.DataFrame, rows: int) -> dict[str, np.ndarray]:
+        """{output column: values}: text for the label, float32 per class probability."""
+        out = {}
+        for name, values in zip(self.outputs, self.session.run(self.outputs, self.pipeline.raw_inputs(frame))):
+            values = values.reshape(rows, -1)
             if values.dtype == object:  # the label: text
                 out[name] = values[:, 0].astype(str)
             elif values.shape[1] == 1:
@@ -47,4 +60,4 @@ class Predictor:
             else:
                 for j in range(values.shape[1]):
                     out[f"{name}_{j}"] = values[:, j].astype(np.float32)
-        return pd.DataFrame(out)
+        return out

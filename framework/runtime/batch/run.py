@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from framework.errors import MlopsError, Problem
@@ -27,32 +28,49 @@ def resolve_version(recipe, state_dir: Path, version: str | None, alias: str | N
     return str(found)
 
 
+ENGINES = ("ray", "spark")
+
+
 def run_batch(recipe, root: Path, state_dir: Path, input_uri: str, output_uri: str, *, version: str | None = None,
-              alias: str | None = None, overwrite: bool = False, console=None, address: str | None = None):
+              alias: str | None = None, overwrite: bool = False, engine: str = "ray", master: str | None = None,
+              console=None, address: str | None = None):
     """`address`: a running Ray cluster (the batch RayJob's); default an embedded Ray."""
-    from framework.runtime.batch import inputs, ray_engine
+    from framework.runtime.batch import inputs, parts
     from framework.runtime.registered import open_version
 
+    if engine not in ENGINES:
+        raise MlopsError([Problem(None, "--engine", f"unknown engine '{engine}': use {' or '.join(ENGINES)}")])
+    if master is not None and engine != "spark":
+        raise MlopsError([Problem(None, "--master", "is Spark's master URL: pass it with --engine spark")])
+    if engine == "spark":
+        from framework.runtime.batch import spark_engine
+
+        spark_engine.check_installed()
     if recipe.model.kind != "tabular":
         raise MlopsError([Problem(None, "model.kind", f"mlops batch scores tabular models; {recipe.name} is {recipe.model.kind}")])
     files = inputs.list_inputs(input_uri)
     registered = open_version(recipe, state_dir, resolve_version(recipe, state_dir, version, alias))
     passed = [c for c in recipe.data.extra_columns]
     inputs.check_columns(files, registered.pipeline, passed)
-    ray_engine.prepare_output(output_uri, ray_engine.run_record(files, registered, passed), overwrite)  # refuse early
-    settings = recipe.batch
-    actors = ray_engine.start_ray(settings, address)
-    if actors != settings.actors and console is not None:
-        console.print(f"batch.actors {settings.actors} leaves no CPU for reading here: {actors} actor(s)")
-    settings = settings.model_copy(update={"actors": actors})
+    fs, folder = parts.prepare_output(output_uri, parts.run_record(files, registered, passed), overwrite)
 
     def said(done: int, total: int, rows: int) -> None:
         if console is not None:
             console.print(f"part {done}/{total}: {rows} rows")
 
-    try:
-        return ray_engine.score(files, registered, output_uri, passed, settings, overwrite=False, on_part=said)
-    finally:
-        import ray
+    if engine == "spark":
+        scorer = spark_engine.SparkEngine(registered, passed, recipe.batch, master)
+    else:
+        from framework.runtime.batch.ray_engine import RayEngine
 
-        ray.shutdown()
+        scorer = RayEngine(registered, passed, recipe.batch, address)
+    try:
+        scorer.start()
+        if engine == "ray" and scorer.actors != recipe.batch.actors and console is not None:
+            console.print(f"batch.actors {recipe.batch.actors} does not fit the {os.cpu_count()} CPU(s) here: "
+                          f"{scorer.actors} actor(s)")
+        elif engine == "spark" and console is not None:
+            console.print(f"spark on {scorer.master}")
+        return parts.write_parts(files, registered, passed, fs, folder, scorer, output=output_uri, on_part=said)
+    finally:
+        scorer.stop()
