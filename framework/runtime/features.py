@@ -61,6 +61,25 @@ def _label_order(value: Any) -> tuple:
     return (1, 0.0, category_key(value))
 
 
+_FACTORIZABLE = {"integer", "floating", "mixed-integer-float", "boolean"}  # one Python type family: equal values, equal keys
+
+
+def category_keys(column: pd.Series) -> np.ndarray:
+    """category_key of every value ("" for a null), as an object array: per distinct value
+    for a column of one type family (a batch of 8,192 rows has a handful), per value only
+    for mixed columns (where True == 1 would merge two keys)."""
+    kind = pd.api.types.infer_dtype(column, skipna=True)
+    if kind in ("string", "empty"):
+        keys = column.to_numpy(dtype=object, copy=True)
+        keys[column.isna().to_numpy()] = ""
+        return keys
+    if kind in _FACTORIZABLE:
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        table = np.array([category_key(v) for v in uniques] + [""], dtype=object)
+        return table[codes]  # -1 (a null) picks the trailing ""
+    return np.array(["" if _is_null(v) else category_key(v) for v in column.to_numpy()], dtype=object)
+
+
 def _is_null(value: Any) -> bool:
     try:
         return bool(pd.isna(value))
@@ -178,8 +197,7 @@ class FeaturePipeline:
         inputs: dict[str, np.ndarray] = {}
         for name in self._order:
             if name in self.categorical:
-                keys = ["" if _is_null(v) else category_key(v) for v in df[name].to_numpy()]
-                inputs[name] = np.array(keys, dtype=object).reshape(-1, 1)
+                inputs[name] = category_keys(df[name]).reshape(-1, 1)
             else:
                 inputs[name] = _numeric(df[name], name).astype(np.float32).reshape(-1, 1)
         return inputs
