@@ -43,6 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tests.processes import session_members  # noqa: E402
 
 RECIPE = "generated/churn/dev/recipe.resolved.yaml"
 ROW = [1.0, 24.0, 70.5, 1690.2, 2.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]
@@ -235,18 +236,6 @@ def ready(port: int) -> bool:
         return False
 
 
-def session_members(sid: int) -> list[int]:
-    """Live processes of session `sid` (the server and whatever it started: Ray's GCS,
-    raylet and actors have their own process groups, but stay in the session)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.getsid(int(entry)) == sid:
-                    members.append(int(entry))
-            except OSError:
-                pass
-    return members
 
 
 def alive(pid: int) -> bool:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO, copy_project, run_cli
+from tests.processes import session_members
 
 pytestmark = pytest.mark.slow
 needs_spark = pytest.mark.skipif(importlib.util.find_spec("pyspark") is None,
@@ -162,16 +163,6 @@ def killed_run(project: Path, args: list[str], kill_at: int, tmp: Path) -> None:
     assert process.returncode == -signal.SIGKILL
 
 
-def session_members(sid: int) -> list[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.getsid(int(entry)) == sid:
-                    members.append(int(entry))
-            except OSError:
-                pass
-    return members
 
 
 def test_a_killed_run_resumes_where_it_stopped(project: Path, tmp_path: Path):
