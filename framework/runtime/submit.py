@@ -80,6 +80,15 @@ def snapshot(root: Path) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def cluster_env_vars(base: dict[str, Any], resolved: str, state_dir: Path | None = None) -> dict[str, Any]:
+    """A job's or Serve app's env vars on a cluster: the generated ones, the recipe read from
+    the uploaded working dir, and this machine's state dir only when the head shares the disk."""
+    env_vars = {**base, "MLOPS_RECIPE": resolved}
+    if state_dir is not None:
+        env_vars["MLOPS_STATE_DIR"] = str(Path(state_dir).resolve())
+    return env_vars
+
+
 def job_spec(root: Path, env_dir: Path, state_dir: Path, recipe, register_only: bool = False, *,
              working_dir: Path | None = None, head_shares_disk: bool = False) -> dict[str, Any]:
     """Entrypoint and runtime_env of the submission, taken from the generated RayJob
@@ -90,10 +99,7 @@ def job_spec(root: Path, env_dir: Path, state_dir: Path, recipe, register_only: 
     runtime_env = yaml.safe_load(rayjob["spec"].get("runtimeEnvYAML") or "{}") or {}
     resolved = (env_dir / "recipe.resolved.yaml").relative_to(root).as_posix()
     module = rayjob["spec"]["entrypoint"].split()[2]  # python -m <module> <recipe path in the pod>
-    env_vars = dict(runtime_env.get("env_vars", {}))
-    env_vars["MLOPS_RECIPE"] = resolved
-    if head_shares_disk:
-        env_vars["MLOPS_STATE_DIR"] = str(state_dir.resolve())
+    env_vars = cluster_env_vars(runtime_env.get("env_vars", {}), resolved, state_dir if head_shares_disk else None)
     runtime_env.update({"working_dir": str(working_dir or root), "excludes": UPLOAD_EXCLUDES, "env_vars": env_vars})
     flags = " --register-only" if register_only else ""
     return {"entrypoint": f"python -m {module} {resolved}{flags}", "runtime_env": runtime_env}

@@ -47,7 +47,7 @@ def batch_on_cluster(recipe, root: Path, env_dir: Path, state_dir: Path, input_u
                      head_shares_disk: bool = False) -> str:
     """Submit the batch job and follow it; returns its log. Refused up front: another
     version/alias pair, paths or a store the cluster cannot reach."""
-    from framework.runtime.submit import UPLOAD_EXCLUDES, local_store, snapshot, submit_and_follow
+    from framework.runtime.submit import UPLOAD_EXCLUDES, cluster_env_vars, local_store, snapshot, submit_and_follow
     from framework.targets.ray import runtime_env as cluster_env
 
     if version is not None and alias is not None:
@@ -61,9 +61,7 @@ def batch_on_cluster(recipe, root: Path, env_dir: Path, state_dir: Path, input_u
                                   "server it reaches, or pass --head-shares-disk")])
     resolved = (env_dir / "recipe.resolved.yaml").relative_to(root).as_posix()
     runtime_env = cluster_env(recipe)
-    env_vars = {**runtime_env.get("env_vars", {}), "MLOPS_RECIPE": resolved}
-    if head_shares_disk:
-        env_vars["MLOPS_STATE_DIR"] = str(Path(state_dir).resolve())
+    env_vars = cluster_env_vars(runtime_env.get("env_vars", {}), resolved, state_dir if head_shares_disk else None)
     with snapshot(root) as working_dir:
         spec = {"entrypoint": entrypoint(resolved, input_uri, output_uri, version, alias, overwrite),
                 "runtime_env": {**runtime_env, "working_dir": str(working_dir), "excludes": UPLOAD_EXCLUDES,

@@ -109,10 +109,10 @@ def cluster_config(env_dir: Path, root: Path, package: str, versions: list[str],
     resolved = (env_dir / "recipe.resolved.yaml").relative_to(root).as_posix()
     (app,) = config["applications"]
     app["args"] = {**app.get("args", {}), "recipe": resolved, "versions": [str(v) for v in versions]}
+    from framework.runtime.submit import cluster_env_vars
+
     runtime_env = dict(app.get("runtime_env") or {})
-    env_vars = {**runtime_env.get("env_vars", {}), "MLOPS_RECIPE": resolved}
-    if state_dir is not None:
-        env_vars["MLOPS_STATE_DIR"] = str(Path(state_dir).resolve())
+    env_vars = cluster_env_vars(runtime_env.get("env_vars", {}), resolved, state_dir)
     app["runtime_env"] = {**runtime_env, "working_dir": package, "env_vars": env_vars}
     for deployment in app.get("deployments", []):
         deployment["user_config"] = {"routing": routing}
