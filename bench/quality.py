@@ -9,7 +9,8 @@ For each, in a fresh temporary project (this project's `recipes/` tree copied in
 recipe groups resolve, with a `pyproject.toml` `[tool.mlops]` and a `.gitignore` like a
 real project's), the data set is written to `data/<name>.csv` and a recipe
 `recipes/<name>.yaml` with default settings:
-  - `model: mlp` (the group churn uses), only `task` and `num_classes` set per data set;
+  - `model: mlp` (the group churn uses) or `model: lightgbm`, only `task` and `num_classes`
+    set per data set;
   - training written out as `engine: ray, workers: 2` and nothing else, so the
     framework's own defaults apply (epochs, early stopping, optimizer, batch size). The
     `ray_cpu` group is not used: its `epochs: 10` etc. are churn's choices, not defaults;
@@ -116,8 +117,6 @@ def recipe_text(ds: Dataset, features: list[str], target: str, architecture: str
     model = {"task": ds.task}
     if ds.num_classes is not None:
         model["num_classes"] = ds.num_classes
-    if architecture != "mlp":
-        model["architecture"] = architecture
     body = {
         "name": ds.name.replace("_", "-"),
         "description": f"scikit-learn's {ds.name} data set, default settings (bench/quality.py)",
@@ -131,7 +130,7 @@ def recipe_text(ds: Dataset, features: list[str], target: str, architecture: str
         "training": {"engine": "ray", "workers": 2},
         "evaluation": {"metrics": list(ds.metrics), "gates": {"max_latency_p95_ms": 50}},
     }
-    defaults = ("defaults:\n  - model: mlp\n  - serving: triton\n  - rollout: direct\n  - monitoring: standard\n"
+    defaults = (f"defaults:\n  - model: {architecture}\n  - serving: triton\n  - rollout: direct\n  - monitoring: standard\n"
                 "  - ci: github\n  - deploy: k8s\n  - env: dev\n  - _self_\n")
     return defaults + yaml.safe_dump(body, sort_keys=False, width=1000)
 

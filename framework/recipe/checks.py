@@ -397,6 +397,27 @@ def boosting_needs_lightgbm(r: Recipe) -> Iterator[Violation]:
 
 
 @check
+def network_keys_need_hidden_layers(r: Recipe) -> Iterator[Violation]:
+    """hidden_sizes, dropout, activation and batch_norm shape hidden layers, which a linear
+    model and boosted trees do not have: set, they would change nothing."""
+    architecture = getattr(r.model, "architecture", None)
+    if architecture not in ("linear", "lightgbm"):
+        return
+    m = r.model
+    shaping = {
+        "hidden_sizes": bool(m.hidden_sizes),
+        "dropout": m.dropout > 0,
+        "activation": "activation" in m.model_fields_set,
+        "batch_norm": m.batch_norm,
+    }
+    for key, has_effect in shaping.items():
+        if key in m.model_fields_set and has_effect:
+            yield Violation((f"model.{key}", "model.architecture"),
+                            f"model.{key} shapes hidden layers, which model.architecture {architecture} has none of: "
+                            f"drop model.{key}, or use architecture mlp")
+
+
+@check
 def lightgbm_trains_where_it_can(r: Recipe) -> Iterator[Violation]:
     """Trees train with Ray Train's LightGBMTrainer on CPUs, export to ONNX only, and have
     no logits for a teacher's soft targets."""

@@ -177,3 +177,16 @@ def test_hpo_searches_the_trees_settings(churn_project: Path) -> None:
     assert result.exit_code == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "trial 3/3" in result.stderr and "HPO trials by roc_auc" in result.stderr
     assert "model.boosting.num_leaves" in result.stderr
+
+
+@pytest.mark.parametrize("model", ["lightgbm", "linear"])
+@pytest.mark.parametrize("key", ["hidden_sizes=[16]", "dropout=0.2", "activation=gelu", "batch_norm=true"])
+def test_network_keys_without_hidden_layers_are_refused(model, key):
+    name = key.split("=")[0]
+    with pytest.raises(RecipeError, match=rf"model\.{name} shapes hidden layers, which model\.architecture {model} "
+                                          rf"has none of: drop model\.{name}, or use architecture mlp"):
+        api.load_recipe("churn", overrides=[f"model={model}", f"++model.{key}"], project=REPO)
+
+
+def test_the_linear_group_loads_with_its_empty_hidden_layers():
+    assert api.load_recipe("churn", overrides=["model=linear"], project=REPO).recipe.model.hidden_sizes == []
