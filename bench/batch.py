@@ -56,7 +56,7 @@ GOAL_RATIO, GOAL_MEMORY_GB = 1.0, 2.0
 PLAIN = r'''
 import json, os, sys
 import numpy as np, onnxruntime as ort, pyarrow as pa, pyarrow.parquet as pq
-from framework.runtime.features import FeaturePipeline
+from framework.runtime.training.features import FeaturePipeline
 
 spec = json.loads(open(sys.argv[1]).read())
 pipeline = FeaturePipeline.from_dict(spec["pipeline"])

@@ -23,7 +23,7 @@ the validation split, ONNX export, gates, registry, rollout) and the validation 
 is read from its outcome (`ApplyResult.outcome.metrics`, what the CLI prints).
 
 Baseline, measured in the same run on the very same rows: the split comes from
-`framework.runtime.splitting.split(recipe, frame)` on the table `data.load_table` reads,
+`framework.runtime.training.splitting.split(recipe, frame)` on the table `data.load_table` reads,
 as apply makes it. scikit-learn fits on the training rows and scores the validation rows:
   - linear: StandardScaler + LinearRegression / LogisticRegression(max_iter=5000);
   - HGB: HistGradientBoostingRegressor / Classifier(random_state=0);
@@ -189,7 +189,7 @@ def run_apply(project: Path, recipe: str, label: str) -> MlopsRun:
 def validation_split(project: Path, recipe: str):
     """(recipe, train rows, validation rows) exactly as apply splits them."""
     from framework import api
-    from framework.runtime import data, splitting
+    from framework.runtime.training import data, splitting
 
     r = api.load_recipe(recipe, project=project).recipe
     frame = data.load_table(r, project)

@@ -2,7 +2,7 @@
 
 Servers (each in its own process, stopped and swept before the next one starts):
   (a) embedded host: `mlops serve`'s serving app under uvicorn;
-  (b) Ray Serve host: `framework.runtime.serve:app` on an embedded Ray (2 CPUs), through
+  (b) Ray Serve host: `framework.runtime.serving.host:app` on an embedded Ray (2 CPUs), through
       Serve's HTTP proxy; and with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 both through the
       proxy and straight to the replica's own HTTP server (direct ingress);
   (c) baseline: a naive FastAPI server running ONNX Runtime per request;
@@ -84,7 +84,7 @@ uvicorn.run(app, host="127.0.0.1", port=PORT, log_level="warning", access_log=Fa
 '''
 
 EMBEDDED = '''
-from framework.runtime.serve import build_app, serve_forever
+from framework.runtime.serving.host import build_app, serve_forever
 app = build_app(RECIPE, REPO, STATE)
 serve_forever(app, "127.0.0.1", PORT)
 '''
@@ -95,7 +95,7 @@ RAY = '''
 import signal, threading
 import ray
 from ray import serve
-from framework.runtime.serve import app as build
+from framework.runtime.serving.host import app as build
 stop = threading.Event()
 ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
 for s in (signal.SIGINT, signal.SIGTERM):
@@ -150,8 +150,8 @@ def make_repository(folder: Path, hidden_sizes: list[int] = (32, 16)) -> Path:
     import torch
 
     from framework import api
-    from framework.runtime.export import export_onnx
-    from framework.runtime.model import TabularNet
+    from framework.runtime.training.export import export_onnx
+    from framework.runtime.training.model import TabularNet
     from framework.signature import model_signature
     from framework.targets.triton import render
 

@@ -1,7 +1,7 @@
 """Training through apply's Ray Train path against a hand-written torch loop: the same
 model, data, optimizer, batch size and epochs, all measured in this run.
 
-Both sides train the churn recipe's MLP (`framework.runtime.model.build_model`, with the
+Both sides train the churn recipe's MLP (`framework.runtime.training.model.build_model`, with the
 trainer's optimizer and loss factories) on the same feature arrays, made the way apply
 makes them: `data.load_and_check` on `data/churn.csv`, enlarged here to `--rows` rows by
 resampling with a little noise on the numeric columns (labels kept; preparation is not
@@ -14,8 +14,8 @@ compare the two sides.
   batches, and after each epoch the same validation (loss and the recipe's metrics on
   the whole validation split); no Ray, no checkpoints.
 - candidate, `ray train, N workers`: what `mlops apply` runs, `ray.init(address="local",
-  ...)` with the arguments `framework.runtime.train` uses, then
-  `framework.runtime.trainer.train_on_ray(recipe, pipeline, arrays, storage, run_name)`
+  ...)` with the arguments `framework.runtime.training` uses, then
+  `framework.runtime.training.trainer.train_on_ray(recipe, pipeline, arrays, storage, run_name)`
   (with an `on_epoch` callback where it takes one, as apply passes it), then
   `ray.shutdown()`; for `training.workers` 1 and 2 (the recipe's default is 2 x 1 CPU,
   DDP over gloo; `batch_size` is per worker, as in the trainer, so 2 workers take half
@@ -105,8 +105,8 @@ def enlarge(frame, rows: int, seed: int, numeric: list[str]):
 
 def prepare(recipe, rows: int):
     """apply's data steps (train._train_evaluate_register) on the enlarged table."""
-    from framework.runtime import data, splitting
-    from framework.runtime.features import FeaturePipeline
+    from framework.runtime.training import data, splitting
+    from framework.runtime.training.features import FeaturePipeline
 
     frame, _ = data.load_and_check(recipe, ROOT)
     numeric = [f for f in recipe.data.features if f not in set(recipe.data.categorical)]
@@ -179,12 +179,12 @@ class OtherLoad(threading.Thread):
 
 # ---------------------------------------------------------------------------- baseline
 def _optimizer_and_loss():
-    """The trainer's optimizer and loss factories (framework.runtime.epochs, or the
+    """The trainer's optimizer and loss factories (framework.runtime.training.epochs, or the
     trainer's own helpers in the version before it), so both sides build the same."""
     try:
-        from framework.runtime.epochs import make_loss, make_optimizer
+        from framework.runtime.training.epochs import make_loss, make_optimizer
     except ImportError:
-        from framework.runtime.trainer import _loss as make_loss, _optimizer as make_optimizer
+        from framework.runtime.training.trainer import _loss as make_loss, _optimizer as make_optimizer
     return make_optimizer, make_loss
 
 
@@ -192,8 +192,8 @@ def hand_loop(recipe, pipeline, arrays, threads: int = THREADS) -> dict:
     """The trainer's loop for one worker, in plain torch, in this process."""
     import torch
 
-    from framework.runtime.metrics_eval import evaluate
-    from framework.runtime.model import build_model
+    from framework.runtime.training.metrics_eval import evaluate
+    from framework.runtime.training.model import build_model
 
     make_optimizer, make_loss = _optimizer_and_loss()
     torch.set_num_threads(threads)
@@ -265,10 +265,10 @@ class CheckpointWatch(threading.Thread):
 
 
 def ray_path(recipe, pipeline, arrays, storage: Path, run_name: str) -> dict:
-    """`framework.runtime.train._train`, timed: the embedded ray.init, train_on_ray, shutdown."""
+    """`framework.runtime.training.run._train`, timed: the embedded ray.init, train_on_ray, shutdown."""
     import ray
 
-    from framework.runtime.trainer import train_on_ray
+    from framework.runtime.training.trainer import train_on_ray
 
     watch = CheckpointWatch(storage / run_name)
     watch.start()
@@ -306,8 +306,8 @@ def ray_path(recipe, pipeline, arrays, storage: Path, run_name: str) -> dict:
 
 # ---------------------------------------------------------------------------- report
 def quality(recipe, pipeline, arrays, state) -> dict[str, float]:
-    from framework.runtime import metrics_eval
-    from framework.runtime.model import build_model, predict
+    from framework.runtime.training import metrics_eval
+    from framework.runtime.training.model import build_model, predict
 
     model = build_model(recipe, pipeline)
     model.load_state_dict(state)

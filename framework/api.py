@@ -256,7 +256,7 @@ class ApplyResult:
     env: str
     resolved: Path
     steps: list[str]
-    outcome: Any = None  # framework.runtime.train.Outcome when it ran here
+    outcome: Any = None  # framework.runtime.training.run.Outcome when it ran here
     job_status: str | None = None  # the Ray job's final status with --target ray
     rollout: Any = None  # framework.runtime.rollout.controller.RolloutResult (local target)
     serve_hint: str = ""  # where to send requests afterwards (local target)
@@ -298,7 +298,7 @@ def apply(
     here on an embedded Ray (`local`), or as a job on the Ray cluster at `address`;
     `kubernetes` server-side applies the generated manifests to the cluster of the
     current kubeconfig and waits for the job and the serving workloads (`waits`: a
-    framework.runtime.kubernetes_apply.Waits).
+    framework.runtime.kubernetes.apply.Waits).
 
     CI options: `register_only` registers the trained version without moving an alias
     (`gate` promotes it); `image_tag` and `skip_training` (kubernetes) run deploy.image
@@ -313,7 +313,7 @@ def apply(
         raise MlopsError([Problem(None, "--target", f"unknown target '{target}'; use local, ray or kubernetes")])
     _check_ci_options(target, register_only, image_tag, skip_training, training_only)
     if target == "kubernetes":  # any recipe: what generate wrote, applied in dependency order
-        from framework.runtime import kubernetes_apply as kube
+        from framework.runtime.kubernetes import apply as kube
 
         selection = kube.Selection(skip_training, r.deploy.image, image_tag, training_only, register_only)
         resolved = proj.generated_dir / r.name / r.environment / "recipe.resolved.yaml"
@@ -368,7 +368,7 @@ def apply(
     generate([recipe], env=env, project=proj)
     if target == "ray":
         from framework.runtime.submit import job_spec, snapshot, submit_and_follow
-        from framework.runtime.train import outcome_from_log
+        from framework.runtime.training.run import outcome_from_log
 
         with snapshot(proj.root) as working_dir:
             spec = job_spec(proj.root, env_dir, proj.state_dir, r, register_only, working_dir=working_dir,
@@ -390,7 +390,7 @@ def apply(
             hint = cluster_serve_hint(r, address)
         return ApplyResult(r.name, r.environment, resolved, steps, job_status=status, job_outcome=job_outcome,
                            rollout=rollout, serve_hint=hint or "")
-    from framework.runtime.train import run_training
+    from framework.runtime.training.run import run_training
 
     outcome = run_training(resolved, proj.root, proj.state_dir, None, console, register_only=register_only)
     if register_only:
@@ -410,7 +410,7 @@ def _fetch_model_repository(r: Any, state_dir: Path, version: str) -> None:
 
     from framework.runtime import tracking
     from framework.runtime.serving.registry_source import fetch_version
-    from framework.runtime.train import fill_model_repository
+    from framework.runtime.training.run import fill_model_repository
     from framework.targets.triton import MODEL_FILES
 
     uri = tracking.tracking_uri(r, state_dir)
@@ -591,7 +591,7 @@ def serve(
         message = f"mlops serve runs tabular models and RAG recipes; {r.name} is served by {r.serving.backend} (apply --target kubernetes)"
         raise MlopsError([Problem(None, "model.kind", message)])
     from framework.runtime.rollout.live import live_plan, live_router
-    from framework.runtime.serve import build_app, serve_forever
+    from framework.runtime.serving.host import build_app, serve_forever
 
     plan = live_plan(r, proj.state_dir)
     if plan.champion is not None:  # exactly the champion (and the candidate in a rollout)

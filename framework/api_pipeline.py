@@ -20,7 +20,7 @@ __all__ = ["DataCheck", "check_data", "evaluate_version", "gate", "smoke"]
 class DataCheck:
     recipe: str
     env: str
-    report: Any  # framework.runtime.data.DataReport, or a RAG DocumentsReport
+    report: Any  # framework.runtime.training.data.DataReport, or a RAG DocumentsReport
     report_dir: Path
 
     @property
@@ -45,7 +45,7 @@ def check_data(recipe: str, env: str | None = None, report_dir: Path | None = No
     proj, r = _load(recipe, env, project)
     folder = Path(report_dir) if report_dir is not None else proj.state_dir / "reports" / r.name / r.environment / "data"
     if r.data is not None:
-        from framework.runtime import data
+        from framework.runtime.training import data
 
         report = data.check_table(r, data.load_table(r, proj.root))
     elif r.rag is not None:
@@ -60,8 +60,8 @@ def check_data(recipe: str, env: str | None = None, report_dir: Path | None = No
 
 def evaluate_version(recipe: str, version: str, env: str | None = None, project: Project | Path | None = None):
     """Re-score a registered version on the validation split (or evaluation.dataset) and
-    record it in MLflow; returns framework.runtime.version_eval.VersionEvaluation."""
-    from framework.runtime.version_eval import evaluate_version as run
+    record it in MLflow; returns framework.runtime.pipeline.evaluate.VersionEvaluation."""
+    from framework.runtime.pipeline.evaluate import evaluate_version as run
 
     proj, r = _load(recipe, env, project)
     return run(r, proj.root, proj.state_dir, str(version))
@@ -70,8 +70,8 @@ def evaluate_version(recipe: str, version: str, env: str | None = None, project:
 def gate(recipe: str, version: str, env: str | None = None, promote: bool = False,
          project: Project | Path | None = None):
     """The recipe's gates against the version's recorded metrics; with `promote` a pass
-    moves alias candidate to it. Returns framework.runtime.version_gate.GateOutcome."""
-    from framework.runtime.version_gate import gate_version
+    moves alias candidate to it. Returns framework.runtime.pipeline.gate.GateOutcome."""
+    from framework.runtime.pipeline.gate import gate_version
 
     proj, r = _load(recipe, env, project)
     return gate_version(r, proj.state_dir, str(version), promote)
@@ -80,9 +80,9 @@ def gate(recipe: str, version: str, env: str | None = None, promote: bool = Fals
 def smoke(recipe: str, url: str, env: str | None = None, requests: int | None = None, version: str | None = None,
           project: Project | Path | None = None):
     """Requests built from validation rows (or the labelled questions of a RAG recipe)
-    against the endpoint at `url`; returns framework.runtime.smoke.SmokeReport."""
-    from framework.runtime.smoke import DEFAULT_REQUESTS
-    from framework.runtime.smoke import smoke as run
+    against the endpoint at `url`; returns framework.runtime.pipeline.smoke.SmokeReport."""
+    from framework.runtime.pipeline.smoke import DEFAULT_REQUESTS
+    from framework.runtime.pipeline.smoke import smoke as run
 
     proj, r = _load(recipe, env, project)
     return run(r, proj.root, proj.state_dir, url, requests or DEFAULT_REQUESTS, version)

@@ -212,7 +212,7 @@ def apply(
 
     waits = None
     if serving_timeout is not None:
-        from framework.runtime.kubernetes_apply import Waits
+        from framework.runtime.kubernetes.apply import Waits
 
         waits = Waits(serving_s=serving_timeout)
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
@@ -228,7 +228,7 @@ def apply(
             print(f"  {number}. {step}")
         return
     if target == "kubernetes":
-        from framework.runtime.kubernetes_apply import summary as kube_summary
+        from framework.runtime.kubernetes.apply import summary as kube_summary
 
         print(f"{result.recipe} ({result.env}): {kube_summary(result.outcome)}")
         if training_only:
@@ -246,7 +246,7 @@ def apply(
     if result.outcome is not None and type(result.outcome).__name__ == "RagOutcome":
         print(result.serve_hint)
         return
-    from framework.runtime.train import summary
+    from framework.runtime.training.run import summary
 
     print(summary(result.outcome))
     _hand_on_training({"run_id": result.outcome.run_id, "model_version": result.outcome.model_version,

@@ -30,7 +30,7 @@ class RegisteredVersion:
     run_id: str
     uri: str  # tracking URI
     model_path: Path  # the served file (model.onnx or model.pt)
-    pipeline: Any  # framework.runtime.features.FeaturePipeline
+    pipeline: Any  # framework.runtime.training.features.FeaturePipeline
     config: Any  # framework.runtime.serving.model_config.ModelConfig
     tags: dict[str, str] = field(default_factory=dict)
     _runner: Any = None
@@ -119,7 +119,7 @@ def open_version(recipe, state_dir: Path, version: str) -> RegisteredVersion:
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
-    from framework.runtime.features import FeaturePipeline
+    from framework.runtime.training.features import FeaturePipeline
     from framework.runtime.serving.model_config import config_from_recipe
     from framework.runtime.serving.registry_source import fetch_version
 

@@ -29,11 +29,12 @@ from typing import Any
 
 import yaml
 
+from framework.contracts import entrypoints
 from framework.recipe.types import duration_seconds
 from framework.targets import Artifact, common
 from framework.targets import ray as ray_target
 
-BATCH_MODULE = "framework.runtime.batch"
+BATCH_MODULE = entrypoints.BATCH
 COMPONENT = "batch"
 RAYJOB = "ray/batch-rayjob.yaml"
 # Each retry is a fresh cluster running the same command, which starts the output over

@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from framework.contracts import entrypoints
 from framework.errors import MlopsError, Problem
 from framework.recipe.training import RayHead
 from framework.recipe.types import quantity_value
@@ -47,8 +48,8 @@ from framework.targets import Artifact, common
 from framework.targets import ray as ray_target
 from framework.targets.common import names
 
-INDEX_MODULE = "framework.runtime.rag.index"
-SERVICE_IMPORT_PATH = "framework.runtime.rag.service:app"
+INDEX_MODULE = entrypoints.RAG_INDEX
+SERVICE_IMPORT_PATH = entrypoints.RAG_APP
 SERVICE_DEPLOYMENT = "RagServer"  # the ingress deployment of framework/runtime/rag/ray_host.py
 
 INDEX_COMPONENT = "rag-index"

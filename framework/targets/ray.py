@@ -3,9 +3,9 @@
 Pure: builds dicts and dumps them with `common.yaml_text`; imports no ray. The
 contract with the runtime is small and lives here as constants:
 
-* the RayJob entrypoint is `python -m framework.runtime.train <resolved recipe>`,
+* the RayJob entrypoint is `python -m framework.runtime.training <resolved recipe>`,
   the same command `mlops apply --target local` runs on an embedded Ray;
-* Ray Serve imports `framework.runtime.serve:app`, an application *builder*
+* Ray Serve imports `framework.runtime.serving.host:app`, an application *builder*
   (Ray only passes `args` to a builder function), called with
   `{"recipe": <resolved recipe>}`; its deployment must be named `SERVE_DEPLOYMENT`
   so the `deployments` overrides below apply to it (Serve rejects unknown names).
@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from framework.contracts import entrypoints
 from framework.recipe.training import RayHead
 from framework.recipe.types import duration_seconds, quantity_value
 from framework.targets import Artifact
@@ -30,8 +31,8 @@ from framework.targets import common
 from framework.targets.common import names
 
 RAY_VERSION = "2.60.0"  # must match the Ray in deploy.image and serving.image
-TRAIN_MODULE = "framework.runtime.train"
-SERVE_IMPORT_PATH = "framework.runtime.serve:app"
+TRAIN_MODULE = entrypoints.TRAINING
+SERVE_IMPORT_PATH = entrypoints.SERVE_APP
 SERVE_DEPLOYMENT = "ModelServer"
 LLM_IMPORT_PATH = "ray.serve.llm:build_openai_app"
 RAY_LLM_VLLM_VERSION = "0.29.0"  # ray[llm]==2.60.0 pins vllm==0.29.0 (a test reads Ray's metadata)

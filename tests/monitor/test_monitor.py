@@ -141,7 +141,7 @@ def _serve_rows(applied: Path, rows: pd.DataFrame) -> str:
     from framework import api
     from framework.runtime.monitor.reference import load
     from framework.runtime.rollout.traffic import send_infer_requests
-    from framework.runtime.serve import EmbeddedServer, build_app
+    from framework.runtime.serving.host import EmbeddedServer, build_app
 
     recipe = api.load_recipe("churn", project=applied).recipe
     x = load(recipe, applied / ".mlops").pipeline().raw_inputs(rows)

@@ -13,7 +13,7 @@ import pytest
 
 from framework.runtime.rag.llm import OllamaClient, OpenAIClient, TransformersGenerator, build_tiny_random, endpoint_client
 from framework.runtime.rag.openai_app import OpenAIApp
-from framework.runtime.serve import EmbeddedServer
+from framework.runtime.serving.host import EmbeddedServer
 
 MESSAGES = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "What does mlops apply do?"}]
 

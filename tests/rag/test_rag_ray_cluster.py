@@ -41,7 +41,7 @@ def _apply(root: Path, *args: str) -> subprocess.CompletedProcess:
 def test_the_index_job_and_the_rag_service_run_on_the_cluster(rag_project: Path) -> None:
     from framework.runtime.rag.llm import TransformersGenerator, build_tiny_random
     from framework.runtime.rag.openai_app import OpenAIApp
-    from framework.runtime.serve import EmbeddedServer
+    from framework.runtime.serving.host import EmbeddedServer
 
     generator = TransformersGenerator(build_tiny_random(rag_project / ".mlops" / "llm" / "tiny-random"),
                                       name="support-assistant")

@@ -43,7 +43,7 @@ def test_query_through_ray_serve(indexed, monkeypatch):
     from framework.runtime.rag.llm import TransformersGenerator, build_tiny_random
     from framework.runtime.rag.openai_app import OpenAIApp
     from framework.runtime.rag.service import app as build
-    from framework.runtime.serve import EmbeddedServer
+    from framework.runtime.serving.host import EmbeddedServer
 
     root, recipe = indexed
     for name, value in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}.items():

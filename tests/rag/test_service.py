@@ -13,7 +13,7 @@ from framework import api
 from framework.runtime.rag.llm import OpenAIClient, TransformersGenerator, build_tiny_random
 from framework.runtime.rag.openai_app import OpenAIApp
 from framework.runtime.rag.service import RagApp, build_prompt
-from framework.runtime.serve import EmbeddedServer
+from framework.runtime.serving.host import EmbeddedServer
 from tests.conftest import REPO
 
 

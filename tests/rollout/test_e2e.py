@@ -14,7 +14,7 @@ from framework.runtime.rollout import state as st
 from framework.runtime.rollout.controller import rollout_local, validation_features
 from framework.runtime.rollout.routers import CanaryRouter
 from framework.runtime.rollout.traffic import send_infer_requests
-from framework.runtime.serve import EmbeddedServer, build_app
+from framework.runtime.serving.host import EmbeddedServer, build_app
 from tests.conftest import REPO
 from tests.rollout.conftest import load, register, set_aliases
 
@@ -129,8 +129,8 @@ def constant_model(recipe, path, predicted: int):
     """A classifier that always answers class `predicted` (its last layer is a bias)."""
     import torch
 
-    from framework.runtime.export import export_onnx
-    from framework.runtime.model import TabularNet
+    from framework.runtime.training.export import export_onnx
+    from framework.runtime.training.model import TabularNet
     from tests.serving.conftest import churn_pipeline
 
     pipeline = churn_pipeline()

@@ -1,4 +1,4 @@
-"""`python -m framework.runtime.fetch_model`, the Triton pod's init container: fills a
+"""`python -m framework.runtime.serving.fetch_model`, the Triton pod's init container: fills a
 model repository from the registry with the version the aliases say."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from framework.runtime.fetch_model import choose_version, main
+from framework.runtime.serving.fetch_model import choose_version, main
 from framework.runtime.serving.repository import load_repository
 from tests.conftest import REPO
 from tests.rollout.conftest import register, set_aliases
@@ -81,7 +81,7 @@ def test_alias_by_hand_and_a_second_fetch_keeps_the_files(registry, churn_recipe
 
 def test_no_registered_version_is_one_line_and_exit_1(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "framework.runtime.fetch_model", str(RESOLVED), str(tmp_path / "models"),
+        [sys.executable, "-m", "framework.runtime.serving.fetch_model", str(RESOLVED), str(tmp_path / "models"),
          "--state-dir", str(tmp_path / "empty")],
         capture_output=True, text=True, cwd=REPO, timeout=120,
     )

@@ -42,7 +42,7 @@ def test_a_student_distils_from_the_registered_teacher(churn_project: Path) -> N
     import pandas as pd
 
     from framework import api
-    from framework.runtime.features import FeaturePipeline
+    from framework.runtime.training.features import FeaturePipeline
 
     recipe = api.load_recipe("churn", project=churn_project).recipe
     repository = churn_project / ".mlops" / "model_repository"

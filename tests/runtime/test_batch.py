@@ -47,7 +47,7 @@ def project(applied):
 
 def validation_rows(root: Path) -> pd.DataFrame:
     from framework import api
-    from framework.runtime import data, splitting
+    from framework.runtime.training import data, splitting
 
     recipe = api.load_recipe("churn", project=root).recipe
     return splitting.split(recipe, data.load_table(recipe, root))[1].reset_index(drop=True)
@@ -60,7 +60,7 @@ def served_answers(root: Path, rows: pd.DataFrame) -> dict[str, np.ndarray]:
     import orjson
 
     from framework import api
-    from framework.runtime.serve import EmbeddedServer, build_app
+    from framework.runtime.serving.host import EmbeddedServer, build_app
 
     recipe = api.load_recipe("churn", project=root).recipe
     features = recipe.data.features

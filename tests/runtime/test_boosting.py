@@ -11,9 +11,9 @@ import pytest
 
 from framework import api
 from framework.errors import RecipeError
-from framework.runtime import boosting, export
-from framework.runtime.features import FeaturePipeline
-from framework.runtime.metrics_eval import evaluate
+from framework.runtime.training import boosting, export
+from framework.runtime.training.features import FeaturePipeline
+from framework.runtime.training.metrics_eval import evaluate
 from framework.signature import model_signature
 from tests.conftest import REPO, run_cli
 
@@ -139,7 +139,7 @@ def test_boosting_without_lightgbm_is_refused():
 def test_apply_trains_trees_on_ray_train_and_serves_the_same_contract(churn_project: Path) -> None:
     import orjson
 
-    from framework.runtime.serve import EmbeddedServer, build_app
+    from framework.runtime.serving.host import EmbeddedServer, build_app
 
     recipe_file = churn_project / "recipes" / "churn.yaml"
     recipe_file.write_text(recipe_file.read_text().replace("  - model: mlp\n", "  - model: lightgbm\n"))

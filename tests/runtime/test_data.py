@@ -20,9 +20,9 @@ from rich.console import Console
 
 from framework import api
 from framework.errors import MlopsError
-from framework.runtime import data as rd
-from framework.runtime import splitting
-from framework.runtime.data import DataError, DataReport
+from framework.runtime.training import data as rd
+from framework.runtime.training import splitting
+from framework.runtime.training.data import DataError, DataReport
 from tests.conftest import REPO
 
 CSV = REPO / "data" / "churn.csv"

@@ -13,9 +13,9 @@ import pytest
 from rich.console import Console
 
 from framework import api
-from framework.runtime import data as rd
-from framework.runtime.data import DataError, DataReport
-from framework.runtime.data_nulls import fill_summary
+from framework.runtime.training import data as rd
+from framework.runtime.training.data import DataError, DataReport
+from framework.runtime.training.data_nulls import fill_summary
 from tests.tabular_project import TIERS, tiers_frame, tiers_recipe, write_project
 
 

@@ -31,10 +31,10 @@ import torch.nn.functional as F
 from framework.errors import MlopsError
 from framework.recipe.training import Distillation
 from framework.runtime import tracking
-from framework.runtime.distill import Distiller, distillation_loss, recipe_teacher_logits, teacher_logits
-from framework.runtime.export import export_onnx, export_torchscript
-from framework.runtime.features import FeaturePipeline
-from framework.runtime.model import build_model, predict
+from framework.runtime.training.distill import Distiller, distillation_loss, recipe_teacher_logits, teacher_logits
+from framework.runtime.training.export import export_onnx, export_torchscript
+from framework.runtime.training.features import FeaturePipeline
+from framework.runtime.training.model import build_model, predict
 from tests.conftest import REPO
 
 # MLflow 3.17's sqlalchemy store configures a loader SQLAlchemy 2.1 deprecates; not ours.
@@ -266,7 +266,7 @@ def test_loss_errors_name_the_problem():
 
 
 def test_importing_the_module_stays_light():
-    code = ("import sys, framework.runtime.distill; "
+    code = ("import sys, framework.runtime.training.distill; "
             "print(sorted(m for m in ('torch', 'mlflow', 'onnxruntime', 'pandas') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert done.stdout.strip() == "[]"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from framework import api
-from framework.runtime.epochs import EarlyStop
+from framework.runtime.training.epochs import EarlyStop
 from tests.conftest import REPO
 
 
@@ -71,7 +71,7 @@ def test_bad_settings_are_refused(bad: str):
 
 # --- training.lr_schedule -------------------------------------------------------------
 def schedule_of(*overrides: str):
-    from framework.runtime.epochs import make_scheduler
+    from framework.runtime.training.epochs import make_scheduler
 
     training = api.load_recipe("churn", overrides=list(overrides), project=REPO).recipe.training
     optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1.0)

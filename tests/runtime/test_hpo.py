@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from framework import api
-from framework.runtime import hpo
+from framework.runtime.training import hpo
 from tests.conftest import copy_project
 
 HPO = ("+training.hpo={metric: roc_auc, n_trials: 3, search_space: {"

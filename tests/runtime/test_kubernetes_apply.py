@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from framework.errors import MlopsError
-from framework.runtime.k8s_objects import ORDER, ordered, parse, read_env_dir
-from framework.runtime.k8s_rest import RESOURCES
-from framework.runtime.kubernetes_apply import KubeOutcome, Waits, apply_env_dir
+from framework.runtime.kubernetes.objects import ORDER, ordered, parse, read_env_dir
+from framework.runtime.kubernetes.rest import RESOURCES
+from framework.runtime.kubernetes.apply import KubeOutcome, Waits, apply_env_dir
 from tests.conftest import REPO, run_cli, tree_snapshot
 from tests.runtime.fake_kube_api import TOKEN, FakeKubeApi, write_kubeconfig
 
@@ -475,7 +475,7 @@ def test_an_unknown_target_lists_the_targets(project: Path) -> None:
 
 
 def test_the_kubernetes_client_is_imported_only_when_applying() -> None:
-    code = ("import sys, framework.cli, framework.api, framework.runtime.kubernetes_apply; "
+    code = ("import sys, framework.cli, framework.api, framework.runtime.kubernetes.apply; "
             "print('kubernetes' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -517,7 +517,7 @@ def test_a_pytorchjob_train_job_applies_only_training_and_registers_without_alia
         "recipe's hash: did the job write to another tracking.uri?")
     assert [r.path for r in fake.patches()] == CHURN_DEV_ORDER[:4]  # config, then the RayJob; no serving
     job = fake.patches()[-1].body
-    assert job["spec"]["entrypoint"] == "python -m framework.runtime.train /etc/mlops/recipe.resolved.yaml --register-only"
+    assert job["spec"]["entrypoint"] == "python -m framework.runtime.training /etc/mlops/recipe.resolved.yaml --register-only"
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -3,7 +3,7 @@ issue 13, the raw-column contract (framework/signature.py) and regression that l
 
 One small model is trained once per module (a plain torch loop, CPU, seeded: ~1 s) on
 the churn CSV, split here with a fixed permutation, and reused by the export and gate
-tests. The CSV is read with pandas directly, independent of framework.runtime.data.
+tests. The CSV is read with pandas directly, independent of framework.runtime.training.data.
 A regression model is trained once per module too (EpochRunner, the recipe's default
 training settings) on a synthetic housing table: a target of mean ~600 and sd ~300,
 numeric features with nulls and a categorical one without in_set.
@@ -28,13 +28,13 @@ import torch
 
 from framework import api
 from framework.errors import MlopsError
-from framework.runtime import export as export_mod
-from framework.runtime.features import FeaturePipeline
-from framework.runtime.gates import GateError, latency_p95_ms, raise_for_failures, run_gates
-from framework.runtime.metrics_eval import evaluate, fairness_disparity
-from framework.runtime.epochs import EpochRunner
-from framework.runtime.model import build_model, predict
-from framework.runtime.onnx_columns import NET_PREFIX
+from framework.runtime.training import export as export_mod
+from framework.runtime.training.features import FeaturePipeline
+from framework.runtime.training.gates import GateError, latency_p95_ms, raise_for_failures, run_gates
+from framework.runtime.training.metrics_eval import evaluate, fairness_disparity
+from framework.runtime.training.epochs import EpochRunner
+from framework.runtime.training.model import build_model, predict
+from framework.runtime.training.onnx_columns import NET_PREFIX
 from framework.signature import model_signature
 from tests.conftest import REPO
 

@@ -197,7 +197,7 @@ def test_a_version_without_recorded_metrics_cannot_be_gated(trained, tmp_path):
 def staging(trained):
     """The serving app of the trained project, on the embedded host (what `mlops serve` runs)."""
     from framework import api
-    from framework.runtime.serve import EmbeddedServer, build_app
+    from framework.runtime.serving.host import EmbeddedServer, build_app
 
     recipe = api.load_recipe("churn", project=trained).recipe
     with EmbeddedServer(build_app(recipe, None, trained / ".mlops")) as server:

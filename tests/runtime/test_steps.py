@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from framework.errors import MlopsError
-from framework.runtime.steps import step
+from framework.runtime.training.steps import step
 
 
 def test_an_unexpected_error_names_the_step_the_remedy_and_keeps_the_traceback(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def test_the_job_is_the_generated_rayjob(churn_project: Path) -> None:
     recipe = api.load_recipe("churn").recipe
     env_dir = churn_project / "generated" / "churn" / "dev"
     spec = job_spec(churn_project, env_dir, churn_project / ".mlops", recipe)
-    assert spec["entrypoint"] == "python -m framework.runtime.train generated/churn/dev/recipe.resolved.yaml"
+    assert spec["entrypoint"] == "python -m framework.runtime.training generated/churn/dev/recipe.resolved.yaml"
     assert spec["runtime_env"]["working_dir"] == str(churn_project)
     assert spec["runtime_env"]["excludes"] == UPLOAD_EXCLUDES
     assert spec["runtime_env"]["env_vars"]["RAY_USAGE_STATS_ENABLED"] == "0"

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 DRIVER = r"""
 import os, sys, json, pickle
 import ray
-from framework.runtime.trainer import train_on_ray
+from framework.runtime.training.trainer import train_on_ray
 payload = pickle.load(open(sys.argv[1], "rb"))
 ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
 try:
@@ -37,7 +37,7 @@ finally:
 def _payload(tmp_path: Path, epochs: int, rows: int = 2000) -> Path:
     import pickle
 
-    from framework.runtime.features import FeaturePipeline
+    from framework.runtime.training.features import FeaturePipeline
 
     # A patience longer than the run: the history must survive the resume, every epoch of it.
     overrides = [f"training.epochs={epochs}", "training.batch_size=64", "+training.early_stopping.patience=1000"]

@@ -57,7 +57,7 @@ def _recipe(*overrides: str):
 @functools.cache
 def churn_pipeline():
     """The churn FeaturePipeline, fitted on the first TRAIN_ROWS rows of the CSV."""
-    from framework.runtime.features import FeaturePipeline
+    from framework.runtime.training.features import FeaturePipeline
 
     return FeaturePipeline.fit(_recipe(), _frame().iloc[:TRAIN_ROWS])
 
@@ -132,7 +132,7 @@ def train_net(pipeline, seed: int, steps: int = 40, hidden_sizes=(16, 8)):
     the training rows from `seed` (a few: the versions differ and predict both classes)."""
     import torch
 
-    from framework.runtime.model import TabularNet
+    from framework.runtime.training.model import TabularNet
 
     frame = _frame().iloc[:TRAIN_ROWS]
     x, y = torch.from_numpy(pipeline.transform(frame)), torch.from_numpy(pipeline.targets(frame))
@@ -149,7 +149,7 @@ def train_net(pipeline, seed: int, steps: int = 40, hidden_sizes=(16, 8)):
 
 
 def export_version(recipe, path: Path, seed: int) -> Path:
-    from framework.runtime.export import export_onnx
+    from framework.runtime.training.export import export_onnx
 
     pipeline = churn_pipeline()
     return export_onnx(train_net(pipeline, seed, steps=20 * seed), recipe, pipeline, path)
@@ -177,7 +177,7 @@ def model_repo(tmp_path_factory, churn_recipe) -> Path:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, model_repo, churn_recipe):
     """The embedded host on 127.0.0.1 (a free port), logging every request."""
-    from framework.runtime.serve import EmbeddedServer, build_app
+    from framework.runtime.serving.host import EmbeddedServer, build_app
 
     state = tmp_path_factory.mktemp("state")
     app = build_app(churn_recipe, model_repo, state, log_sample_rate=1.0)

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from framework.runtime.rollout.routers import BanditRouter, CanaryRouter
-from framework.runtime.serve import EmbeddedServer, build_app
+from framework.runtime.serving.host import EmbeddedServer, build_app
 from tests.serving.conftest import inputs
 from tests.serving.test_http import request
 

@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 import pytest
 
-from framework.runtime.serve import EmbeddedServer, build_app
+from framework.runtime.serving.host import EmbeddedServer, build_app
 from framework.runtime.serving.protocol import request_inputs, take_rows
 from tests.serving.conftest import inputs, ort_outputs
 

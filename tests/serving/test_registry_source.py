@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def test_champion_and_candidate_from_the_registry(tmp_path, model_repo, monkeypatch):
     from framework.runtime import tracking
-    from framework.runtime.serve import build_app
+    from framework.runtime.serving.host import build_app
 
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     recipe = api.load_recipe("churn", overrides=["serving=ray_serve"], project=REPO).recipe

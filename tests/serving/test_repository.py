@@ -131,8 +131,8 @@ def test_torchscript_model_pt(tmp_path):
     import torch
     import tritonclient.http as triton
 
-    from framework.runtime.export import export_torchscript
-    from framework.runtime.serve import EmbeddedServer, build_app
+    from framework.runtime.training.export import export_torchscript
+    from framework.runtime.serving.host import EmbeddedServer, build_app
     from framework.runtime.serving.protocol import request_inputs
 
     recipe = api.load_recipe("churn", overrides=["serving.format=torchscript"], project=REPO).recipe
@@ -183,7 +183,7 @@ def test_torchscript_model_pt(tmp_path):
 
 def test_serving_imports_no_torch_ray_or_mlflow(model_repo):
     code = (
-        "import sys; from framework.runtime.serve import build_app; "
+        "import sys; from framework.runtime.serving.host import build_app; "
         f"app = build_app('generated/churn/dev/recipe.resolved.yaml', {str(model_repo)!r}, {str(model_repo.parent / 'st')!r}); "
         "print(sorted(m for m in ('torch', 'ray', 'mlflow', 'pandas', 'evidently') if m in sys.modules))"
     )

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from framework import api
-from framework.runtime.serve import build_app
+from framework.runtime.serving.host import build_app
 from framework.runtime.serving.request_log import RequestLog
 from tests.conftest import REPO
 

@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 import pytest
 
-from framework.runtime.serve import EmbeddedServer, build_app
+from framework.runtime.serving.host import EmbeddedServer, build_app
 from framework.runtime.serving.protocol import request_inputs
 from framework.runtime.serving.router import LatestVersionRouter, Router
 from tests.serving.conftest import inputs, ort_outputs

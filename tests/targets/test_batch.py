@@ -14,7 +14,7 @@ import yaml
 
 from framework.recipe.types import duration_seconds, quantity_value
 from framework.runtime.batch import launch
-from framework.runtime.k8s_objects import KubeObject, parse, retagged
+from framework.runtime.kubernetes.objects import KubeObject, parse, retagged
 from framework.targets import batch as batch_target
 from framework.targets import common, kubernetes, render_all
 from framework.targets import ray as ray_target

@@ -537,9 +537,9 @@ def assert_importable(names: set[str], wheel: Path, module: str, attr: str | Non
 def test_manifests_call_the_known_entry_points():
     """The walk finds what the generated manifests are known to call (guards the walk)."""
     entries = set(called())
-    for want in ("m framework.runtime.train", "m framework.runtime.fetch_model", "m framework.runtime.monitor",
+    for want in ("m framework.runtime.training", "m framework.runtime.serving.fetch_model", "m framework.runtime.monitor",
                  "m framework.runtime.rag.index", "m framework.runtime.batch", "m framework.runtime.batch.launch",
-                 "i framework.runtime.serve:app",
+                 "i framework.runtime.serving.host:app",
                  "i framework.runtime.rag.service:app", "s mlops"):
         assert want in entries, f"{want} not found in the manifests; found {sorted(entries)}"
 

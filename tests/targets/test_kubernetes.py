@@ -426,7 +426,7 @@ def test_triton_server_fetches_the_champion():
     (fetch,) = pod["initContainers"]
     assert fetch["image"] == recipe.deploy.image
     assert fetch["command"] == [
-        "python", "-m", "framework.runtime.fetch_model", "/etc/mlops/recipe.resolved.yaml", "/models",
+        "python", "-m", "framework.runtime.serving.fetch_model", "/etc/mlops/recipe.resolved.yaml", "/models",
     ]
     assert "/models" in k8s.writable_paths(fetch, pod)
     assert "/models" not in k8s.writable_paths(triton, pod)  # the server only reads it
@@ -487,7 +487,7 @@ def test_pytorchjob():
         pod = spec["template"]["spec"]
         (container,) = pod["containers"]
         assert container["name"] == "pytorch" and container["image"] == recipe.deploy.image
-        assert container["command"] == ["python", "-m", "framework.runtime.train", "/etc/mlops/recipe.resolved.yaml"]
+        assert container["command"] == ["python", "-m", "framework.runtime.training", "/etc/mlops/recipe.resolved.yaml"]
         amounts = {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}
         assert container["resources"] == {"requests": amounts, "limits": amounts}
         assert pod["nodeSelector"]["nvidia.com/gpu.product"] == training.gpu_type == "nvidia-h100-80gb"

@@ -24,7 +24,7 @@ from tests.targets.conftest import CRD_SCHEMAS, load_variant
 RAYJOB = "ray/rayjob.yaml"
 SERVE_CONFIG = "ray/serve_config.yaml"
 RAYSERVICE = "ray/rayservice.yaml"
-ENTRYPOINT = "python -m framework.runtime.train /etc/mlops/recipe.resolved.yaml"
+ENTRYPOINT = "python -m framework.runtime.training /etc/mlops/recipe.resolved.yaml"
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 SPOT_TOLERATION = {"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
@@ -321,7 +321,7 @@ def test_serve_config_follows_the_serving_section():
     config = _doc(_render(recipe), SERVE_CONFIG)
     assert config["http_options"] == {"host": "0.0.0.0", "port": serving.port}
     (app,) = config["applications"]
-    assert (app["name"], app["route_prefix"], app["import_path"]) == ("churn", "/", "framework.runtime.serve:app")
+    assert (app["name"], app["route_prefix"], app["import_path"]) == ("churn", "/", "framework.runtime.serving.host:app")
     assert app["args"] == {"recipe": "/etc/mlops/recipe.resolved.yaml"}
     assert app["runtime_env"]["env_vars"]["MLOPS_RECIPE"] == "/etc/mlops/recipe.resolved.yaml"
     (deployment,) = app["deployments"]

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from framework.runtime.features import category_keys
+from framework.runtime.training.features import category_keys
 
 
 @pytest.mark.parametrize(

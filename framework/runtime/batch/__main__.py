@@ -10,8 +10,6 @@ import os
 import sys
 from pathlib import Path
 
-from framework.errors import MlopsError
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m framework.runtime.batch", description=__doc__.splitlines()[0])
@@ -29,20 +27,19 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from framework.runtime.batch.run import run_batch
-    from framework.runtime.train import load_resolved
+    from framework.runtime.resolved import load_resolved, run_entrypoint
 
     console = Console(stderr=True)
-    try:
+
+    def body() -> int:
         recipe = load_resolved(args.resolved)[0]
         result = run_batch(recipe, args.root, args.state_dir, args.input, args.output, version=args.version,
                            alias=args.alias, overwrite=args.overwrite, console=console, address=args.ray_address)
-    except MlopsError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return error.exit_code
-    print(f"{result.rows} rows scored by {result.model} version {result.version} in {result.seconds:.1f} s: "
-          f"{result.output} ({len(result.parts)} part(s))", flush=True)
-    return 0
+        print(f"{result.rows} rows scored by {result.model} version {result.version} in {result.seconds:.1f} s: "
+              f"{result.output} ({len(result.parts)} part(s))", flush=True)
+        return 0
+
+    return run_entrypoint(body)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import re
 import shlex
 from pathlib import Path
 
+from framework.contracts import entrypoints
 from framework.errors import MlopsError, Problem
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -32,7 +33,7 @@ def _cluster_uri(flag: str, uri: str, address: str, head_shares_disk: bool) -> s
 
 def entrypoint(resolved: str, input_uri: str, output_uri: str, version: str | None, alias: str | None,
                overwrite: bool) -> str:
-    words = ["python", "-m", "framework.runtime.batch", resolved, "--input", input_uri, "--output", output_uri]
+    words = ["python", "-m", entrypoints.BATCH, resolved, "--input", input_uri, "--output", output_uri]
     if version is not None:
         words += ["--version", str(version)]
     if alias is not None:

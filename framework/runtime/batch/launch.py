@@ -45,11 +45,11 @@ def launch(kube, body: dict[str, Any], run: str | None, say: Callable[[str], Non
            sleep: Callable[[float], None] = time.sleep):
     """Create (or, for a retried pod, find) the run's RayJob and wait until it finishes;
     returns its last k8s_ready.State."""
-    from framework.runtime import k8s_errors as errors
-    from framework.runtime.k8s_client import KubeApiError, KubeUnreachable
-    from framework.runtime.k8s_objects import KubeObject
-    from framework.runtime.k8s_ready import rayjob_state
-    from framework.runtime.k8s_rest import collection_path, known
+    from framework.runtime.kubernetes import errors as errors
+    from framework.runtime.kubernetes.client import KubeApiError, KubeUnreachable
+    from framework.runtime.kubernetes.objects import KubeObject
+    from framework.runtime.kubernetes.ready import rayjob_state
+    from framework.runtime.kubernetes.rest import collection_path, known
 
     meta = body["metadata"]
     namespace = meta.get("namespace") or "default"
@@ -91,23 +91,22 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"this run's id, labelled on the RayJob (default ${RUN_ENV})")
     parser.add_argument("--poll-s", type=float, default=POLL_S, help="seconds between looks at the RayJob")
     args = parser.parse_args(argv)
-    from framework.runtime.k8s_client import Kube, load_configuration
+    from framework.runtime.kubernetes.client import Kube, load_configuration
+    from framework.runtime.resolved import run_entrypoint
 
     def say(line: str) -> None:
         print(line, flush=True)
 
-    try:
-        body = read_manifest(args.manifest)
+    def body() -> int:
+        manifest = read_manifest(args.manifest)
         kube = Kube(load_configuration())
         try:
-            state = launch(kube, body, args.run, say, args.poll_s)
+            state = launch(kube, manifest, args.run, say, args.poll_s)
         finally:
             kube.close()
-    except MlopsError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return 1
-    return FAILED_EXIT_CODE if state.failed else 0
+        return FAILED_EXIT_CODE if state.failed else 0
+
+    return run_entrypoint(body)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ class Predictor:
         """`model`: the ONNX file's bytes (what Ray ships to actors on any node) or its path."""
         import onnxruntime as ort
 
-        from framework.runtime.features import FeaturePipeline
+        from framework.runtime.training.features import FeaturePipeline
 
         options = ort.SessionOptions()
         options.log_severity_level = 3

@@ -8,8 +8,6 @@ import os
 import sys
 from pathlib import Path
 
-from framework.errors import MlopsError
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m framework.runtime.monitor", description=__doc__.splitlines()[0])
@@ -24,18 +22,16 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from framework.runtime.monitor.run import monitor, summary_lines
-    from framework.runtime.train import load_resolved
+    from framework.runtime.resolved import load_resolved, run_entrypoint
 
-    try:
+    def body() -> int:
         recipe = load_resolved(args.resolved)[0]
         out = monitor(recipe, args.state_dir, args.root, current=args.current, window=args.window,
                       pushgateway=args.pushgateway, console=Console(stderr=True))
-    except MlopsError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return error.exit_code
-    print("\n".join(summary_lines(out)))
-    return out.exit_code
+        print("\n".join(summary_lines(out)))
+        return out.exit_code
+
+    return run_entrypoint(body)
 
 
 if __name__ == "__main__":

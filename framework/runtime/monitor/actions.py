@@ -4,7 +4,7 @@ labelled current rows appended.
 * In GitHub Actions (GITHUB_ACTIONS=true with GITHUB_TOKEN and GITHUB_REPOSITORY):
   dispatch the recipe's generated workflow (`workflow_dispatch` of
   `.github/workflows/mlops-<recipe>.yml`), whose train job runs the same apply.
-* Elsewhere: the same training entrypoint apply runs (`framework.runtime.train`) on a
+* Elsewhere: the same training entrypoint apply runs (`framework.runtime.training`) on a
   resolved recipe whose `data.source` is the combined table written under
   `<state_dir>/retrain/<recipe>/<env>/<stamp>/`, then the local rollout against the
   champion. `generated/` is left alone: the committed artifacts still describe the
@@ -62,10 +62,10 @@ def dispatch(recipe) -> list[str]:
 
 
 def retrain_locally(recipe, state_dir: Path, root: Path, current, console=None) -> list[str]:
-    from framework.runtime import data
+    from framework.runtime.training import data
     from framework.runtime.rollout.controller import rollout_local
     from framework.runtime.rollout.controller import summary as rollout_summary
-    from framework.runtime.train import run_training
+    from framework.runtime.training.run import run_training
     from framework.targets.common import resolved_recipe_yaml
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

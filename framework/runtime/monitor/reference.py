@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from framework.errors import MlopsError, Problem
-from framework.runtime.features import category_key
+from framework.runtime.training.features import category_key
 
 REFERENCE_ROWS = 100_000
 ARTIFACT_DIR = "reference"
@@ -60,7 +60,7 @@ class Reference:
         return [*self.numeric, *self.categorical]
 
     def pipeline(self):
-        from framework.runtime.features import FeaturePipeline
+        from framework.runtime.training.features import FeaturePipeline
 
         return FeaturePipeline.from_dict(self.schema["pipeline"])
 

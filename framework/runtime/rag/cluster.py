@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from framework.contracts import entrypoints
 from framework.errors import MlopsError, Problem
 
 
@@ -52,7 +53,7 @@ def apply_rag_on_cluster(recipe, root: Path, env_dir: Path, state_dir: Path, add
     root, state_dir = Path(root).resolve(), Path(state_dir).resolve()
     resolved = (env_dir / "recipe.resolved.yaml").relative_to(root).as_posix()
     env_vars = cluster_env_vars(runtime_env(recipe)["env_vars"], resolved, state_dir)
-    index = ["python", "-m", "framework.runtime.rag.index", resolved, "--root", str(root), "--state-dir", str(state_dir)]
+    index = ["python", "-m", entrypoints.RAG_INDEX, resolved, "--root", str(root), "--state-dir", str(state_dir)]
     with snapshot(root) as working_dir:
         spec = {"entrypoint": shlex.join(index),
                 "runtime_env": {"working_dir": str(working_dir), "excludes": UPLOAD_EXCLUDES, "env_vars": env_vars}}

@@ -12,7 +12,7 @@ question is searched as the recipe's retriever searches (`rag.retriever.search`,
 when a chunk of an expected document is among them; recall@k is the share of hits and
 MRR the mean of 1 / (rank of the first chunk from an expected document), 0 when none.
 The gates are `evaluation.gates.min_recall_at_k` / `min_mrr` (any `min_`/`max_` of
-`recall_at_k` or `mrr`), as framework.runtime.gates' GateReport.
+`recall_at_k` or `mrr`), as framework.runtime.training.gates' GateReport.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from framework.errors import Location, MlopsError, Problem
-from framework.runtime.gates import GateReport, _check
+from framework.runtime.training.gates import GateReport, _check
 from framework.runtime.rag.documents import rag_section
 
 
@@ -245,7 +245,7 @@ def retrieval_gates(recipe, report: RetrievalReport) -> GateReport:
     """One GateResult per `min_<metric>` / `max_<metric>` threshold of evaluation.gates.
 
     A threshold on a metric this evaluation does not compute fails (not measured), as
-    in framework.runtime.gates; the model gates (latency, size, fairness, ONNX parity)
+    in framework.runtime.training.gates; the model gates (latency, size, fairness, ONNX parity)
     do not apply to retrieval and are left out.
     """
     metrics = report.metrics()

@@ -147,7 +147,6 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
     import os
-    import sys
 
     parser = argparse.ArgumentParser(prog="python -m framework.runtime.rag.index", description=__doc__.splitlines()[0])
     parser.add_argument("resolved", type=Path, help="recipe.resolved.yaml written by `mlops generate`")
@@ -160,26 +159,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from rich.console import Console
 
-    from framework.errors import MlopsError
-    from framework.runtime.train import load_resolved
+    from framework.errors import Location, MlopsError, Problem
+    from framework.runtime.resolved import load_resolved, run_entrypoint
 
     root = args.root if args.root is not None else Path.cwd()
     state_dir = args.state_dir
     if state_dir is None and os.environ.get("MLOPS_STATE_DIR"):
         state_dir = Path(os.environ["MLOPS_STATE_DIR"])
-    try:
+
+    def body() -> int:
         recipe = load_resolved(args.resolved)[0]
         console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
-        report = index_corpus(recipe, root, state_dir, console=console)
-    except MlopsError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return error.exit_code
-    except OSError as exc:  # a read-only or missing volume, a full disk: the pod's setup, not a bug
-        print(f"{args.resolved}: rag.vector_store.path: indexing failed: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(report.to_dict(), sort_keys=True))
-    return 0
+        try:
+            report = index_corpus(recipe, root, state_dir, console=console)
+        except OSError as exc:  # a read-only or missing volume, a full disk: the pod's setup, not a bug
+            raise MlopsError([Problem(Location(str(args.resolved)), "rag.vector_store.path",
+                                      f"indexing failed: {exc}")]) from None
+        print(json.dumps(report.to_dict(), sort_keys=True))
+        return 0
+
+    return run_entrypoint(body)
 
 
 if __name__ == "__main__":

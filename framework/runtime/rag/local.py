@@ -131,7 +131,7 @@ def generation_server(recipe, state_dir: Path, console=None) -> Iterator[Llm]:
         raise MlopsError([Problem(None, "model.cpu_fallback", message)])
     from framework.runtime.rag.llm import TINY_RANDOM, TransformersGenerator, build_tiny_random
     from framework.runtime.rag.openai_app import OpenAIApp
-    from framework.runtime.serve import EmbeddedServer
+    from framework.runtime.serving.host import EmbeddedServer
 
     model = fallback
     if model == TINY_RANDOM:
@@ -149,8 +149,8 @@ def apply_local(recipe, root: Path, state_dir: Path, console=None) -> RagOutcome
     from framework.runtime.rag.evaluate import evaluate_retrieval, retrieval_gates
     from framework.runtime.rag.index import index_corpus
     from framework.runtime.rag.service import RagApp
-    from framework.runtime.gates import raise_for_failures
-    from framework.runtime.serve import EmbeddedServer
+    from framework.runtime.training.gates import raise_for_failures
+    from framework.runtime.serving.host import EmbeddedServer
 
     outcome = RagOutcome()
     outcome.index = index_corpus(recipe, root, state_dir, console=console)
@@ -194,7 +194,7 @@ def serve_forever(recipe, root: Path, state_dir: Path, host: str, port: int, con
     `port` in the foreground until Ctrl-C."""
     from framework.runtime.rag.retrieve import Retriever
     from framework.runtime.rag.service import build
-    from framework.runtime.serve import serve_forever as serve
+    from framework.runtime.serving.host import serve_forever as serve
 
     retriever = Retriever(recipe, root, state_dir)  # no index: say so before starting any model
     with generation_server(recipe, state_dir, console) as llm:

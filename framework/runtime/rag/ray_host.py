@@ -17,7 +17,7 @@ class RagServer:
         from pathlib import Path
 
         from framework.runtime.rag.service import build
-        from framework.runtime.train import load_resolved
+        from framework.runtime.resolved import load_resolved
 
         recipe = load_resolved(Path(self.recipe))[0]
         return build(recipe, Path(self.root or Path.cwd()), self.llm_endpoint, ray_metrics=True)

@@ -317,8 +317,8 @@ def validation_rows(recipe, root: Path):
     """(request tensors, labels) of the validation rows of the recipe's data: the raw
     columns as a client sends them (the model signature's inputs), the labels as training
     saw them (class indices or values), through the split training used."""
-    from framework.runtime import data, splitting
-    from framework.runtime.features import FeaturePipeline
+    from framework.runtime.training import data, splitting
+    from framework.runtime.training.features import FeaturePipeline
 
     frame = data.load_table(recipe, Path(root))
     train_df, val_df = (part.reset_index(drop=True) for part in splitting.split(recipe, frame))
@@ -398,7 +398,7 @@ def rollout_local(
     from framework.runtime import tracking
     from framework.runtime.rollout.routers import make_router
     from framework.runtime.rollout.traffic import SyntheticTraffic
-    from framework.runtime.serve import EmbeddedServer, build_app
+    from framework.runtime.serving.host import EmbeddedServer, build_app
     from framework.targets.triton import model_name
 
     state_dir = Path(state_dir).resolve()

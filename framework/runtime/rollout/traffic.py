@@ -1,5 +1,5 @@
 """Synthetic traffic for local rollouts: KServe v2 infer requests built from validation
-rows, sent to a running embedded server (framework.runtime.serve.EmbeddedServer) by a
+rows, sent to a running embedded server (framework.runtime.serving.host.EmbeddedServer) by a
 few threads, each on its own keep-alive connection (stdlib http.client: no client
 dependency at run time).
 

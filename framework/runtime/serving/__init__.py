@@ -2,4 +2,4 @@
 repository (model versions and their runners), batcher (dynamic batching), protocol
 (requests and responses), router (the rollout hook), metrics, request_log, app (the
 ASGI application) and the hosts' helpers (registry_source, ray_host).
-framework.runtime.serve builds the app and runs it embedded or on Ray Serve."""
+framework.runtime.serving.host builds the app and runs it embedded or on Ray Serve."""

@@ -1,6 +1,6 @@
 """The Ray Serve ingress deployment `ModelServer`: the serving app in every replica.
 
-Imported only by `framework.runtime.serve.app` (it imports Ray). The ASGI app is built
+Imported only by `framework.runtime.serving.host.app` (it imports Ray). The ASGI app is built
 in the replica (`__serve_build_asgi_app__`), never pickled from the driver: each replica
 loads its own ONNX Runtime sessions, batchers and metrics (recorded through
 ray.util.metrics too, which Ray's exporter publishes with the `ray_` prefix).
@@ -43,12 +43,12 @@ class ModelServer:
         if not self.routing:
             return None  # the registry's aliases (rollout/live.live_plan)
         from framework.runtime.rollout.live import routing_router
-        from framework.runtime.serve import _recipe
+        from framework.runtime.serving.host import _recipe
 
         return routing_router(_recipe(self.recipe), self.routing)
 
     def __serve_build_asgi_app__(self):
-        from framework.runtime.serve import build_app
+        from framework.runtime.serving.host import build_app
 
         self.serving_app = build_app(self.recipe, self.model_repository, self.state_dir, router=self._router(),
                              ray_metrics=True, versions=self.versions)

@@ -30,13 +30,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from framework.contracts import entrypoints
 from framework.recipe.types import duration_seconds
 from framework.targets import batch as batch_target
 from framework.targets import common
 from framework.targets.kubernetes import pods
 
 COMPONENT = batch_target.COMPONENT
-LAUNCH_MODULE = "framework.runtime.batch.launch"
+LAUNCH_MODULE = entrypoints.BATCH_LAUNCH
 LAUNCH_FAILED_EXIT_CODE = 3  # framework.runtime.batch.launch: the RayJob failed (a test checks they agree)
 RUN_LABEL_ENV = "MLOPS_BATCH_RUN"  # the Job's uid, which the launcher puts on the RayJob it creates
 JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"  # on every pod of a Job (Kubernetes >= 1.27)

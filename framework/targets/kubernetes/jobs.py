@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from framework.contracts import entrypoints
 from framework.recipe.types import duration_seconds
 from framework.targets import common
 from framework.targets.kubernetes import pods
@@ -29,7 +30,7 @@ def pytorchjob(recipe) -> dict[str, Any]:
     tmp_volume, tmp_mount = pods.tmp_dir(size_limit="20Gi")  # data copies, local checkpoints
     shm_volume, shm_mount = pods.shm_dir("2Gi")  # DataLoader workers and NCCL
     container = pods.runtime_container(
-        recipe, "pytorch", "train",  # the operator requires the container name "pytorch"
+        recipe, "pytorch", entrypoints.TRAINING,  # the operator requires the container name "pytorch"
         resources=common.resources(pods.cpu_quantity(training.cpus_per_worker), training.memory_per_worker, gpus),
         mounts=[tmp_mount, shm_mount],
     )
@@ -76,7 +77,7 @@ def drift_cronjob(recipe) -> dict[str, Any]:
     from framework.targets.metrics import PUSHGATEWAY_ADDRESS
 
     container = pods.runtime_container(
-        recipe, "monitor", "monitor", resources=common.resources(*DRIFT_RESOURCES), mounts=[tmp_mount],
+        recipe, "monitor", entrypoints.MONITOR, resources=common.resources(*DRIFT_RESOURCES), mounts=[tmp_mount],
         env=[{"name": "PUSHGATEWAY_ADDRESS", "value": PUSHGATEWAY_ADDRESS}],
     )
     pod = pods.pod_spec(recipe, [container], volumes=[tmp_volume], restartPolicy="Never")

@@ -123,13 +123,13 @@ def container(
 
 def runtime_container(recipe, name: str, module: str, *extra_args: str, resources: dict[str, Any],
                       mounts: list[dict[str, Any]] = (), env: list[dict[str, Any]] = ()) -> dict[str, Any]:
-    """A container of deploy.image running `python -m framework.runtime.<module>` on the
+    """A container of deploy.image running `python -m <module>` (contracts.entrypoints) on the
     mounted resolved recipe: the entrypoint every job shares with a local apply."""
     _, recipe_mount = common.recipe_volume(recipe)
     return container(
         name,
         recipe.deploy.image,
-        command=["python", "-m", f"framework.runtime.{module}", common.recipe_path_in_pod(), *extra_args],
+        command=["python", "-m", module, common.recipe_path_in_pod(), *extra_args],
         resources=resources,
         mounts=[recipe_mount, *mounts],
         env=[*PYTHON_ENV, *env, *common.secret_env(recipe)],

@@ -3,6 +3,7 @@ its model repository from MLflow when the recipe names no remote repository."""
 
 from __future__ import annotations
 
+from framework.contracts import entrypoints
 from framework.errors import MlopsError
 from framework.targets import common
 from framework.targets.kubernetes import pods
@@ -53,7 +54,7 @@ def server(recipe) -> pods.ServerPod:
         mounts.append({**models_mount, "readOnly": True})
         init_containers.append(
             pods.runtime_container(
-                recipe, "fetch-model", "fetch_model", LOCAL_REPOSITORY,
+                recipe, "fetch-model", entrypoints.FETCH_MODEL, LOCAL_REPOSITORY,
                 resources=cpu_memory,  # as much as the server: the pod's requests stay the same
                 mounts=[models_mount, tmp_mount],
             )

@@ -329,7 +329,7 @@ def _read_pipeline(uri: str, path: Path) -> dict[str, Any] | None:
 
 
 def _load_onnx(uri: str, path: Path, pipeline: dict[str, Any] | None) -> _Teacher:
-    from framework.runtime.export import ort_session
+    from framework.runtime.training.export import ort_session
 
     try:
         session = ort_session(path)
@@ -359,7 +359,7 @@ def _load_onnx(uri: str, path: Path, pipeline: dict[str, Any] | None) -> _Teache
 def _load_torchscript(uri: str, path: Path, pipeline: dict[str, Any] | None) -> _Teacher:
     import torch
 
-    from framework.runtime.export import load_torchscript
+    from framework.runtime.training.export import load_torchscript
 
     try:
         module = load_torchscript(path).eval()
@@ -467,7 +467,7 @@ def _check_classes(teacher: _Teacher, num_classes: int | None, expected: Sequenc
         )
     if expected is None:
         return None
-    from framework.runtime.features import category_key
+    from framework.runtime.training.features import category_key
 
     theirs = [category_key(c) for c in classes]
     ours = [category_key(c) for c in expected]

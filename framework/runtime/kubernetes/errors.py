@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 from framework.errors import MlopsError, Problem
-from framework.runtime.k8s_client import KubeApiError, KubeUnreachable
-from framework.runtime.k8s_objects import KubeObject
-from framework.runtime.k8s_rest import CRD_PROVIDERS, Resource, is_custom
+from framework.runtime.kubernetes.client import KubeApiError, KubeUnreachable
+from framework.runtime.kubernetes.objects import KubeObject
+from framework.runtime.kubernetes.rest import CRD_PROVIDERS, Resource, is_custom
 
 KEY = "kubernetes"
 _MISSING_NAMESPACE = re.compile(r'namespaces "([^"]+)" not found')

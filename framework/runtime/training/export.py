@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from framework.errors import MlopsError, Problem
-from framework.runtime.features import category_key
+from framework.runtime.training.features import category_key
 from framework.signature import model_signature
 
 EXPORT_BATCH = 2  # not 1: see the module docstring
@@ -64,7 +64,7 @@ def export_onnx(model: torch.nn.Module, recipe, pipeline, path: str | Path) -> P
     network, and the outputs; one self-contained file with a dynamic batch axis; checked."""
     import onnx
 
-    from framework.runtime.onnx_columns import wrap_network
+    from framework.runtime.training.onnx_columns import wrap_network
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -116,8 +116,8 @@ def export_onnx(booster, recipe, pipeline, path: str | Path) -> Path:
     from onnxmltools import convert_lightgbm
     from onnxmltools.convert.common.data_types import FloatTensorType
 
-    from framework.runtime.export import NETWORK_INPUT, save_served
-    from framework.runtime.onnx_columns import wrap_network
+    from framework.runtime.training.export import NETWORK_INPUT, save_served
+    from framework.runtime.training.onnx_columns import wrap_network
     from framework.signature import model_signature
 
     path = Path(path)
@@ -136,7 +136,7 @@ def export_onnx(booster, recipe, pipeline, path: str | Path) -> Path:
 def parity(booster, pipeline, onnx_path: str | Path, frame) -> float:
     """export.parity for trees: the booster on training's encoding against the ONNX file
     on the raw rows."""
-    from framework.runtime.export import scores_parity
+    from framework.runtime.training.export import scores_parity
 
     return scores_parity(lambda x: predict(booster, x, pipeline.task), pipeline, onnx_path, frame)
 

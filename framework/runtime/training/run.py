@@ -1,4 +1,4 @@
-"""The training job: `python -m framework.runtime.train <recipe.resolved.yaml>`.
+"""The training job: `python -m framework.runtime.training <recipe.resolved.yaml>`.
 
 The RayJob on a cluster and a local `mlops apply` run this same entrypoint. It reads
 only the resolved recipe that `generate` wrote, then: data checks -> split -> features
@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from framework.errors import MlopsError
+from framework.runtime.resolved import load_resolved, run_entrypoint
 
 
 @dataclass
@@ -36,27 +36,6 @@ class Outcome:
     model_repository: Path | None = None
     tracking_uri: str | None = None
     resumed_from_epoch: int = 0
-
-
-def load_resolved(path: Path):
-    """The recipe `generate` wrote; anything else is refused with the usual error lines."""
-    from pydantic import ValidationError
-
-    from framework.errors import Location, Problem
-    from framework.recipe.errors_map import problems_from
-    from framework.recipe.provenance import Provenance
-    from framework.recipe.recipe import Recipe
-
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError) as exc:
-        raise MlopsError([Problem(Location(str(path)), "", f"cannot read the resolved recipe: {exc}")]) from None
-    try:
-        return Recipe.model_validate(data), text
-    except ValidationError as exc:
-        problems = problems_from(exc.errors(include_url=False), data, Recipe, Provenance())
-        raise MlopsError([Problem(Location(str(path)), p.key, p.message) for p in problems]) from None
 
 
 def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str | None = None, console=None,
@@ -83,9 +62,10 @@ def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str |
 
 def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address, console, outcome,
                              register_only: bool = False) -> None:
-    from framework.runtime import data, data_nulls, gates, splitting, tracking
-    from framework.runtime.features import FeaturePipeline
-    from framework.runtime.steps import step
+    from framework.runtime.training import data, data_nulls, gates, splitting
+    from framework.runtime import tracking
+    from framework.runtime.training.features import FeaturePipeline
+    from framework.runtime.training.steps import step
 
     console.print(f"[bold]{recipe.name}[/] ({recipe.environment})")
     with step("data", console, run_dir):
@@ -168,17 +148,17 @@ def _log_missing(run, missing: dict) -> None:
 def _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir: Path, outcome):
     """The trained model's scores function (on encoded rows); validation metrics (and
     fairness), the ONNX file with its parity, the served file."""
-    from framework.runtime import export, metrics_eval
+    from framework.runtime.training import export, metrics_eval
 
     if recipe.model.architecture == "lightgbm":
-        from framework.runtime import boosting
+        from framework.runtime.training import boosting
 
         booster = result.booster()
 
         def scores(x):
             return boosting.predict(booster, x, recipe.model.task)
     else:
-        from framework.runtime.model import build_model, predict
+        from framework.runtime.training.model import build_model, predict
 
         model = build_model(recipe, pipeline)
         model.load_state_dict(result.state_dict)
@@ -250,8 +230,8 @@ def _ray(recipe, ray_address: str | None):
 
 def _train(recipe, pipeline, arrays, state_dir: Path, run_name: str, run, console):
     """Ray Train with a live epoch bar; every epoch's metrics go to MLflow as they come."""
-    from framework.runtime.progress import EpochBar
-    from framework.runtime.trainer import train_on_ray
+    from framework.runtime.training.progress import EpochBar
+    from framework.runtime.training.trainer import train_on_ray
 
     logged: set[int] = set()
 
@@ -274,7 +254,7 @@ def _train(recipe, pipeline, arrays, state_dir: Path, run_name: str, run, consol
 
 def _boost(recipe, arrays, state_dir: Path, run_name: str, run, console):
     """Ray Train's LightGBMTrainer; the validation loss of every tenth round goes to MLflow."""
-    from framework.runtime.boosting import train_on_ray
+    from framework.runtime.training.boosting import train_on_ray
 
     with console.status(f"growing up to {recipe.model.trees.num_boost_round} trees on {recipe.training.workers} worker(s)"):
         result = train_on_ray(recipe, arrays, state_dir / "ray", run_name,
@@ -286,8 +266,8 @@ def _boost(recipe, arrays, state_dir: Path, run_name: str, run, console):
 
 def _search(recipe, pipeline, arrays, state_dir: Path, run_dir: Path, run_name: str, run, console):
     """HPO, or its saved result when an interrupted apply of this recipe already ran it."""
-    from framework.runtime import hpo
-    from framework.runtime.progress import TrialBar
+    from framework.runtime.training import hpo
+    from framework.runtime.training.progress import TrialBar
 
     saved_at = run_dir / "hpo.json"
     found = hpo.load(saved_at)
@@ -309,7 +289,7 @@ def _search(recipe, pipeline, arrays, state_dir: Path, run_dir: Path, run_name: 
 def _teacher_logits(recipe, pipeline, x_train, train_df, run, console):
     """The teacher's logits for the training rows, computed once here so that workers
     and trials need neither MLflow nor the teacher."""
-    from framework.runtime.distill import recipe_teacher_logits
+    from framework.runtime.training.distill import recipe_teacher_logits
 
     teacher = recipe.training.distillation.teacher
     console.print(f"distillation: soft targets from {teacher}")
@@ -336,7 +316,7 @@ def _forget_checkpoints(state_dir: Path, run_dir: Path, run_name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m framework.runtime.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m framework.runtime.training", description=__doc__.splitlines()[0])
     parser.add_argument("resolved", type=Path, help="recipe.resolved.yaml written by `mlops generate`")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (data paths are relative to it)")
     parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("MLOPS_STATE_DIR", ".mlops")))
@@ -344,16 +324,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--register-only", action="store_true",
                         help="register the version but move no alias (`mlops gate` promotes it)")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         outcome = run_training(args.resolved, args.root, args.state_dir, args.ray_address,
                                register_only=args.register_only)
-    except MlopsError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return error.exit_code
-    print(summary(outcome))
-    print(outcome_line(outcome), flush=True)
-    return 0
+        print(summary(outcome))
+        print(outcome_line(outcome), flush=True)
+        return 0
+
+    return run_entrypoint(body)
 
 
 # The job's last word, for whoever submitted it (`apply --target ray` reads it from the log).

@@ -1,5 +1,5 @@
 """The serving app's two hosts: embedded (uvicorn in this process: `mlops serve`, local
-apply) and Ray Serve (`framework.runtime.serve:app`, the import path of the generated
+apply) and Ray Serve (`framework.runtime.serving.host:app`, the import path of the generated
 serve_config.yaml and of the RayService). Both run the same ASGI app
 (framework.runtime.serving.app.ServingApp), built by `build_app`.
 
@@ -30,7 +30,7 @@ def _recipe(recipe: Any):
     """A Recipe, from a Recipe, a recipe.resolved.yaml path, or None."""
     if recipe is None or hasattr(recipe, "serving"):
         return recipe
-    from framework.runtime.train import load_resolved
+    from framework.runtime.resolved import load_resolved
 
     return load_resolved(Path(recipe))[0]
 
@@ -193,7 +193,7 @@ class EmbeddedServer:
 
 # --- Ray Serve host ------------------------------------------------------------------
 def app(args: dict | None = None):
-    """Ray Serve application builder (serve_config.yaml: `framework.runtime.serve:app`,
+    """Ray Serve application builder (serve_config.yaml: `framework.runtime.serving.host:app`,
     args `{"recipe": <recipe.resolved.yaml>}`; optional `model_repository`, `state_dir`,
     `versions` (the registered versions to load). The ingress deployment `ModelServer`
     builds the ASGI app in each replica; its user_config `routing` (rollout/live.py)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from framework.runtime.k8s_objects import KubeObject
+from framework.runtime.kubernetes.objects import KubeObject
 
 JOB_KINDS = ("RayJob", "PyTorchJob")
 WAITED_KINDS = ("Deployment", "Rollout", "RayService")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from framework.runtime.k8s_objects import KubeObject
+from framework.runtime.kubernetes.objects import KubeObject
 
 
 @dataclass(frozen=True)

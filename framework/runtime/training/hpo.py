@@ -192,7 +192,7 @@ def _trial(config: dict[str, Any], *, recipe_dict, pipeline_dict, arrays) -> Non
     from ray import tune
 
     from framework.recipe.recipe import Recipe
-    from framework.runtime.epochs import EarlyStop, EpochRunner
+    from framework.runtime.training.epochs import EarlyStop, EpochRunner
 
     base = Recipe.model_validate(recipe_dict)
     recipe = with_values(base, decode(base.training.hpo.search_space, config))
@@ -216,8 +216,8 @@ def _boosted_trial(recipe, arrays) -> None:
     (with the final model's early stopping, so the score is the kept round's)."""
     from ray import tune
 
-    from framework.runtime import boosting
-    from framework.runtime.metrics_eval import evaluate
+    from framework.runtime.training import boosting
+    from framework.runtime.training.metrics_eval import evaluate
 
     grown = boosting.fit(recipe, arrays)
     scores = boosting.predict(grown.booster(), arrays["x_val"], recipe.model.task)

@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from framework.project import display_path
-from framework.runtime import k8s_errors as errors
-from framework.runtime.k8s_client import FIELD_MANAGER, Kube, KubeApiError, KubeUnreachable, load_configuration
-from framework.runtime.k8s_objects import (
+from framework.runtime.kubernetes import errors as errors
+from framework.runtime.kubernetes.client import FIELD_MANAGER, Kube, KubeApiError, KubeUnreachable, load_configuration
+from framework.runtime.kubernetes.objects import (
     CONFIG, PHASES, SERVING, TRAINING, KubeObject, is_training_job, ordered, parse, read_env_dir, retagged,
     with_register_only,
 )
-from framework.runtime.k8s_ready import JOB_KINDS, WAITED_KINDS, Waited, state_of, wait_all
-from framework.runtime.k8s_rest import Resource, object_path
+from framework.runtime.kubernetes.ready import JOB_KINDS, WAITED_KINDS, Waited, state_of, wait_all
+from framework.runtime.kubernetes.rest import Resource, object_path
 
 JOB_GRACE_S = 300.0  # past the job's own deadline: time for the operator to mark it failed
 DEFAULT_JOB_S = 7200.0  # a job without activeDeadlineSeconds

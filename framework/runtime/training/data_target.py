@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from framework.runtime.data import MAX_EXAMPLES, CheckResult, _canon, _examples, _in_set, _num, _rows, _value
+from framework.runtime.training.data import MAX_EXAMPLES, CheckResult, _canon, _examples, _in_set, _num, _rows, _value
 
 
 def target_results(recipe: Any, df: pd.DataFrame) -> list[CheckResult]:

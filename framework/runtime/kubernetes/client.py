@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from framework.errors import MlopsError, Problem
-from framework.runtime.k8s_objects import KubeObject
-from framework.runtime.k8s_rest import Resource, known
+from framework.runtime.kubernetes.objects import KubeObject
+from framework.runtime.kubernetes.rest import Resource, known
 
 FIELD_MANAGER = "mlops"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"

@@ -135,7 +135,7 @@ def load_table(recipe: Any, root: Path, source: Any = None, key: str = "data.sou
         raise DataError(problems)
     table = df[data.columns()]
     if fmt == "csv" and own_source:
-        from framework.runtime.data_nulls import NULL_TEXT, null_text
+        from framework.runtime.training.data_nulls import NULL_TEXT, null_text
 
         table.attrs[NULL_TEXT] = null_text(target, df, data.features)
     return table
@@ -503,7 +503,7 @@ def raise_for_failures(report: DataReport, source: str | Location | None = None)
 def check_table(recipe: Any, df: pd.DataFrame) -> DataReport:
     """The report apply and check-data write: data.expectations, then what the model needs
     of the data (the target, data_target.py) and each feature's nulls (data_nulls.py)."""
-    from framework.runtime import data_nulls, data_target  # they build on this module's CheckResult
+    from framework.runtime.training import data_nulls, data_target# they build on this module's CheckResult
 
     report = check_expectations(recipe, df)
     report.results += data_target.target_results(recipe, df)

@@ -18,8 +18,8 @@ class EpochRunner:
     def __init__(self, recipe, pipeline_dict: dict[str, Any], arrays: dict[str, np.ndarray], rank: int = 0, world: int = 1):
         import torch
 
-        from framework.runtime.features import FeaturePipeline
-        from framework.runtime.model import build_model
+        from framework.runtime.training.features import FeaturePipeline
+        from framework.runtime.training.model import build_model
 
         self.recipe = recipe
         self.training = recipe.training
@@ -61,7 +61,7 @@ class EpochRunner:
         return total / max(seen, 1)
 
     def _distillation_loss(self, logits, labels, teacher):
-        from framework.runtime.distill import distillation_loss
+        from framework.runtime.training.distill import distillation_loss
 
         settings = self.training.distillation
         return distillation_loss(logits, labels, teacher, settings.temperature, settings.alpha)
@@ -70,7 +70,7 @@ class EpochRunner:
         """val_loss and every evaluation metric on the validation split."""
         import torch
 
-        from framework.runtime.metrics_eval import evaluate
+        from framework.runtime.training.metrics_eval import evaluate
 
         self.model.eval()
         with torch.no_grad():

@@ -187,7 +187,7 @@ def _train_loop(config: dict[str, Any]) -> None:
     import torch
 
     from framework.recipe.recipe import Recipe
-    from framework.runtime.epochs import EarlyStop, EpochRunner, logits_module
+    from framework.runtime.training.epochs import EarlyStop, EpochRunner, logits_module
 
     recipe = Recipe.model_validate(config["recipe"])
     training = recipe.training

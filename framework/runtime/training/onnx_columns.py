@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from framework.runtime.features import FeaturePipeline, category_key
+from framework.runtime.training.features import FeaturePipeline, category_key
 from framework.signature import Signature
 
 BATCH = "batch"

@@ -159,7 +159,7 @@ def _smoke_tabular(recipe, root: Path, state_dir: Path, endpoint: Endpoint, requ
     from framework.runtime.registered import open_version
     from framework.runtime.serving.protocol import request_inputs, take_rows
     from framework.runtime.serving.registry_source import registry_versions
-    from framework.runtime.version_eval import validation_rows
+    from framework.runtime.pipeline.evaluate import validation_rows
 
     endpoint.reachable("/v2/health/ready")
     if version is None:  # the version the pipeline deployed: candidate, else champion

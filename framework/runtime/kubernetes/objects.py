@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from framework.contracts import entrypoints
 from framework.errors import Location, MlopsError, Problem
 
 APPLIED_FILES = (
@@ -150,7 +151,7 @@ def is_training_job(obj: KubeObject) -> bool:
     return obj.phase == TRAINING and labels.get("app.kubernetes.io/component") == TRAINING_COMPONENT
 
 
-def with_register_only(obj: KubeObject, module: str = "framework.runtime.train") -> KubeObject:
+def with_register_only(obj: KubeObject, module: str = entrypoints.TRAINING) -> KubeObject:
     """A training job whose entrypoint also says --register-only (the CI pipeline: the
     version is registered without aliases; `mlops gate --promote` moves them)."""
     def walk(node: Any) -> Any:

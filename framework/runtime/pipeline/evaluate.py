@@ -54,7 +54,7 @@ class VersionEvaluation:
 
 def validation_rows(recipe, root: Path):
     """The validation split of data.source: the rows training held out."""
-    from framework.runtime import data, splitting
+    from framework.runtime.training import data, splitting
 
     _, validation = splitting.split(recipe, data.load_table(recipe, root))
     return validation.reset_index(drop=True)
@@ -62,7 +62,7 @@ def validation_rows(recipe, root: Path):
 
 def rows_to_score(recipe, root: Path):
     """(table, description): evaluation.dataset, else the validation split of data.source."""
-    from framework.runtime import data
+    from framework.runtime.training import data
 
     dataset = recipe.evaluation.dataset
     if dataset is not None:
@@ -74,7 +74,7 @@ def rows_to_score(recipe, root: Path):
 
 
 def evaluate_version(recipe, root: Path, state_dir: Path, version: str) -> VersionEvaluation:
-    from framework.runtime import gates, metrics_eval
+    from framework.runtime.training import gates, metrics_eval
     from framework.runtime.registered import open_version
 
     if recipe.model.kind != "tabular":

@@ -1,5 +1,5 @@
 """Fill a model repository from the MLflow registry: the init container of the
-generated Triton server pod (`python -m framework.runtime.fetch_model RESOLVED DEST`).
+generated Triton server pod (`python -m framework.runtime.serving.fetch_model RESOLVED DEST`).
 
 Writes Triton's layout, `DEST/<model>/config.pbtxt` (the one `mlops generate` renders
 for the recipe) and `DEST/<model>/<version>/<model file>`, for the version an alias of
@@ -71,7 +71,7 @@ def fetch(recipe, dest: Path, *, state_dir: Path, alias: str = AUTO) -> tuple[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m framework.runtime.fetch_model", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m framework.runtime.serving.fetch_model", description=__doc__.splitlines()[0])
     parser.add_argument("resolved", type=Path, help="recipe.resolved.yaml written by `mlops generate`")
     parser.add_argument("dest", type=Path, help="the model repository to fill (Triton's --model-repository)")
     parser.add_argument("--alias", default=os.environ.get("MLOPS_MODEL_ALIAS", AUTO),
@@ -79,17 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("MLOPS_STATE_DIR", ".mlops")),
                         help="where the embedded MLflow store lives when the recipe names no tracking.uri")
     args = parser.parse_args(argv)
-    from framework.runtime.train import load_resolved
+    from framework.runtime.resolved import load_resolved, run_entrypoint
 
-    try:
+    def body() -> int:
         recipe = load_resolved(args.resolved)[0]
         alias, version, model_dir = fetch(recipe, args.dest, state_dir=args.state_dir, alias=args.alias)
-    except MlopsError as error:
-        for problem in error.problems:
-            print(f"fetch_model: {problem}", file=sys.stderr)
-        return error.exit_code
-    print(f"fetch_model: {recipe.registered_model} version {version} ({alias}) -> {model_dir}")
-    return 0
+        print(f"fetch_model: {recipe.registered_model} version {version} ({alias}) -> {model_dir}")
+        return 0
+
+    return run_entrypoint(body, prefix="fetch_model: ")
 
 
 if __name__ == "__main__":

@@ -122,7 +122,7 @@ def latency_p95_ms(onnx_path: str | Path, runs: int = 200, warmup: int = LATENCY
     and the more honest figure. Warm-up runs are discarded (allocations, first-call
     kernel selection); the timed runs reuse one input, so only inference is measured.
     """
-    from framework.runtime.export import example_row, ort_session
+    from framework.runtime.training.export import example_row, ort_session
 
     if runs < 1:
         raise ValueError("runs must be >= 1")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from framework.runtime.data import CheckResult, _rows
+from framework.runtime.training.data import CheckResult, _rows
 
 # DataFrame.attrs key load_table sets: {column: {text: rows}} of the nulls a CSV spelled out.
 NULL_TEXT = "mlops.null_text"

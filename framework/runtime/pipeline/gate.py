@@ -31,7 +31,7 @@ class GateOutcome:
     recipe: str
     env: str
     version: str
-    report: object  # framework.runtime.gates.GateReport
+    report: object  # framework.runtime.training.gates.GateReport
     sources: list[str] = field(default_factory=list)  # the runs read, described
     promoted: list[str] = field(default_factory=list)  # aliases moved (pass only)
     tracking_uri: str = ""
@@ -56,8 +56,8 @@ def recorded(recipe, client, model_version, uri: str) -> tuple[dict[str, float],
     """(metrics, observed gate values, sources) recorded for a version."""
     from mlflow.exceptions import MlflowException
 
-    from framework.runtime.gates import OBSERVED_GATES
-    from framework.runtime.version_eval import OBSERVED_METRIC, VERSION_EVALUATION_TAG
+    from framework.runtime.training.gates import OBSERVED_GATES
+    from framework.runtime.pipeline.evaluate import OBSERVED_METRIC, VERSION_EVALUATION_TAG
 
     names = list(recipe.evaluation.metrics)
     training = client.get_run(model_version.run_id) if model_version.run_id else None
@@ -85,7 +85,7 @@ def recorded(recipe, client, model_version, uri: str) -> tuple[dict[str, float],
 
 def gate_version(recipe, state_dir: Path, version: str, promote: bool = False) -> GateOutcome:
     from framework.runtime import tracking
-    from framework.runtime.gates import check_gates
+    from framework.runtime.training.gates import check_gates
     from framework.runtime.registered import model_version, tracking_uri_or_fail
 
     if recipe.model.kind != "tabular":

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from framework.errors import Location, Problem
-from framework.runtime.data import DataError, _canon, _rows, _value
+from framework.runtime.training.data import DataError, _canon, _rows, _value
 
 def _allocate(sizes: np.ndarray, fraction: float) -> np.ndarray:
     """Validation rows per class: round(fraction * n) in total, spread by largest remainder,
