@@ -72,5 +72,5 @@ class Batch(Section):
 
     @property
     def on_cluster(self) -> bool:
-        """Whether the recipe asks for the batch RayJob (checks.py: only tabular recipes may)."""
+        """Whether the recipe asks for the batch RayJob (checks/batch.py: only tabular recipes may)."""
         return self.input is not None and self.output is not None

@@ -2,7 +2,7 @@
 
 Gates decide promotion everywhere (offline, CI, rollout analysis). Besides the named
 gates, any `min_<metric>` / `max_<metric>` key sets a threshold on a metric listed in
-`metrics` (checked in checks.py, which knows the metric list).
+`metrics` (checked in checks/evaluation.py, which knows the metric list).
 """
 
 

@@ -9,12 +9,14 @@ from framework.recipe.base import Section
 from framework.recipe.types import PositiveInt, SecretRef
 
 # The seed's methods, then those only TGI loads (its --quantize values); which backend
-# loads which is a cross-field rule (checks.QUANTIZATION_BY_BACKEND).
+# loads which each serving variant says (its `quantizations`, framework/recipe/serving.py).
 Quantization = Literal[
     "none", "awq", "gptq", "fp8", "bitsandbytes", "gguf",
     "bitsandbytes-nf4", "bitsandbytes-fp4", "eetq", "exl2", "marlin",
 ]
 QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
+Dtype = Literal["auto", "float16", "bfloat16", "float32"]
+DTYPES: tuple[str, ...] = get_args(Dtype)
 
 
 class Boosting(Section):
@@ -70,7 +72,7 @@ class LlmModel(Section):
     source: str = Field(min_length=1, description="Hugging Face hub id or a local/remote path of the weights.")
     revision: str | None = Field(default=None, description="Hub revision (commit or tag) to pin.")
     quantization: Quantization = Field(default="none", description="Weight quantization of `source`.")
-    dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(default="auto", description="Compute dtype.")
+    dtype: Dtype = Field(default="auto", description="Compute dtype.")
     max_model_len: PositiveInt = Field(default=4096, description="Longest context (prompt + output) in tokens.")
     trust_remote_code: bool = Field(default=False, description="Allow code shipped with the weights to run.")
     token: SecretRef | None = Field(default=None, description="Secret holding the hub token for gated weights.")

@@ -1,14 +1,24 @@
 """`serving`: how the model answers requests; `backend` selects Triton or Ray Serve (tabular),
-vLLM, TGI or Ray Serve LLM (LLMs)."""
+vLLM, TGI or Ray Serve LLM (LLMs).
+
+Besides its keys, each variant carries, as class variables (no keys of the recipe, nor of
+its schema), what the cross-field rules (framework/recipe/checks/) ask of its server: the
+quantizations it loads, the ports it keeps, the formats and dtypes it serves."""
 
 
-from typing import Annotated, Literal, Union
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Annotated, ClassVar, Literal, Union, get_args
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from framework.recipe.base import Section
+from framework.recipe.model import DTYPES
 from framework.recipe.types import ImageRef, Name, PositiveInt, Quantity
+
+Format = Literal["onnx", "torchscript"]
+FORMATS: tuple[str, ...] = get_args(Format)
 
 
 class Resources(Section):
@@ -58,13 +68,28 @@ class VersionPolicy(Section):
 
 
 class _Serving(Section):
+    server_name: ClassVar[str]
+    """The server, as messages name it."""
+    quantizations: ClassVar[frozenset[str]] = frozenset({"none"})
+    """The values of model.quantization the server loads."""
+    reserved_ports: ClassVar[Mapping[int, str]] = MappingProxyType({})
+    """Ports the server opens besides `port`, with what each serves."""
+
     replicas: Replicas = Field(default_factory=Replicas, description="Replica count and autoscaling.")
     resources: Resources = Field(default_factory=Resources, description="Resources of one replica.")
     port: Annotated[int, Field(ge=1024, le=65535)] = Field(default=8000, description="HTTP port of the server.")
 
+    @classmethod
+    def backend_name(cls) -> str:
+        """The value of `backend` that selects this variant."""
+        return get_args(cls.model_fields["backend"].annotation)[0]
+
 
 class _TabularServing(_Serving):
-    format: Literal["onnx", "torchscript"] = Field(default="onnx", description="Exported model format.")
+    formats: ClassVar[tuple[str, ...]] = FORMATS
+    """The values of `format` the server loads."""
+
+    format: Format = Field(default="onnx", description="Exported model format.")
     max_batch_size: Annotated[int, Field(ge=0, le=65536)] = Field(
         default=8, description="Largest batch the server forms (0 disables batching)."
     )
@@ -78,6 +103,9 @@ class _TabularServing(_Serving):
 
 
 class TritonServing(_TabularServing):
+    server_name: ClassVar[str] = "Triton"
+    reserved_ports: ClassVar[Mapping[int, str]] = MappingProxyType({8001: "gRPC", 8002: "metrics"})
+
     backend: Literal["triton"] = Field(description="NVIDIA Triton Inference Server.")
     image: ImageRef = Field(
         default="nvcr.io/nvidia/tritonserver:25.10-py3", description="Triton server image."
@@ -92,6 +120,9 @@ class TritonServing(_TabularServing):
 
 
 class RayServeServing(_TabularServing):
+    server_name: ClassVar[str] = "Ray Serve"
+    formats: ClassVar[tuple[str, ...]] = ("onnx",)
+
     backend: Literal["ray_serve"] = Field(description="Ray Serve (RayService on clusters).")
     image: ImageRef = Field(default="rayproject/ray:2.60.0-py311-cpu", description="Ray image of the cluster.")
     max_ongoing_requests: Annotated[int, Field(ge=1, le=100000)] = Field(
@@ -102,14 +133,41 @@ class RayServeServing(_TabularServing):
 class _LlmServing(_Serving):
     """What every LLM server shares: GPUs per replica and tensor parallelism over them."""
 
+    dtypes: ClassVar[tuple[str, ...]] = DTYPES
+    """The values of model.dtype the server computes in."""
+    unsharded_quantizations: ClassVar[frozenset[str]] = frozenset()
+    """Quantizations the server cannot split over tensor_parallel_size > 1."""
+    vllm_plugins: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """Quantizations that vLLM loads only with a plugin, with the plugin (servers running vLLM)."""
+    plugin_free_images: ClassVar[tuple[str, ...]] = ()
+    """Repositories of images known to carry none of `vllm_plugins`."""
+
     resources: Resources = Field(
         default_factory=lambda: Resources(cpu="4", memory="24Gi", gpu=1),
         description="Resources of one replica; GPUs must cover tensor_parallel_size.",
     )
     tensor_parallel_size: Annotated[int, Field(ge=1, le=16)] = Field(default=1, description="GPUs one model is split over.")
 
+    @property
+    def context_limit(self) -> tuple[str, int | None]:
+        """The key that caps prompt + output of a request, and its value (None: model.max_model_len)."""
+        raise NotImplementedError
+
+
+# vLLM builds in awq, gptq and fp8 (and more the recipe does not offer); bitsandbytes and
+# gguf left its tree for plugins (vllm-bnb-plugin, vllm-gguf-plugin) before 0.29. The
+# images of the vLLM project and Ray carry vLLM without any plugin.
+# tests/targets/test_llm_servers.py checks these against the pinned vLLM's source.
+_VLLM_PLUGINS: Mapping[str, str] = MappingProxyType({"bitsandbytes": "vllm-bnb-plugin", "gguf": "vllm-gguf-plugin"})
+_PLUGIN_FREE_VLLM_IMAGES = ("vllm/vllm-openai", "rayproject/ray-llm")
+
 
 class VllmServing(_LlmServing):
+    server_name: ClassVar[str] = "vLLM"
+    quantizations: ClassVar[frozenset[str]] = frozenset({"none", "awq", "gptq", "fp8", "bitsandbytes", "gguf"})
+    vllm_plugins: ClassVar[Mapping[str, str]] = _VLLM_PLUGINS
+    plugin_free_images: ClassVar[tuple[str, ...]] = _PLUGIN_FREE_VLLM_IMAGES
+
     backend: Literal["vllm"] = Field(description="vLLM OpenAI-compatible server.")
     image: ImageRef = Field(default="vllm/vllm-openai:v0.33.0", description="vLLM server image.")
     gpu_memory_utilization: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
@@ -121,8 +179,19 @@ class VllmServing(_LlmServing):
     served_model_name: Name | None = Field(default=None, description="Model name clients ask for; default the recipe name.")
     max_num_seqs: Annotated[int, Field(ge=1, le=4096)] = Field(default=128, description="Sequences batched at once.")
 
+    @property
+    def context_limit(self) -> tuple[str, int | None]:
+        return "max_model_len", self.max_model_len
+
 
 class RayServeLlmServing(_LlmServing):
+    # Ray Serve LLM runs the vLLM that Ray pins, and downloads model.source as a Hub repo,
+    # which a single GGUF file is not.
+    server_name: ClassVar[str] = "Ray Serve LLM"
+    quantizations: ClassVar[frozenset[str]] = frozenset({"none", "awq", "gptq", "fp8", "bitsandbytes"})
+    vllm_plugins: ClassVar[Mapping[str, str]] = _VLLM_PLUGINS
+    plugin_free_images: ClassVar[tuple[str, ...]] = _PLUGIN_FREE_VLLM_IMAGES
+
     backend: Literal["ray_serve_llm"] = Field(
         description="Ray Serve LLM (`ray.serve.llm:build_openai_app`, vLLM inside) in a RayService."
     )
@@ -142,8 +211,20 @@ class RayServeLlmServing(_LlmServing):
         default=128, description="Requests a replica accepts at once (Ray Serve); autoscaling targets a share of it."
     )
 
+    @property
+    def context_limit(self) -> tuple[str, int | None]:
+        return "max_model_len", self.max_model_len
+
 
 class TgiServing(_LlmServing):
+    # TGI's --quantize values and --dtype (auto: the weights' own); exl2 weights load on one GPU.
+    server_name: ClassVar[str] = "TGI"
+    quantizations: ClassVar[frozenset[str]] = frozenset({
+        "none", "awq", "gptq", "fp8", "bitsandbytes", "bitsandbytes-nf4", "bitsandbytes-fp4", "eetq", "exl2", "marlin",
+    })
+    dtypes: ClassVar[tuple[str, ...]] = ("auto", "float16", "bfloat16")
+    unsharded_quantizations: ClassVar[frozenset[str]] = frozenset({"exl2"})
+
     backend: Literal["tgi"] = Field(description="Hugging Face Text Generation Inference (OpenAI-compatible /v1).")
     image: ImageRef = Field(
         default="ghcr.io/huggingface/text-generation-inference:3.3.5", description="TGI server image."
@@ -158,6 +239,14 @@ class TgiServing(_LlmServing):
         default=128, description="Requests a replica accepts at once; more are refused (429)."
     )
 
+    @property
+    def context_limit(self) -> tuple[str, int | None]:
+        return "max_total_tokens", self.max_total_tokens
+
+
+TABULAR_SERVING = (TritonServing, RayServeServing)
+LLM_SERVING = (VllmServing, TgiServing, RayServeLlmServing)
+SERVING_VARIANTS = TABULAR_SERVING + LLM_SERVING
 
 Serving = Annotated[
     Union[TritonServing, RayServeServing, VllmServing, TgiServing, RayServeLlmServing], Field(discriminator="backend")

@@ -167,13 +167,15 @@ def test_serve_sends_unversioned_requests_to_the_champion(project, model_repo):
 def test_serve_carries_on_a_canary_in_progress(project, model_repo):
     """A candidate neither promoted nor rejected (apply stopped mid-rollout): both versions
     load, the canary sends its recorded share to the candidate, the header forces it."""
-    import json
+    from framework import api
+    from framework.runtime.rollout import state as st
+    from framework.runtime.rollout.record import new_record
 
     shutil.copytree(model_repo, project / ".mlops" / "model_repository")
     _registry(project, champion="1", candidate="2")
-    record = project / ".mlops" / "rollouts" / "churn" / "dev.json"
-    record.parent.mkdir(parents=True)
-    record.write_text(json.dumps({"candidate": "2", "champion": "1", "status": "running", "weight": 25.0}))
+    record = new_record(api.load_recipe("churn", project=project).recipe, champion="1", candidate="2", model="churn")
+    record.step, record.weight = 2, 25.0
+    st.write_state(project / ".mlops" / "rollouts" / "churn" / "dev.json", record)
     port = free_port()
     process = _serve(project, port)
     try:

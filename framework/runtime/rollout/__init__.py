@@ -6,6 +6,8 @@
 * `traffic`: synthetic KServe v2 infer requests from validation rows.
 * `controller`: walks the strategy, then promotes (alias champion) or rolls back
   (alias rejected), recording it in `.mlops/rollouts/<recipe>/<env>.json` (`state`).
+* `record`: that record's model (`RolloutRecord`, schema_version 1), its one builder,
+  its JSON and its schema (schemas/runtime/rollout-record.schema.json).
 
 Nothing here imports mlflow, numpy-heavy or serving modules at package import.
 """

@@ -214,10 +214,10 @@ def rollout_on_cluster(
         if champion is None:
             st.promote_version(name, candidate, uri=uri)
             result = _record_only(recipe, path, None, candidate, "promoted", "promote",
-                                  [f"no champion yet: version {candidate} becomes the champion"])
+                                  [f"no champion yet: version {candidate} becomes the champion"], model=model)
         else:
             result = _record_only(recipe, path, champion, candidate, "unchanged", None,
-                                  [f"version {candidate} is already the champion"])
+                                  [f"version {candidate} is already the champion"], model=model)
         if say is not None:
             say(f"rollout {result.strategy}: {result.reasons[0]}")
         return result

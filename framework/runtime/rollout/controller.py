@@ -41,10 +41,10 @@ from typing import Any, Callable, Mapping
 from framework.errors import MlopsError, Problem
 from framework.runtime.rollout import state as st
 from framework.runtime.rollout.analysis import Verdict, analyse, bandit_verdict
+from framework.runtime.rollout.record import RolloutRecord, StepVerdict, WindowStats, new_record
 from framework.runtime.rollout.stats import Stats
 
 BANDIT_DRAWS = 200_000  # Monte Carlo draws behind the decision: a standard error under 0.12 points
-ADVANCE = "local: steps advance by request counts (analysis.min_requests per step), not by the recipe's durations"
 
 Traffic = Callable[..., Any]  # traffic(n, headers=None): send n requests, return once answered
 
@@ -103,28 +103,7 @@ class Controller:
         self.settle_s = settle_s
         self.on_event = on_event or (lambda line: None)
         self.sent = 0
-        steps = list(getattr(self.rollout, "steps", []) or [])
-        self.state: dict[str, Any] = {
-            "recipe": recipe.name,
-            "env": recipe.environment,
-            "registered_model": recipe.registered_model,
-            "model": self.model,
-            "strategy": self.rollout.strategy,
-            "champion": self.champion,
-            "candidate": self.candidate,
-            "status": "running",
-            "step": 0,
-            "steps": steps,
-            "weight": 0.0,
-            "verdicts": [],
-            "decision": None,
-            "decided_by": None,
-            "reasons": [],
-            "requests": 0,
-            "started_at": st.now(),
-            "finished_at": None,
-            "advance": ADVANCE,
-        }
+        self.state: RolloutRecord = new_record(recipe, champion=self.champion, candidate=self.candidate, model=self.model)
 
     # --- the walk ------------------------------------------------------------------
     def run(self) -> RolloutResult:
@@ -137,10 +116,10 @@ class Controller:
         return self._promote(["rollout direct: the candidate replaces the champion without analysis"])
 
     def _canary(self) -> RolloutResult:
-        steps = self.state["steps"]
+        steps = self.state.steps
         for number, weight in enumerate(steps, 1):
             self.router.set_weight(weight)
-            self.state.update(step=number, weight=float(weight))
+            self.state.step, self.state.weight = number, float(weight)
             st.write_state(self.state_path, self.state)
             verdict, stats = self._window(self.candidate, weight / 100.0)
             label = f"step {number}/{len(steps)} ({weight}%)"
@@ -150,7 +129,7 @@ class Controller:
         return self._promote([f"canary: all {len(steps)} steps passed"])
 
     def _shadow(self) -> RolloutResult:
-        self.state.update(step=1, weight=0.0)
+        self.state.step, self.state.weight = 1, 0.0
         mirror = self.rollout.mirror_percent / 100.0
         verdict, stats = self._window(self.candidate, mirror, min_agreement=self.rollout.min_agreement)
         self._record(verdict, stats, f"shadow ({self.rollout.mirror_percent:g}% mirrored)", step=1, weight=0.0)
@@ -159,11 +138,11 @@ class Controller:
         return self._promote([f"shadow: {r}" for r in verdict.reasons])
 
     def _bandit(self) -> RolloutResult:
-        self.state.update(step=1)
+        self.state.step = 1
         floor = max(self.rollout.min_percent / 100.0, 0.01)
         verdict, stats = self._window(self.candidate, floor, both_arms=True)
         weights = self.router.weights(self.model)
-        self.state["weight"] = round(weights.get(self.candidate, 0.0) * 100.0, 2)
+        self.state.weight = round(weights.get(self.candidate, 0.0) * 100.0, 2)
         health = verdict
         if health.passed:  # a failing (or starved) analysis rolls back before the posterior is asked
             p_better = self.router.prob_best(BANDIT_DRAWS, fresh=True)[self.candidate]
@@ -171,8 +150,8 @@ class Controller:
                                   self.router.rewards())
             # the posterior's line first: it decides; the passed checks follow unless it rolls back
             verdict = Verdict(call.passed, call.reasons + (health.reasons if call.passed is not False else []))
-        self._record(verdict, stats, f"bandit (candidate {self.state['weight']:g}% of traffic)", step=1,
-                     weight=self.state["weight"])
+        self._record(verdict, stats, f"bandit (candidate {self.state.weight:g}% of traffic)", step=1,
+                     weight=self.state.weight)
         reasons = [f"bandit: {r}" for r in verdict.reasons]
         if verdict.passed:
             return self._promote(reasons)
@@ -181,7 +160,7 @@ class Controller:
         return self._rollback(reasons)
 
     def _blue_green(self) -> RolloutResult:
-        self.state.update(step=1, weight=0.0)
+        self.state.step, self.state.weight = 1, 0.0
         header = self.rollout.header
         verdict, stats = self._window(self.candidate, 1.0, headers={header.name: header.value})
         self._record(verdict, stats, "blue/green preview", step=1, weight=0.0)
@@ -192,7 +171,7 @@ class Controller:
             reasons.append("auto_promote is false: run `mlops rollout promote` to switch")
             return self._finish("paused", None, reasons)
         self.router.switch()
-        self.state["weight"] = 100.0
+        self.state.weight = 100.0
         return self._promote([f"blue_green preview: {r}" for r in verdict.reasons])
 
     # --- one analysis window ---------------------------------------------------------
@@ -228,7 +207,7 @@ class Controller:
             self.traffic(n, headers)
             sent += n
             self.sent += n
-            self.state["requests"] = self.sent
+            self.state.requests = self.sent
             self._settle()
 
     def _settle(self) -> None:
@@ -242,17 +221,17 @@ class Controller:
             time.sleep(0.002)
 
     def _record(self, verdict: Verdict, stats: Stats, label: str, *, step: int, weight: float) -> None:
-        entry = {
-            "step": step,
-            "weight": weight,
-            "passed": verdict.passed,
-            "reasons": list(verdict.reasons),
-            "candidate": stats.to_dict(),
-            "champion": self.router.stats(self.champion).to_dict(),
-            "requests": self.sent,
-            "at": st.now(),
-        }
-        self.state["verdicts"].append(entry)
+        entry = StepVerdict(
+            step=step,
+            weight=float(weight),
+            passed=verdict.passed,
+            reasons=list(verdict.reasons),
+            candidate=WindowStats.of(stats),
+            champion=WindowStats.of(self.router.stats(self.champion)),
+            requests=self.sent,
+            at=st.now(),
+        )
+        self.state.verdicts.append(entry)
         st.write_state(self.state_path, self.state)
         self.on_event(f"rollout {label}: {st.verdict_text(verdict.passed, verdict.reasons)}")
 
@@ -262,7 +241,7 @@ class Controller:
         if hasattr(self.router, "set_weight"):
             self.router.set_weight(100.0)
         self.router.finish(self.candidate)
-        self.state["weight"] = 100.0
+        self.state.weight = 100.0
         return self._finish("promoted", "promote", reasons)
 
     def _rollback(self, reasons: list[str]) -> RolloutResult:
@@ -270,7 +249,7 @@ class Controller:
         if hasattr(self.router, "set_weight"):
             self.router.set_weight(0.0)
         self.router.finish(self.champion)
-        self.state["weight"] = 0.0
+        self.state.weight = 0.0
         return self._finish("rolled_back", "rollback", reasons)
 
     def _keep_champion(self, reasons: list[str]) -> RolloutResult:
@@ -279,13 +258,14 @@ class Controller:
         leave both commands nothing to act on), and the next apply moves it anyway."""
         st.mark_inconclusive(self.recipe.registered_model, self.candidate, uri=self.uri)
         self.router.finish(self.champion)
-        self.state["weight"] = 0.0
+        self.state.weight = 0.0
         return self._finish("inconclusive", "inconclusive", reasons)
 
     def _finish(self, status: str, decision: str | None, reasons: list[str]) -> RolloutResult:
-        self.state.update(status=status, decision=decision, reasons=reasons, requests=self.sent,
-                          decided_by="controller" if decision else None,
-                          finished_at=st.now() if decision else None)
+        state = self.state
+        state.status, state.decision, state.reasons, state.requests = status, decision, list(reasons), self.sent
+        state.decided_by = "controller" if decision else None
+        state.finished_at = st.now() if decision else None
         st.write_state(self.state_path, self.state)
         verb = {"promoted": f"promoted version {self.candidate} to champion",
                 "rolled_back": f"rolled back version {self.candidate}; champion stays version {self.champion}",
@@ -294,20 +274,18 @@ class Controller:
         self.on_event(f"rollout {self.rollout.strategy}: {verb}")
         return RolloutResult(
             self.recipe.name, self.recipe.environment, self.rollout.strategy, self.champion, self.candidate,
-            status, list(reasons), list(self.state["verdicts"]), self.sent, self.state_path,
+            status, list(reasons), [v.model_dump(mode="json") for v in self.state.verdicts], self.sent, self.state_path,
         )
 
 
 # --- the local rollout after apply --------------------------------------------------------
-def _record_only(recipe, state_path: Path, champion, candidate, status, decision, reasons) -> RolloutResult:
-    record = {
-        "recipe": recipe.name, "env": recipe.environment, "registered_model": recipe.registered_model,
-        "strategy": recipe.rollout.strategy, "champion": champion, "candidate": candidate, "status": status,
-        "step": 0, "steps": list(getattr(recipe.rollout, "steps", []) or []),
-        "weight": 100.0 if status == "promoted" else 0.0, "verdicts": [], "decision": decision,
-        "decided_by": "controller" if decision else None, "reasons": reasons, "requests": 0,
-        "started_at": st.now(), "finished_at": st.now(), "advance": ADVANCE,
-    }
+def _record_only(recipe, state_path: Path, champion, candidate, status, decision, reasons, *,
+                 model: str | None = None) -> RolloutResult:
+    """The record of a rollout with nothing to walk (no champion yet, or the candidate
+    already is it): decided at once, no traffic."""
+    record = new_record(recipe, champion=champion, candidate=candidate, model=model, status=status, decision=decision,
+                        decided_by="controller" if decision else None, reasons=reasons,
+                        weight=100.0 if status == "promoted" else 0.0, finished=True)
     st.write_state(state_path, record)
     return RolloutResult(recipe.name, recipe.environment, recipe.rollout.strategy, champion, candidate, status,
                          reasons, [], 0, state_path)
@@ -414,10 +392,10 @@ def rollout_local(
     if champion is None:
         st.promote_version(name, candidate, uri=uri)
         result = _record_only(recipe, path, None, candidate, "promoted", "promote",
-                              [f"no champion yet: version {candidate} becomes the champion"])
+                              [f"no champion yet: version {candidate} becomes the champion"], model=model_name(recipe))
     elif champion == candidate:
         result = _record_only(recipe, path, champion, candidate, "unchanged", None,
-                              [f"version {candidate} is already the champion"])
+                              [f"version {candidate} is already the champion"], model=model_name(recipe))
     elif recipe.rollout.strategy == "direct":
         router = make_router(recipe.rollout, model_name(recipe), champion, candidate, seed=seed)
         result = Controller(recipe, uri=uri, router=router, traffic=lambda n, h=None: None, champion=champion,

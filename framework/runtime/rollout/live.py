@@ -10,6 +10,9 @@ the rollout record (state.py).
 * Otherwise everything goes to the champion: also after a bandit that ended
   inconclusive, which keeps alias `candidate` for a decision by hand.
 * No champion, or its version not loaded: the newest loaded version.
+
+A rollout record that does not validate stops the plan with an MlopsError naming the
+file (state.read_record), rather than serving a guess.
 """
 
 from __future__ import annotations
@@ -58,13 +61,13 @@ def live_plan(recipe, state_dir: Path) -> LivePlan:
         strategy != "direct" and champion is not None and candidate is not None
         and candidate != champion and candidate != found[st.ALIAS_REJECTED]
     )
-    record = (st.read_state(st.state_path(state_dir, recipe.name, recipe.environment)) or {}) if in_progress else {}
-    if record.get("candidate") == candidate and record.get("status") == "inconclusive":
+    record = st.read_record(st.state_path(state_dir, recipe.name, recipe.environment)) if in_progress else None
+    about = record if record is not None and record.candidate == candidate else None  # this candidate's rollout
+    if about is not None and about.status == "inconclusive":
         in_progress = False  # the rollout ended: the champion stays until a person decides
     weight = 0.0
     if in_progress and strategy == "canary":
-        recorded = record.get("candidate") == candidate and record.get("weight") is not None
-        weight = float(record["weight"]) if recorded else float(recipe.rollout.steps[0])
+        weight = about.weight if about is not None else float(recipe.rollout.steps[0])
     return LivePlan(model_name(recipe), champion, candidate if in_progress else None, strategy, weight)
 
 

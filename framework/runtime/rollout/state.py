@@ -1,13 +1,21 @@
 """The rollout's record and the registry moves that end a rollout.
 
-Record: `<state_dir>/rollouts/<recipe>/<env>.json`, rewritten atomically (a hidden
+Record: `<state_dir>/rollouts/<recipe>/<env>.json`, a `record.RolloutRecord` (its JSON
+Schema: schemas/runtime/rollout-record.schema.json), rewritten atomically (a hidden
 file, then a rename) at the start, after each verdict and at the decision:
 
-    {"recipe", "env", "registered_model", "model", "strategy", "champion", "candidate",
+    {"schema_version": 1, "recipe", "env", "registered_model", "model", "strategy",
+     "champion", "candidate",
      "status": running | paused | promoted | rolled_back | inconclusive | unchanged,
      "step", "steps", "weight", "verdicts": [{step, weight, passed, reasons, candidate,
      champion, requests, at}], "decision": promote | rollback | inconclusive | null, "decided_by",
      "reasons", "requests", "started_at", "updated_at", "finished_at", "advance"}
+
+`read_record` reads it back through the model: a record that does not validate is an
+MlopsError naming the file (`mlops rollout status`, `mlops serve`); a rollout does not
+read the old record, it writes a new one, and a decision by hand replaces a record it
+cannot read (the aliases have moved by then). A record written before schema_version
+is read as version 1 (record.py says how).
 
 Registry (MLflow aliases of the registered model): promote points `champion` at the
 candidate (and clears `rejected` when it named it); roll back points `rejected` at the
@@ -19,12 +27,13 @@ version `mlops.rollout` = promoted | rejected | inconclusive.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+
+from framework.errors import MlopsError
+from framework.runtime.rollout.record import RolloutRecord, dump_record, load_record, new_record, now, parse_record
 
 ALIAS_CHAMPION = "champion"
 ALIAS_CANDIDATE = "candidate"
@@ -33,30 +42,31 @@ ALIASES = (ALIAS_CHAMPION, ALIAS_CANDIDATE, ALIAS_REJECTED)
 TAG_ROLLOUT = "mlops.rollout"
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def state_path(state_dir: Path, recipe_name: str, env: str) -> Path:
     safe = lambda s: re.sub(r"[^A-Za-z0-9_.-]", "_", s)  # noqa: E731 - names are DNS-like already
     return Path(state_dir) / "rollouts" / safe(recipe_name) / f"{safe(env)}.json"
 
 
+def read_record(path: Path) -> RolloutRecord | None:
+    """The record in `path`, validated; None when there is none; MlopsError (one line
+    naming the file) when it does not validate."""
+    return load_record(Path(path))
+
+
 def read_state(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return None  # a damaged record is replaced by the next rollout
+    """The record in `path` as plain JSON data (what `api.rollout_status` returns),
+    read through the model: None when there is none, MlopsError when it does not validate."""
+    record = read_record(path)
+    return None if record is None else record.model_dump(mode="json")
 
 
-def write_state(path: Path, state: dict[str, Any]) -> None:
+def write_state(path: Path, record: RolloutRecord) -> None:
+    """Stamp `updated_at` and write the record atomically, as deterministic JSON."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state["updated_at"] = now()
+    record.updated_at = now()
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial.write_text(dump_record(record), encoding="utf-8")
     os.replace(partial, path)
 
 
@@ -97,31 +107,28 @@ def mark_inconclusive(name: str, version: str, *, uri: str) -> None:
 
 
 __all__ = [
-    "state_path", "read_state", "write_state", "now", "aliases", "promote_version", "reject_version", "mark_inconclusive",
+    "state_path", "read_record", "read_state", "write_state", "now", "record_manual", "describe", "verdict_text", "aliases", "promote_version", "reject_version", "mark_inconclusive",
     "ALIAS_CHAMPION", "ALIAS_CANDIDATE", "ALIAS_REJECTED", "TAG_ROLLOUT",
 ]
 
 
-def record_manual(path: Path, recipe, champion: str | None, candidate: str, action: str) -> dict[str, Any]:
+def record_manual(path: Path, recipe, champion: str | None, candidate: str, action: str) -> RolloutRecord:
     """Record a decision taken by hand (`mlops rollout promote|rollback`) in the rollout's
-    state file: the existing record when it is about this candidate, else a new one."""
-    record = read_state(path)
-    if record is None or record.get("candidate") != candidate:
-        record = {
-            "recipe": recipe.name, "env": recipe.environment, "registered_model": recipe.registered_model,
-            "strategy": recipe.rollout.strategy, "champion": champion, "candidate": candidate,
-            "step": 0, "steps": list(getattr(recipe.rollout, "steps", []) or []), "weight": 0.0,
-            "verdicts": [], "requests": 0, "started_at": now(),
-        }
+    state file: the existing record when it is about this candidate, else a new one (also
+    in place of a record that does not validate: the aliases have moved already)."""
+    try:
+        record = read_record(path)
+    except MlopsError:
+        record = None
+    if record is None or record.candidate != str(candidate):
+        record = new_record(recipe, champion=champion, candidate=candidate)
     promoted = action == "promote"
-    record.update(
-        status="promoted" if promoted else "rolled_back",
-        decision=action,
-        decided_by=f"mlops rollout {action}",
-        weight=100.0 if promoted else 0.0,
-        reasons=[f"{'promoted' if promoted else 'rolled back'} by hand"],
-        finished_at=now(),
-    )
+    record.status = "promoted" if promoted else "rolled_back"
+    record.decision = action
+    record.decided_by = f"mlops rollout {action}"
+    record.weight = 100.0 if promoted else 0.0
+    record.reasons = [f"{'promoted' if promoted else 'rolled back'} by hand"]
+    record.finished_at = now()
     write_state(path, record)
     return record
 
@@ -134,27 +141,27 @@ def verdict_text(passed: bool | None, reasons: list[str]) -> str:
     return text if text.startswith(f"{outcome}:") else f"{outcome}: {text}"
 
 
-def describe(record: dict[str, Any] | None) -> list[str]:
-    """`mlops rollout status` lines for a state file's record."""
+def describe(record: RolloutRecord | Mapping[str, Any] | None, source: Path | str = "rollout record") -> list[str]:
+    """`mlops rollout status` lines for a state file's record (the model, or its JSON
+    data as `read_state` gives it)."""
     if record is None:
         return ["rollout:   none recorded"]
-    strategy, status = record.get("strategy", "?"), record.get("status", "?")
-    weight = f"candidate weight {float(record.get('weight') or 0.0):g}%"
-    steps = record.get("steps") or []
-    if strategy == "canary" and steps:
-        where = f"step {record.get('step', 0)} of {len(steps)}, {weight}"
+    if not isinstance(record, RolloutRecord):
+        record = parse_record(dict(record), source)
+    weight = f"candidate weight {record.weight:g}%"
+    if record.strategy == "canary" and record.steps:
+        where = f"step {record.step} of {len(record.steps)}, {weight}"
     else:
         where = weight
-    lines = [f"rollout:   {strategy}, {where}, {status}"]
-    verdicts = record.get("verdicts") or []
-    if verdicts:
-        last = verdicts[-1]
-        lines.append(f"verdict:   step {last.get('step')} {verdict_text(last.get('passed'), last.get('reasons') or [])}")
+    lines = [f"rollout:   {record.strategy}, {where}, {record.status}"]
+    if record.verdicts:
+        last = record.verdicts[-1]
+        lines.append(f"verdict:   step {last.step} {verdict_text(last.passed, last.reasons)}")
     else:
         lines.append("verdict:   none")
-    if record.get("decision"):
-        lines.append(f"decision:  {record['decision']} by {record.get('decided_by')} at {record.get('finished_at')}")
-        if record["decision"] == "inconclusive":
+    if record.decision:
+        lines.append(f"decision:  {record.decision} by {record.decided_by} at {record.finished_at}")
+        if record.decision == "inconclusive":
             lines.append("           the champion stays; `mlops rollout promote|rollback` decides by hand")
     else:
         lines.append("decision:  none yet")
