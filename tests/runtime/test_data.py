@@ -6,6 +6,7 @@ reads it because its `data.source.uri` is relative and `root` is tmp_path.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import types
@@ -138,8 +139,8 @@ def test_file_uri(tmp_path, churn):
 
 def test_remote_uri_without_fsspec_says_what_to_install(monkeypatch):
     recipe = api.load_recipe("churn", project=REPO, overrides=["data.source.uri=s3://bucket/churn.csv"]).recipe
-    real = rd.importlib.util.find_spec
-    monkeypatch.setattr(rd.importlib.util, "find_spec", lambda name, *a: None if name == "fsspec" else real(name, *a))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fsspec" else real(name, *a))
     with pytest.raises(DataError, match=r"s3://bucket/churn\.csv: data\.source\.uri: .*needs fsspec and s3fs: "
                                         r"pip install fsspec s3fs"):
         rd.load_table(recipe, REPO)
@@ -153,8 +154,8 @@ def test_remote_uri_without_its_filesystem_says_what_to_install(monkeypatch):
     fake = types.ModuleType("fsspec")
     fake.get_filesystem_class = missing
     monkeypatch.setitem(sys.modules, "fsspec", fake)
-    real = rd.importlib.util.find_spec
-    monkeypatch.setattr(rd.importlib.util, "find_spec", lambda name, *a: object() if name == "fsspec" else real(name, *a))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "fsspec" else real(name, *a))
     recipe = api.load_recipe("churn", project=REPO, overrides=["data.source.uri=s3://bucket/churn.csv"]).recipe
     with pytest.raises(DataError, match=r"reading s3:// URIs needs s3fs: pip install s3fs"):
         rd.load_table(recipe, REPO)

@@ -1,6 +1,6 @@
-"""Data for apply: load `data.source`, check `data.expectations`, report (the split is
-in splitting.py; the target and null checks every recipe gets, in data_target.py and
-data_nulls.py).
+"""Data for apply: check `data.expectations` and run the data step (loading is in
+data_source.py, the report in data_report.py, the split in splitting.py; the target and
+null checks every recipe gets, in data_target.py and data_nulls.py).
 
 Everything a person reads (terminal table, JSON, HTML, error lines) comes from the same
 `CheckResult`s, so the three never disagree. pandas is imported at module level: this is
@@ -9,279 +9,17 @@ the runtime, not the import-light core; torch, ray and mlflow stay out of this m
 
 from __future__ import annotations
 
-import html
-import importlib.util
-import json
 import numbers
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pandas as pd
 
-from framework.errors import Location, MlopsError, Problem
-from framework.recipe.suggest import did_you_mean
-
-REPORT_JSON = "data_report.json"
-REPORT_HTML = "data_report.html"
-MAX_EXAMPLES = 3  # examples of offending values shown per failed check
-
-# fsspec names the package in its ImportError, but not every version does; these are the
-# usual ones, so the error can always say what to install.
-_FSSPEC_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs",
-                    "abfs": "adlfs", "abfss": "adlfs", "hf": "huggingface_hub", "http": "aiohttp",
-                    "https": "aiohttp"}
-
-# Fixed check order: the report reads (and diffs) the same every run.
-COLUMN_CHECKS = ("not_null", "max_null_fraction", "min", "max", "in_set", "unique")
-TABLE_CHECKS = ("min_rows", "max_duplicate_fraction", "min_class_fraction")
-# What the model needs of the data whatever the expectations say (data_target.py,
-# data_nulls.py); each is reported under the `data.<check>` key it concerns.
-DATA_CHECKS = ("target", "features", "missing")
-
-
-class DataError(MlopsError):
-    """The data could not be read, failed its expectations, or cannot be split."""
-
-
-# ---------------------------------------------------------------- loading
-
-
-def _resolve(uri: str, root: Path) -> tuple[str, str | Path]:
-    """(scheme, path or URL): local files become Paths, everything else stays a URL."""
-    parsed = urlparse(uri)
-    scheme = parsed.scheme.lower()
-    if scheme == "file":
-        # file:///abs and file://localhost/abs are absolute; file://data/x.csv is read as the
-        # relative path people mean when they write it.
-        host = "" if parsed.netloc in ("", "localhost") else parsed.netloc
-        path = Path(unquote(host + parsed.path) if host else unquote(parsed.path))
-        return "", path if path.is_absolute() else root / path
-    if len(scheme) <= 1:  # no scheme (or a Windows drive letter): a path
-        path = Path(uri)
-        return "", path if path.is_absolute() else root / path
-    return scheme, uri
-
-
-def _check_remote_support(scheme: str, uri: str, key: str = "data.source") -> None:
-    """A clear error naming the package to install, before pandas fails obscurely."""
-    wanted = _FSSPEC_PACKAGES.get(scheme)
-    if importlib.util.find_spec("fsspec") is None:
-        extra = f" and {wanted}" if wanted else ""
-        raise DataError([Problem(Location(uri), f"{key}.uri",
-                                 f"reading {scheme}:// URIs needs fsspec{extra}: pip install fsspec{extra.replace(' and', '')}")])
-    import fsspec
-
-    try:
-        fsspec.get_filesystem_class(scheme)
-    except ImportError:
-        package = wanted or f"the fsspec implementation of {scheme}://"
-        raise DataError([Problem(Location(uri), f"{key}.uri",
-                                 f"reading {scheme}:// URIs needs {package}: pip install {package}")]) from None
-    except ValueError:
-        raise DataError([Problem(Location(uri), f"{key}.uri",
-                                 f"unknown URI scheme '{scheme}://'; use a path, file://, s3:// or gs://")]) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-def load_table(recipe: Any, root: Path, source: Any = None, key: str = "data.source") -> pd.DataFrame:
-    """Read `data.source` (or `source`, any object with `uri` and `format`, named `key` in
-    errors: `evaluation.dataset`) and return its recipe columns (features, target,
-    extra_columns) in that order.
-
-    Only the recipe's columns are kept so every later step (checks, duplicates, split,
-    training) sees the same table whatever else the file carries.
-    """
-    data = recipe.data
-    if data is None:
-        raise DataError([Problem(None, "data", "the recipe has no data section to load")])
-    own_source = source is None  # data.source: its report counts the text read as null
-    source = source if source is not None else data.source
-    uri, fmt = source.uri, source.format
-    where = Location(uri)
-    scheme, target = _resolve(uri, Path(root))
-    if scheme:
-        _check_remote_support(scheme, uri, key)
-    elif not target.exists():
-        parent = target.parent
-        near = did_you_mean(target.name, (p.name for p in parent.iterdir())) if parent.is_dir() else ""
-        raise DataError([Problem(where, f"{key}.uri", f"no such file: {target}{near}")])
-    elif target.is_dir():
-        raise DataError([Problem(where, f"{key}.uri", f"{target} is a directory, not a {fmt} file")])
-    try:
-        df = pd.read_csv(target) if fmt == "csv" else pd.read_parquet(target)
-    except FileNotFoundError:
-        raise DataError([Problem(where, f"{key}.uri", f"no such file: {target}")]) from None
-    except Exception as exc:  # pandas/pyarrow raise many types; all mean "not readable as fmt"
-        raise DataError([Problem(where, key, f"cannot read as {fmt}: {_first_line(exc)}")]) from None
-    df.columns = [str(c) for c in df.columns]  # parquet may carry non-string names
-
-    present = list(df.columns)
-    problems = []
-    for column_key, columns in (("data.features", data.features), ("data.target", [data.target]),
-                                ("data.extra_columns", data.extra_columns)):
-        for column in columns:
-            if column not in present:
-                problems.append(Problem(where, column_key, f"column '{column}' is not in {uri}"
-                                        f"{did_you_mean(column, present)}; it has: {', '.join(present) or '(none)'}"))
-    if problems:
-        raise DataError(problems)
-    table = df[data.columns()]
-    if fmt == "csv" and own_source:
-        from framework.runtime.training.data_nulls import NULL_TEXT, null_text
-
-        table.attrs[NULL_TEXT] = null_text(target, df, data.features)
-    return table
-
-
-# ---------------------------------------------------------------- results and report
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One expectation checked: `scope` is "table" or the column's name."""
-
-    scope: str
-    check: str
-    expected: str
-    observed: str
-    passed: bool
-
-    @property
-    def key(self) -> str:
-        """The recipe key that configured the check (what an error line names)."""
-        if self.check in DATA_CHECKS:
-            return f"data.{self.check}"
-        if self.scope == "table":
-            return f"data.expectations.table.{self.check}"
-        return f"data.expectations.columns.{self.scope}.{self.check}"
-
-    @property
-    def message(self) -> str:
-        """An error line after its key: a data check's observation is already a sentence."""
-        if self.check in DATA_CHECKS:
-            return self.observed
-        return f"expected {self.expected}, observed {self.observed}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, **asdict(self)}
-
-
-@dataclass
-class DataReport:
-    """Every configured check of one table, in the recipe's column order then table checks,
-    then (`check_table`) the data checks; `nulls`: per feature, its nulls and what fills them."""
-
-    source: str
-    rows: int
-    columns: list[str]
-    results: list[CheckResult] = field(default_factory=list)
-    nulls: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return all(r.passed for r in self.results)
-
-    @property
-    def failures(self) -> list[CheckResult]:
-        return [r for r in self.results if not r.passed]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "rows": self.rows,
-            "columns": list(self.columns),
-            "passed": self.passed,
-            "checks": len(self.results),
-            "failed": len(self.failures),
-            "results": [r.to_dict() for r in self.results],
-            "nulls": [dict(n) for n in self.nulls],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DataReport:
-        fields = ("scope", "check", "expected", "observed", "passed")
-        return cls(d["source"], d["rows"], list(d["columns"]),
-                   [CheckResult(**{k: r[k] for k in fields}) for r in d["results"]],
-                   [dict(n) for n in d.get("nulls", [])])
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-    def to_html(self) -> str:
-        e = html.escape
-        status = "passed" if self.passed else f"FAILED ({len(self.failures)} of {len(self.results)} checks)"
-        rows = "\n".join(
-            f'<tr class="{"pass" if r.passed else "fail"}"><td>{e(r.key)}</td><td>{e(r.expected)}</td>'
-            f'<td>{e(r.observed)}</td><td>{"pass" if r.passed else "FAIL"}</td></tr>'
-            for r in self.results
-        )
-        # Self-contained: inline CSS, no scripts or external assets (CI artifacts open offline).
-        return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>data report: {e(self.source)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
-th {{ background: #eee; }}
-tr.pass td:last-child {{ color: #176f2c; font-weight: bold; }}
-tr.fail {{ background: #fde8e8; }}
-tr.fail td:last-child {{ color: #b3261e; font-weight: bold; }}
-.summary.pass {{ color: #176f2c; }} .summary.fail {{ color: #b3261e; }}
-</style></head>
-<body>
-<h1>Data report</h1>
-<p>source <code>{e(self.source)}</code>: {self.rows} rows, {len(self.columns)} columns</p>
-<p class="summary {"pass" if self.passed else "fail"}">{e(status)}</p>
-<table>
-<thead><tr><th>check</th><th>expected</th><th>observed</th><th>result</th></tr></thead>
-<tbody>
-{rows}
-</tbody>
-</table>
-</body></html>
-"""
-
-    def write(self, directory: Path) -> tuple[Path, Path]:
-        """Write data_report.json and data_report.html into `directory` (created if needed)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        json_path, html_path = directory / REPORT_JSON, directory / REPORT_HTML
-        json_path.write_text(self.to_json(), encoding="utf-8")
-        html_path.write_text(self.to_html(), encoding="utf-8")
-        return json_path, html_path
-
-    def to_markdown(self) -> str:
-        """The report as a GitHub job summary: a status line and one row per check."""
-        from framework.runtime.github_actions import markdown_table
-
-        status = "passed" if self.passed else f"**FAILED** ({len(self.failures)} of {len(self.results)} checks)"
-        rows = [(f"`{r.key}`", r.expected, r.observed, "pass" if r.passed else "**FAIL**") for r in self.results]
-        return (f"### Data report: `{self.source}`\n\n{self.rows} rows, {len(self.columns)} columns: {status}\n\n"
-                + markdown_table(("check", "expected", "observed", "result"), rows))
-
-    def rich_table(self):
-        """A rich Table for the terminal. Cells are Text, so values like '[x]' are not markup."""
-        from rich.table import Table
-        from rich.text import Text
-
-        verdict = "passed" if self.passed else f"{len(self.failures)} of {len(self.results)} checks failed"
-        table = Table(title=f"data checks: {self.source} ({self.rows} rows) - {verdict}", title_justify="left")
-        table.add_column("check", no_wrap=True)  # keys are what people grep for: keep them whole
-        for name in ("expected", "observed", "result"):
-            table.add_column(name, overflow="fold")
-        for r in self.results:
-            table.add_row(Text(r.key), Text(r.expected), Text(r.observed),
-                          Text("pass", style="green") if r.passed else Text("FAIL", style="bold red"))
-        return table
-
+from framework.errors import Location, Problem
+from framework.runtime.training.data_report import COLUMN_CHECKS, MAX_EXAMPLES, CheckResult, DataError, DataReport
+from framework.runtime.training.data_source import load_table
 
 # ---------------------------------------------------------------- checks
 
@@ -503,7 +241,7 @@ def raise_for_failures(report: DataReport, source: str | Location | None = None)
 def check_table(recipe: Any, df: pd.DataFrame) -> DataReport:
     """The report apply and check-data write: data.expectations, then what the model needs
     of the data (the target, data_target.py) and each feature's nulls (data_nulls.py)."""
-    from framework.runtime.training import data_nulls, data_target# they build on this module's CheckResult
+    from framework.runtime.training import data_nulls, data_target  # they build on this module's CheckResult
 
     report = check_expectations(recipe, df)
     report.results += data_target.target_results(recipe, df)
