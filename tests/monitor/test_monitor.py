@@ -139,7 +139,7 @@ def _serve_rows(applied: Path, rows: pd.DataFrame) -> str:
     import urllib.request
 
     from framework import api
-    from framework.runtime.monitor.reference import load
+    from framework.runtime.training.reference import load
     from framework.runtime.rollout.traffic import send_infer_requests
     from framework.runtime.serving.host import EmbeddedServer, build_app
 

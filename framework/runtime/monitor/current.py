@@ -24,7 +24,7 @@ import pandas as pd
 
 from framework.errors import Location, MlopsError, Problem
 from framework.runtime.training.features import category_key
-from framework.runtime.monitor.reference import Reference
+from framework.runtime.training.reference import Reference
 
 NO_CATEGORY = None  # a one-hot row with no column set: a null or unseen category
 

@@ -49,7 +49,7 @@ def monitor(
     from framework.recipe.types import duration_seconds
     from framework.runtime.monitor import actions, report
     from framework.runtime.monitor import current as current_data
-    from framework.runtime.monitor import reference as references
+    from framework.runtime.training import reference as references
     from framework.runtime.monitor.drift import detect
 
     settings = recipe.monitoring.drift

@@ -9,88 +9,28 @@ the runtime, not the import-light core; torch, ray and mlflow stay out of this m
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from framework.errors import Location, Problem
-from framework.runtime.training.data_report import COLUMN_CHECKS, MAX_EXAMPLES, CheckResult, DataError, DataReport
+from framework.runtime.training import data_nulls, data_target
+from framework.runtime.training.data_report import COLUMN_CHECKS, CheckResult, DataError, DataReport
+from framework.runtime.training.data_values import (
+    MAX_EXAMPLES,
+    examples_text,
+    is_in_set,
+    number_text,
+    observed_number_text,
+    percent_text,
+    rows_text,
+    value_text,
+)
 from framework.runtime.training.data_source import load_table
 
 # ---------------------------------------------------------------- checks
-
-
-def _num(x: Any) -> str:
-    """Bounds and observed numbers as a person writes them: 500 not 500.0, 612.5 as is."""
-    if isinstance(x, (bool, np.bool_)):
-        return str(bool(x)).lower()
-    if isinstance(x, numbers.Integral):
-        return str(int(x))
-    if isinstance(x, numbers.Real):
-        f = float(x)
-        return str(int(f)) if f.is_integer() and abs(f) < 1e15 else repr(f)
-    return repr(x)
-
-
-def _observed_num(x: Any, series: pd.Series) -> str:
-    """Observed values keep the column's kind: a float column shows 612.0, an int one 612."""
-    if pd.api.types.is_float_dtype(series):
-        return repr(float(x))
-    return _num(x)
-
-
-def _pct(fraction: float) -> str:
-    pct = 100.0 * fraction
-    if pct == 0:
-        return "0%"
-    text = f"{pct:.2f}".rstrip("0").rstrip(".") if pct >= 0.01 else f"{pct:.2g}"
-    return f"{text}%"
-
-
-def _rows(n: int) -> str:
-    return f"{n} row" if n == 1 else f"{n} rows"
-
-
-def _value(v: Any) -> str:
-    """A value quoted the way the recipe would write it: strings quoted, numbers bare."""
-    if isinstance(v, str):
-        return repr(v)
-    return _num(v) if isinstance(v, numbers.Number) else repr(v)
-
-
-def _examples(counts: pd.Series) -> str:
-    """"'weekly' (12 rows), 'daily' (2 rows)" for the most frequent offending values."""
-    # Most frequent first, then by text, so the examples are the same every run.
-    items = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
-    shown = ", ".join(f"{_value(v)} ({_rows(int(n))})" for v, n in items[:MAX_EXAMPLES])
-    more = len(items) - MAX_EXAMPLES
-    return shown + (f" and {more} more" if more > 0 else "")
-
-
-def _canon(v: Any) -> str:
-    """A value as text for in_set: 1, 1.0 and '1' are equal; true and True are equal."""
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v)).lower()
-    if isinstance(v, numbers.Number):
-        return _num(v)
-    return str(v)
-
-
-def _in_set(values: pd.Series, allowed: list) -> pd.Series:
-    """Mask of allowed non-null values.
-
-    A numeric column against an all-numeric set compares numbers (so [0, 1] fits an int
-    column, and the float column pandas makes of an int column with gaps). Otherwise both
-    sides compare as text, so a recipe's [1, 2] matches a column read as '1', '2'.
-    """
-    if pd.api.types.is_numeric_dtype(values) and all(isinstance(v, numbers.Number) for v in allowed):
-        return values.isin(allowed)
-    texts = {_canon(v) for v in allowed}
-    return values.map(lambda v: _canon(v) in texts)
 
 
 def _column_results(column: str, series: pd.Series | None, exp: Any, rows: int) -> list[CheckResult]:
@@ -108,7 +48,7 @@ def _column_results(column: str, series: pd.Series | None, exp: Any, rows: int) 
         return results
 
     nulls = int(series.isna().sum())
-    null_text = f"{_rows(nulls).replace('row', 'null')} ({_pct(nulls / rows if rows else 0.0)})"
+    null_text = f"{rows_text(nulls).replace('row', 'null')} ({percent_text(nulls / rows if rows else 0.0)})"
     present = series.dropna()
     for check in configured:
         expected = _expected(check, exp)
@@ -120,7 +60,7 @@ def _column_results(column: str, series: pd.Series | None, exp: Any, rows: int) 
             numeric = pd.to_numeric(present, errors="coerce")
             bad_text = present[numeric.isna()]
             if len(bad_text):
-                add(check, expected, f"not numeric: {_examples(bad_text.value_counts())}", False)
+                add(check, expected, f"not numeric: {examples_text(bad_text.value_counts())}", False)
                 continue
             if numeric.empty:
                 add(check, expected, "no values", True)  # nothing to bound; not_null catches emptiness
@@ -133,14 +73,14 @@ def _column_results(column: str, series: pd.Series | None, exp: Any, rows: int) 
                 extreme, outside = numeric.max(), numeric > bound
                 op = ">"
             n_out = int(outside.sum())
-            observed = f"{check} {_observed_num(extreme, series)}"
+            observed = f"{check} {observed_number_text(extreme, series)}"
             if n_out:
-                observed += f" {op} {_num(bound)} ({_rows(n_out)})"
+                observed += f" {op} {number_text(bound)} ({rows_text(n_out)})"
             add(check, expected, observed, n_out == 0)
         elif check == "in_set":
-            bad = present[~_in_set(present, exp.in_set).to_numpy(dtype=bool)]
+            bad = present[~is_in_set(present, exp.in_set).to_numpy(dtype=bool)]
             if len(bad):
-                add(check, expected, f"unexpected values: {_examples(bad.value_counts())}", False)
+                add(check, expected, f"unexpected values: {examples_text(bad.value_counts())}", False)
             else:
                 add(check, expected, f"{present.nunique()} distinct values, all allowed", True)
         elif check == "unique":
@@ -149,7 +89,7 @@ def _column_results(column: str, series: pd.Series | None, exp: Any, rows: int) 
             repeated = counts[counts > 1]
             if len(repeated):
                 add(check, expected, f"{len(repeated)} repeated {'value' if len(repeated) == 1 else 'values'}: "
-                    f"{_examples(repeated)}", False)
+                    f"{examples_text(repeated)}", False)
             else:
                 add(check, expected, f"{len(present)} distinct values", True)
     return results
@@ -159,21 +99,21 @@ def _expected(check: str, exp: Any) -> str:
     if check == "not_null":
         return "no nulls"
     if check == "max_null_fraction":
-        return f"<= {_pct(exp.max_null_fraction)} nulls"
+        return f"<= {percent_text(exp.max_null_fraction)} nulls"
     if check == "min":
-        return f">= {_num(exp.min)}"
+        return f">= {number_text(exp.min)}"
     if check == "max":
-        return f"<= {_num(exp.max)}"
+        return f"<= {number_text(exp.max)}"
     if check == "in_set":
-        return "one of " + ", ".join(_value(v) for v in exp.in_set)
+        return "one of " + ", ".join(value_text(v) for v in exp.in_set)
     if check == "unique":
         return "no repeated values"
     if check == "min_rows":
-        return f">= {_rows(exp.min_rows)}"
+        return f">= {rows_text(exp.min_rows)}"
     if check == "max_duplicate_fraction":
-        return f"<= {_pct(exp.max_duplicate_fraction)} duplicate rows"
+        return f"<= {percent_text(exp.max_duplicate_fraction)} duplicate rows"
     if check == "min_class_fraction":
-        return f"every class >= {_pct(exp.min_class_fraction)} of rows"
+        return f"every class >= {percent_text(exp.min_class_fraction)} of rows"
     raise AssertionError(check)
 
 
@@ -181,14 +121,14 @@ def _table_results(table: Any, df: pd.DataFrame, target: str) -> list[CheckResul
     rows = len(df)
     results = []
     if table.min_rows is not None:
-        results.append(CheckResult("table", "min_rows", _expected("min_rows", table), _rows(rows),
+        results.append(CheckResult("table", "min_rows", _expected("min_rows", table), rows_text(rows),
                                    rows >= table.min_rows))
     if table.max_duplicate_fraction is not None:
         # A duplicate is a full row equal to an earlier one (the first copy is not counted).
         dups = int(df.duplicated(keep="first").sum()) if rows else 0
         fraction = dups / rows if rows else 0.0
         results.append(CheckResult("table", "max_duplicate_fraction", _expected("max_duplicate_fraction", table),
-                                   f"{dups} duplicate {'row' if dups == 1 else 'rows'} ({_pct(fraction)})",
+                                   f"{dups} duplicate {'row' if dups == 1 else 'rows'} ({percent_text(fraction)})",
                                    fraction <= table.max_duplicate_fraction))
     if table.min_class_fraction is not None:
         expected = _expected("min_class_fraction", table)
@@ -203,12 +143,12 @@ def _table_results(table: Any, df: pd.DataFrame, target: str) -> list[CheckResul
             if len(rare):
                 items = sorted(rare.items(), key=lambda kv: (kv[1], str(kv[0])))[:MAX_EXAMPLES]
                 observed = "rare classes: " + ", ".join(
-                    f"{_value(c)} {_pct(n / len(labels))} ({_rows(int(n))})" for c, n in items)
+                    f"{value_text(c)} {percent_text(n / len(labels))} ({rows_text(int(n))})" for c, n in items)
                 if len(rare) > MAX_EXAMPLES:
                     observed += f" and {len(rare) - MAX_EXAMPLES} more"
             else:
                 c, n = sorted(counts.items(), key=lambda kv: (kv[1], str(kv[0])))[0]
-                observed = f"smallest class {_value(c)}: {_pct(n / len(labels))} ({_rows(int(n))})"
+                observed = f"smallest class {value_text(c)}: {percent_text(n / len(labels))} ({rows_text(int(n))})"
             results.append(CheckResult("table", "min_class_fraction", expected, observed, not len(rare)))
     return results
 
@@ -241,8 +181,6 @@ def raise_for_failures(report: DataReport, source: str | Location | None = None)
 def check_table(recipe: Any, df: pd.DataFrame) -> DataReport:
     """The report apply and check-data write: data.expectations, then what the model needs
     of the data (the target, data_target.py) and each feature's nulls (data_nulls.py)."""
-    from framework.runtime.training import data_nulls, data_target  # they build on this module's CheckResult
-
     report = check_expectations(recipe, df)
     report.results += data_target.target_results(recipe, df)
     counts = data_nulls.null_counts(recipe, df)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from framework.runtime.training.data import CheckResult, _rows
+from framework.runtime.training.data_report import CheckResult
+from framework.runtime.training.data_values import rows_text
 
 # DataFrame.attrs key load_table sets: {column: {text: rows}} of the nulls a CSV spelled out.
 NULL_TEXT = "mlops.null_text"
@@ -84,12 +85,12 @@ def null_results(recipe: Any, counts: list[NullCount]) -> list[CheckResult]:
         if c.nulls == c.rows:
             results.append(CheckResult(
                 c.column, "features", "a value in some row of every feature",
-                f"'{c.column}' is null in all {_rows(c.rows)}{c.spelled()}: there is nothing to learn from or "
+                f"'{c.column}' is null in all {rows_text(c.rows)}{c.spelled()}: there is nothing to learn from or "
                 "impute with; fix the data or drop it from data.features", False))
         elif missing == "error":
             results.append(CheckResult(
                 c.column, "missing", "no nulls in features (data.missing: error)",
-                f"'{c.column}' has {c.nulls} {'null' if c.nulls == 1 else 'nulls'} in {_rows(c.rows)}{c.spelled()} "
+                f"'{c.column}' has {c.nulls} {'null' if c.nulls == 1 else 'nulls'} in {rows_text(c.rows)}{c.spelled()} "
                 "and data.missing is error: fill them in the data, or set data.missing: impute", False))
         else:
             results.append(CheckResult(

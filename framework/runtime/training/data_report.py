@@ -15,7 +15,6 @@ from framework.errors import MlopsError
 
 REPORT_JSON = "data_report.json"
 REPORT_HTML = "data_report.html"
-MAX_EXAMPLES = 3  # examples of offending values shown per failed check
 
 # Fixed check order: the report reads (and diffs) the same every run.
 COLUMN_CHECKS = ("not_null", "max_null_fraction", "min", "max", "in_set", "unique")

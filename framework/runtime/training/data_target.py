@@ -12,7 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from framework.runtime.training.data import MAX_EXAMPLES, CheckResult, _canon, _examples, _in_set, _num, _rows, _value
+from framework.runtime.training.data_report import CheckResult
+from framework.runtime.training.data_values import MAX_EXAMPLES, canonical, examples_text, is_in_set, number_text, rows_text, value_text
 
 
 def target_results(recipe: Any, df: pd.DataFrame) -> list[CheckResult]:
@@ -22,7 +23,7 @@ def target_results(recipe: Any, df: pd.DataFrame) -> list[CheckResult]:
         return []
     nulls = int(df[data.target].isna().sum())
     if nulls:  # a row without a target can neither train nor be scored
-        observed = (f"'{data.target}' is null in {nulls} of {_rows(len(df))}: drop those rows or fill the target "
+        observed = (f"'{data.target}' is null in {nulls} of {rows_text(len(df))}: drop those rows or fill the target "
                     "(data.missing fills features only)")
         return [CheckResult(data.target, "target", "a value in every row", observed, False)]
     if task == "regression":
@@ -35,20 +36,20 @@ def target_results(recipe: Any, df: pd.DataFrame) -> list[CheckResult]:
 def _classes(target: str, series: pd.Series, rows: int, wanted: int, in_set: list | None) -> CheckResult:
     present = series.dropna()
     if in_set is not None:
-        present = present[_in_set(present, in_set).to_numpy(dtype=bool)]
+        present = present[is_in_set(present, in_set).to_numpy(dtype=bool)]
     counts = present.value_counts()
     found = [c for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))]
     n = len(found)
-    shown = ", ".join(_value(c) for c in found[:MAX_EXAMPLES]) + (f" and {n - MAX_EXAMPLES} more" if n > MAX_EXAMPLES else "")
+    shown = ", ".join(value_text(c) for c in found[:MAX_EXAMPLES]) + (f" and {n - MAX_EXAMPLES} more" if n > MAX_EXAMPLES else "")
     has = f"'{target}' has {n} distinct {'class' if n == 1 else 'classes'}" + (f" ({shown})" if n else "")
-    observed = f"{has} in {_rows(rows)}"
+    observed = f"{has} in {rows_text(rows)}"
     # in_set fixes the classes: fewer is the failure (more is the in_set check's); else any mismatch.
     passed = n == wanted or (in_set is not None and n > wanted)
     if not passed:
         observed += f" but model.num_classes is {wanted}"
         if n < wanted and in_set is not None:
-            seen = {_canon(c) for c in found}
-            observed += ": no rows of " + ", ".join(_value(c) for c in in_set if _canon(c) not in seen)
+            seen = {canonical(c) for c in found}
+            observed += ": no rows of " + ", ".join(value_text(c) for c in in_set if canonical(c) not in seen)
         elif n < wanted:
             observed += ": a classifier learns only the classes it has rows of"
     return CheckResult(target, "target", f"{wanted} classes (model.num_classes)", observed, passed)
@@ -60,13 +61,13 @@ def _numeric(target: str, series: pd.Series, rows: int) -> CheckResult:
     text = present[numbers.isna()]
     expected = "numbers (model.task: regression)"
     if len(text):
-        observed = (f"'{target}' is not numeric in {len(text)} of {_rows(rows)}: {_examples(text.value_counts())}; "
+        observed = (f"'{target}' is not numeric in {len(text)} of {rows_text(rows)}: {examples_text(text.value_counts())}; "
                     "model.task regression predicts numbers")
         return CheckResult(target, "target", expected, observed, False)
     if numbers.empty:
-        return CheckResult(target, "target", expected, f"'{target}' has no values in {_rows(rows)}", False)
+        return CheckResult(target, "target", expected, f"'{target}' has no values in {rows_text(rows)}", False)
     return CheckResult(target, "target", expected,
-                       f"'{target}': {len(numbers)} numbers from {_num(numbers.min())} to {_num(numbers.max())}", True)
+                       f"'{target}': {len(numbers)} numbers from {number_text(numbers.min())} to {number_text(numbers.max())}", True)
 
 
 __all__ = ["target_results"]

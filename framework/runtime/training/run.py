@@ -188,8 +188,8 @@ def _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir:
 
 
 def _record_reference(recipe, pipeline, train_df, scores, run, root: Path) -> None:
-    """What `mlops monitor` compares served traffic with (monitor/reference.py)."""
-    from framework.runtime.monitor import reference
+    """What `mlops monitor` compares served traffic with (training/reference.py)."""
+    from framework.runtime.training import reference
 
     frame, schema = reference.build(recipe, pipeline, train_df, scores, root, seed=recipe.training.seed)
     reference.log(run, frame, schema)

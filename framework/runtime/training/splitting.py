@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from framework.errors import Location, Problem
-from framework.runtime.training.data import DataError, _canon, _rows, _value
+from framework.runtime.training.data_report import DataError
+from framework.runtime.training.data_values import canonical, rows_text, value_text
 
 def _allocate(sizes: np.ndarray, fraction: float) -> np.ndarray:
     """Validation rows per class: round(fraction * n) in total, spread by largest remainder,
@@ -45,11 +46,11 @@ def split(recipe: Any, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         try:
             codes, classes = pd.factorize(df[data.target], sort=True, use_na_sentinel=False)
         except TypeError:  # labels of mixed types do not sort; their text does, just as stably
-            codes, classes = pd.factorize(df[data.target].map(_canon), sort=True, use_na_sentinel=False)
+            codes, classes = pd.factorize(df[data.target].map(canonical), sort=True, use_na_sentinel=False)
         sizes = np.bincount(codes, minlength=len(classes))
         small = [(c, int(s)) for c, s in zip(classes, sizes) if s < 2]
         if small:
-            names = ", ".join(f"{_value(c)} ({_rows(s)})" for c, s in small)
+            names = ", ".join(f"{value_text(c)} ({rows_text(s)})" for c, s in small)
             raise DataError([Problem(Location(data.source.uri), "data.split.stratify",
                                      f"class {names} is too small to stratify: each class needs at least 2 rows, "
                                      "one per part; add data or set data.split.stratify: false")])
