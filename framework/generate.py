@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from framework import __version__
+from framework.contracts.resolved import RECIPE_FILE as RESOLVED
+from framework.contracts.workflows import WORKFLOW_PREFIX  # workflow files generate owns (and may delete when stale)
 from framework.errors import MlopsError, Problem, RecipeError
 from framework.project import Project, display_path
 
 MANIFEST = "manifest.json"
-RESOLVED = "recipe.resolved.yaml"
-WORKFLOW_PREFIX = "mlops-"  # workflow files generate owns (and may delete when stale)
 
 
 def actionlint_file(project: Project, recipes) -> tuple[Path, str]:

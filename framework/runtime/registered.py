@@ -31,7 +31,7 @@ class RegisteredVersion:
     uri: str  # tracking URI
     model_path: Path  # the served file (model.onnx or model.pt)
     pipeline: Any  # framework.runtime.training.features.FeaturePipeline
-    config: Any  # framework.runtime.serving.model_config.ModelConfig
+    config: Any  # framework.contracts.triton.ModelConfig
     tags: dict[str, str] = field(default_factory=dict)
     _runner: Any = None
 
@@ -63,7 +63,7 @@ def model_runner(path: Path, config):
 def run_model(runner, config, inputs: dict[str, np.ndarray]) -> np.ndarray:
     """The scores [rows, width] (the first output) of `runner` on request tensors
     ({input: [rows, ...]}, the signature's raw columns), in batches."""
-    output = config.outputs[0].name
+    output = config.output[0].name
     rows = len(next(iter(inputs.values()))) if inputs else 0
     if not rows:
         return np.zeros((0, 1), dtype=np.float32)
@@ -119,16 +119,16 @@ def open_version(recipe, state_dir: Path, version: str) -> RegisteredVersion:
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
+    from framework.contracts.triton import model_config
     from framework.runtime.training.features import FeaturePipeline
-    from framework.runtime.serving.model_config import config_from_recipe
     from framework.runtime.serving.registry_source import fetch_version
 
     uri = tracking_uri_or_fail(recipe, state_dir)
     client, found = model_version(recipe, version, uri)
     version = str(found.version)
-    config = config_from_recipe(recipe)
+    config = model_config(recipe)
     folder = Path(state_dir).resolve() / "registry" / recipe.registered_model / version
-    model_path = fetch_version(client, uri, recipe.registered_model, version, config.model_filename, folder)
+    model_path = fetch_version(client, uri, recipe.registered_model, version, config.default_model_filename, folder)
     pipeline_file = folder / Path(PIPELINE_ARTIFACT).name
     if not pipeline_file.is_file():
         try:

@@ -34,6 +34,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from framework.contracts.resolved import RECIPE_ENV, RECIPE_FILE
 from framework.errors import MlopsError, Problem
 
 # Not uploaded with the working dir: environments, local state, VCS, caches.
@@ -83,7 +84,7 @@ def snapshot(root: Path) -> Iterator[Path]:
 def cluster_env_vars(base: dict[str, Any], resolved: str, state_dir: Path | None = None) -> dict[str, Any]:
     """A job's or Serve app's env vars on a cluster: the generated ones, the recipe read from
     the uploaded working dir, and this machine's state dir only when the head shares the disk."""
-    env_vars = {**base, "MLOPS_RECIPE": resolved}
+    env_vars = {**base, RECIPE_ENV: resolved}
     if state_dir is not None:
         env_vars["MLOPS_STATE_DIR"] = str(Path(state_dir).resolve())
     return env_vars
@@ -97,7 +98,7 @@ def job_spec(root: Path, env_dir: Path, state_dir: Path, recipe, register_only: 
     head_shares_disk: the job may use this machine's state dir (the embedded store)."""
     rayjob = yaml.safe_load((env_dir / "ray" / "rayjob.yaml").read_text(encoding="utf-8"))
     runtime_env = yaml.safe_load(rayjob["spec"].get("runtimeEnvYAML") or "{}") or {}
-    resolved = (env_dir / "recipe.resolved.yaml").relative_to(root).as_posix()
+    resolved = (env_dir / RECIPE_FILE).relative_to(root).as_posix()
     module = rayjob["spec"]["entrypoint"].split()[2]  # python -m <module> <recipe path in the pod>
     env_vars = cluster_env_vars(runtime_env.get("env_vars", {}), resolved, state_dir if head_shares_disk else None)
     runtime_env.update({"working_dir": str(working_dir or root), "excludes": UPLOAD_EXCLUDES, "env_vars": env_vars})

@@ -19,13 +19,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from framework.contracts.registry import ALIAS_CANDIDATE, ALIAS_CHAMPION
+from framework.contracts.resolved import resolved_recipe_yaml
 from framework.errors import MlopsError
 
 DB_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 SHORT_HASH = 12
-ALIAS_CANDIDATE = "candidate"
-ALIAS_CHAMPION = "champion"
 
 # Run tags (mlflow.* ones are MLflow's own: the UI shows run names and nesting from them).
 TAG_RECIPE = "mlops.recipe"
@@ -65,8 +65,6 @@ def short_hash(resolved_text: str) -> str:
 
 def resolved_text(recipe) -> str:
     """The bytes `generate` writes as recipe.resolved.yaml, so hashes match the file."""
-    from framework.targets.common import resolved_recipe_yaml
-
     return resolved_recipe_yaml(recipe)
 
 

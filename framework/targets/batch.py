@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from framework.contracts import entrypoints
+from framework.contracts.ray import runtime_env
 from framework.recipe.types import duration_seconds
 from framework.targets import Artifact, common
 from framework.targets import ray as ray_target
@@ -67,7 +68,7 @@ def rayjob(recipe) -> dict[str, Any]:
         },
         "spec": {
             "entrypoint": entrypoint(recipe),
-            "runtimeEnvYAML": yaml.safe_dump(ray_target.runtime_env(recipe), sort_keys=True, default_flow_style=False),
+            "runtimeEnvYAML": yaml.safe_dump(runtime_env(recipe), sort_keys=True, default_flow_style=False),
             "shutdownAfterJobFinishes": True,
             "ttlSecondsAfterFinished": ray_target.RAYJOB_TTL_SECONDS,
             "activeDeadlineSeconds": int(duration_seconds(batch.timeout)),

@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framework.recipe.types import duration_seconds, image_repository
+from framework.contracts.workflows import REGENERATE_FILE, workflow_file
 from framework.targets import Artifact
 from framework.targets.common import GENERATED_BY, header, yaml_text
 
@@ -66,7 +67,6 @@ RECIPES_DIR = "recipes"
 WORKFLOWS_DIR = ".github/workflows"
 DOCKERFILE = "Dockerfile"
 
-REGENERATE_FILE = "mlops-regenerate.yml"
 # The regenerate workflow is the same for every recipe, so it reads no recipe field.
 REGENERATE_BRANCHES = ("main",)
 REGENERATE_PYTHON = "3.11"
@@ -135,10 +135,6 @@ def recipe_ref(recipe) -> str:
     the file stem would be exact, but the validated recipe does not carry it yet.
     """
     return recipe.name
-
-
-def workflow_file(recipe) -> str:
-    return f"mlops-{recipe.name}.yml"
 
 
 def render(recipe) -> list[Artifact]:

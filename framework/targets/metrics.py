@@ -1,11 +1,9 @@
-"""Metric names and PromQL: the one contract between whatever exposes metrics (the
-framework's serving app, Triton, vLLM, TGI, Ray Serve, the drift job) and whatever reads
-them (the PrometheusRule, the Argo AnalysisTemplate, the Grafana dashboard,
-`mlops rollout`).
-
-Import-light on purpose (stdlib only): the serving app builds its Prometheus metrics
-from the `MetricSpec`s below, and the targets build every query with the functions
-below, so a renamed metric or label changes in one place.
+"""PromQL over every server's metrics: what the PrometheusRule, the Argo
+AnalysisTemplate, the Grafana dashboard and `mlops rollout` ask Prometheus. The
+framework's own metrics (the serving app's, the RAG service's, the drift job's: names,
+help, labels, buckets, who exposes them how) are the contract of
+framework/contracts/metrics.py; the servers' own metric names are below. Every query is
+built here, so a renamed metric or label changes in one place.
 
 Conventions
 * Latency is always in **seconds** (Prometheus' base unit): every latency query
@@ -20,14 +18,7 @@ Conventions
   their series are selected by `namespace` and the app's `model` label (Ray Serve
   LLM's by `namespace` and Serve's `application`).
 
-Who exposes what
-* The framework's serving app (`mlops serve`, local apply, and Ray Serve):
-  `APP_METRICS`. Locally it exposes them with prometheus_client under these names. On
-  Ray Serve it records them with `ray.util.metrics`, whose exporter (port `metrics`,
-  8080, of every Ray pod) prefixes `ray_`: queries for backend ray_serve use
-  `RAY_PREFIX + name`. `model` is the registered model name
-  (`recipe.registered_model`), `version` its MLflow model version, `status` the HTTP
-  status code as text ("200", "503"); 5xx are errors, 4xx are the client's.
+Who exposes what (besides the framework's processes: contracts/metrics.py)
 * Triton (backend triton): its own metrics on port `metrics` (8002), started with
   `--metrics-config=summary_latencies=true` (`TRITON_ARGS`): requests are
   `nv_inference_request_success` + `nv_inference_request_failure` (labels model,
@@ -56,17 +47,8 @@ Who exposes what
   route,method,status_code}` (5xx = errors) and `ray_serve_http_request_latency_ms`
   (histogram, milliseconds), selected by `namespace` and `application` (the recipe
   name), Serve's health routes (`/-/...`) left out.
-* The RAG service (recipes with `rag`): the serving app's metric names, `model` the
-  registered model and `version` always `RAG_VERSION` ("rag"), whatever the backend
-  generating its answers. On clusters it runs on Ray Serve (the rag target's
-  RayService), so queries read the `ray_` series (`rag_scope`). Its latency includes
-  generation, while the serving app's buckets end at 1 s: its quantiles read "1 s" for
+* The RAG service's series are read through `rag_scope`; its quantiles read "1 s" for
   anything slower, which is why it gets no latency alert.
-* Drift: the drift job (`mlops monitor`, a CronJob) pushes `model_drift_score{model,
-  feature}` to the Pushgateway (`PUSHGATEWAY_ADDRESS`) with grouping key
-  `job=DRIFT_JOB, namespace=<deploy.namespace>, model=<registered model>`; the
-  Pushgateway is scraped with honor_labels, so the series keep those labels.
-  `feature="__overall__"` is the dataset-level score.
 * Tracks: every serving pod carries the pod label `TRACK_LABEL`
   (`mlops.dev/track: stable|candidate`); the ServiceMonitor copies it to the series
   as `TRACK` (`mlops_dev_track`), so the canary analysis judges the candidate alone.
@@ -82,62 +64,27 @@ import json
 import re
 from dataclasses import dataclass
 
+from framework.contracts.metrics import (
+    APP_METRICS,
+    DRIFT_SCORE,
+    OVERALL_FEATURE,
+    RAG_VERSION,
+    RAY_PREFIX,
+    REQUEST_DURATION,
+    REQUESTS,
+    ROLLOUT_WEIGHT,
+)
+
 # Where Argo Rollouts and `mlops rollout` query Prometheus (the prometheus-operator's
 # governing Service in the kube-prometheus-stack's namespace).
 PROMETHEUS_ADDRESS = "http://prometheus-operated.monitoring.svc:9090"
-PUSHGATEWAY_ADDRESS = "http://prometheus-pushgateway.monitoring.svc:9091"
-DRIFT_JOB = "mlops-drift"
 
 LATENCY_UNIT = "s"  # every latency query returns seconds
 QUANTILES = (0.5, 0.95, 0.99)
 MIN_RATE_WINDOW_SECONDS = 300  # rate() windows: at least 5m and 4 scrape intervals
 
 
-# --- what the framework's serving app exposes ---------------------------------------
-@dataclass(frozen=True)
-class MetricSpec:
-    """One metric of the serving app: the serving app creates it from this."""
-
-    name: str  # as exposed by prometheus_client (counters end in _total)
-    kind: str  # counter | histogram | gauge
-    help: str
-    labels: tuple[str, ...] = ()
-    buckets: tuple[float, ...] | None = None
-
-    @property
-    def series(self) -> tuple[str, ...]:
-        """The series names Prometheus stores for it."""
-        if self.kind == "histogram":
-            return (f"{self.name}_bucket", f"{self.name}_sum", f"{self.name}_count")
-        return (self.name,)
-
-
-REQUESTS = MetricSpec(
-    "mlops_requests_total", "counter", "Prediction requests answered, by HTTP status code.", ("model", "version", "status")
-)
-REQUEST_DURATION = MetricSpec(
-    "mlops_request_duration_seconds", "histogram", "Time to answer a prediction request, in seconds.",
-    ("model", "version"), (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
-)
-BATCH_SIZE = MetricSpec(
-    "mlops_batch_size", "histogram", "Rows in each batch the model ran.", (), (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-)
-INFLIGHT = MetricSpec("mlops_inflight_requests", "gauge", "Requests being answered now.")
-ROLLOUT_WEIGHT = MetricSpec(
-    "mlops_rollout_weight", "gauge", "Percent of traffic the in-app router sends to a model version.", ("model", "version")
-)
-APP_METRICS = (REQUESTS, REQUEST_DURATION, BATCH_SIZE, INFLIGHT, ROLLOUT_WEIGHT)
 ERROR_STATUS = "5.."  # regex over the status label: server errors
-
-RAG_VERSION = "rag"  # the version label of every RAG service series (framework.runtime.rag.service.VERSION)
-
-DRIFT_SCORE = MetricSpec(
-    "model_drift_score", "gauge", "Drift score of a feature (PSI or Evidently) of served traffic vs. the reference.",
-    ("model", "feature"),
-)
-OVERALL_FEATURE = "__overall__"
-
-RAY_PREFIX = "ray_"  # ray.util.metrics' exporter prefixes every application metric
 
 # --- what the servers expose -----------------------------------------------------------
 TRITON_SUCCESS = "nv_inference_request_success"

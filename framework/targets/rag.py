@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from framework.contracts import entrypoints
+from framework.contracts.ray import RAG_DEPLOYMENT, RAG_MAX_ONGOING_REQUESTS, runtime_env
 from framework.errors import MlopsError, Problem
 from framework.recipe.training import RayHead
 from framework.recipe.types import quantity_value
@@ -50,7 +51,6 @@ from framework.targets.common import names
 
 INDEX_MODULE = entrypoints.RAG_INDEX
 SERVICE_IMPORT_PATH = entrypoints.RAG_APP
-SERVICE_DEPLOYMENT = "RagServer"  # the ingress deployment of framework/runtime/rag/ray_host.py
 
 INDEX_COMPONENT = "rag-index"
 SERVICE_COMPONENT = "rag"
@@ -69,7 +69,6 @@ INDEX_RETRIES = 1  # indexing is incremental and idempotent: a retry redoes only
 # Each RAG replica: a retriever (the embedding model, the Chroma collection) and an HTTP
 # client of the generation server; one replica per worker pod of this size.
 REPLICA_RESOURCES = ("2", "4Gi")
-MAX_ONGOING_REQUESTS = 64  # what RagServer declares; answers wait on generation, not CPU
 
 # The vector store's volume. ReadWriteMany: the index job writes it, every RAG replica
 # (possibly on other nodes) reads it. The cluster's default StorageClass must offer RWX
@@ -153,7 +152,7 @@ def index_entrypoint() -> str:
 
 
 def _runtime_env(recipe, cpus: str) -> dict[str, Any]:
-    env = ray_target.runtime_env(recipe)
+    env = runtime_env(recipe)
     # The driver is a plain process on the head (no Ray task): give torch the head's CPUs.
     env["env_vars"]["OMP_NUM_THREADS"] = str(max(1, math.floor(quantity_value(cpus))))
     return env
@@ -201,7 +200,7 @@ def llm_endpoint(recipe) -> str:
 
 
 def target_ongoing_requests(recipe) -> int:
-    return max(1, math.floor(MAX_ONGOING_REQUESTS * recipe.serving.replicas.target_utilization / 100))
+    return max(1, math.floor(RAG_MAX_ONGOING_REQUESTS * recipe.serving.replicas.target_utilization / 100))
 
 
 def serve_config(recipe) -> dict[str, Any]:
@@ -209,8 +208,8 @@ def serve_config(recipe) -> dict[str, Any]:
     replicas = recipe.serving.replicas
     cpu, _ = REPLICA_RESOURCES
     deployment = {
-        "name": SERVICE_DEPLOYMENT,
-        "max_ongoing_requests": MAX_ONGOING_REQUESTS,
+        "name": RAG_DEPLOYMENT,
+        "max_ongoing_requests": RAG_MAX_ONGOING_REQUESTS,
         "autoscaling_config": {
             "min_replicas": replicas.min,
             "max_replicas": replicas.max,
@@ -233,7 +232,7 @@ def serve_config(recipe) -> dict[str, Any]:
                     "root": common.PROJECT_ROOT_IN_POD,
                     "llm_endpoint": llm_endpoint(recipe),
                 },
-                "runtime_env": ray_target.runtime_env(recipe),
+                "runtime_env": runtime_env(recipe),
                 "deployments": [deployment],
             }
         ],

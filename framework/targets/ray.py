@@ -7,8 +7,9 @@ contract with the runtime is small and lives here as constants:
   the same command `mlops apply --target local` runs on an embedded Ray;
 * Ray Serve imports `framework.runtime.serving.host:app`, an application *builder*
   (Ray only passes `args` to a builder function), called with
-  `{"recipe": <resolved recipe>}`; its deployment must be named `SERVE_DEPLOYMENT`
-  so the `deployments` overrides below apply to it (Serve rejects unknown names).
+  `{"recipe": <resolved recipe>}`; its deployment is named `SERVE_DEPLOYMENT`
+  (framework/contracts/ray.py, with the runtime env every Ray job and app gets) so the
+  `deployments` overrides below apply to it (Serve rejects unknown names).
 * Ray Serve LLM (backend ray_serve_llm) needs no code of ours: the application is
   Ray's own builder `ray.serve.llm:build_openai_app` (an OpenAI-compatible ingress in
   front of vLLM engine replicas), given one `LLMConfig` made from the recipe. Its
@@ -24,6 +25,8 @@ from typing import Any
 import yaml
 
 from framework.contracts import entrypoints
+from framework.contracts.llm import served_model_name
+from framework.contracts.ray import SERVE_DEPLOYMENT, runtime_env
 from framework.recipe.training import RayHead
 from framework.recipe.types import duration_seconds, quantity_value
 from framework.targets import Artifact
@@ -33,7 +36,6 @@ from framework.targets.common import names
 RAY_VERSION = "2.60.0"  # must match the Ray in deploy.image and serving.image
 TRAIN_MODULE = entrypoints.TRAINING
 SERVE_IMPORT_PATH = entrypoints.SERVE_APP
-SERVE_DEPLOYMENT = "ModelServer"
 LLM_IMPORT_PATH = "ray.serve.llm:build_openai_app"
 RAY_LLM_VLLM_VERSION = "0.29.0"  # ray[llm]==2.60.0 pins vllm==0.29.0 (a test reads Ray's metadata)
 SHM_SIZE = "8Gi"  # /dev/shm of Ray Serve LLM workers: NCCL between tensor-parallel vLLM ranks
@@ -59,16 +61,6 @@ AUTOSCALER_RESOURCES = ("500m", "512Mi")
 def cpu_quantity(cpus: float) -> str:
     """A CPU count as a Kubernetes quantity: 4.0 -> "4", 0.5 -> "500m"."""
     return str(int(cpus)) if float(cpus).is_integer() else f"{round(cpus * 1000)}m"
-
-
-def runtime_env(recipe) -> dict[str, Any]:
-    """Environment of the job driver, its workers and the Serve replicas. Only plain
-    values: secrets come from the pod env (secretKeyRef), which Ray workers inherit,
-    so a token never lands in the RayJob spec or the Serve config."""
-    env = {"MLOPS_RECIPE": common.recipe_path_in_pod(), "RAY_USAGE_STATS_ENABLED": "0"}
-    if recipe.tracking.uri:
-        env["MLFLOW_TRACKING_URI"] = recipe.tracking.uri
-    return {"env_vars": env}
 
 
 def _container_env(recipe, with_secrets: bool = True, hub_token: bool = True) -> list[dict[str, Any]]:
@@ -345,7 +337,7 @@ def llm_config(recipe) -> dict[str, Any]:
     serving = recipe.serving
     return {
         "model_loading_config": {
-            "model_id": serving.served_model_name or recipe.name,  # what clients ask for
+            "model_id": served_model_name(recipe),  # what clients ask for
             "model_source": recipe.model.source,
         },
         "engine_kwargs": llm_engine_kwargs(recipe),

@@ -174,7 +174,7 @@ def test_dashboard_and_alerts_read_names_that_serving_and_monitor_expose(applied
     real scrape of the serving app or in the monitor's gauges."""
     from promql_parser import parse
 
-    from framework.targets.metrics import RAY_PREFIX
+    from framework.contracts.metrics import RAY_PREFIX
 
     exposed = set()
     for family in text_string_to_metric_families(_serve_rows(applied, pd.read_csv(applied / "normal.csv").head(50))):

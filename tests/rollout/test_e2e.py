@@ -125,6 +125,27 @@ def test_rollout_repository_for_a_ray_serve_recipe(tmp_path, model_files):
     assert app.repository.versions() == {"churn": ["1", "2"]}
 
 
+def test_a_rollout_repository_serves_exactly_its_versions_whatever_the_policy(tmp_path, model_files):
+    """`mlops serve` mid-rollout of a recipe serving the newest version only: the app loads
+    the champion and the candidate the rollout repository holds (the live plan's versions)."""
+    from framework.runtime.rollout.controller import rollout_repository
+    from framework.runtime.rollout.live import LivePlan, live_router
+
+    recipe = load("serving.version_policy.latest=1")
+    state = tmp_path / ".mlops"
+    for version in ("1", "2"):
+        local = state / "model_repository" / "churn" / version / "model.onnx"
+        local.parent.mkdir(parents=True)
+        local.write_bytes(model_files[version].read_bytes())
+    root = rollout_repository(recipe, state, "churn", ["2", "1"], purpose="serve")
+    assert "specific { versions: [ 1, 2 ] }" in (root / "churn" / "config.pbtxt").read_text()  # Triton's layout too
+    plan = LivePlan("churn", "1", "2", "canary", 10.0)
+    assert build_app(recipe, root, state, router=live_router(recipe, plan), log_sample_rate=0).repository.versions() == {
+        "churn": ["1", "2"]}
+    assert build_app(recipe, root, state, versions=["1"], log_sample_rate=0).repository.versions() == {"churn": ["1"]}
+    assert build_app(recipe, root, state, log_sample_rate=0).repository.versions() == {"churn": ["2"]}  # the recipe's policy
+
+
 def constant_model(recipe, path, predicted: int):
     """A classifier that always answers class `predicted` (its last layer is a bias)."""
     import torch

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from framework.contracts.triton import model_config
 from framework.runtime.serving.fetch_model import choose_version, main
 from framework.runtime.serving.repository import load_repository
 from tests.conftest import REPO
@@ -53,7 +54,7 @@ def test_fills_tritons_layout_with_the_candidate(registry, churn_recipe, model_f
     assert sorted(p.name for p in model_dir.iterdir()) == ["2", "config.pbtxt"]
     assert (model_dir / "config.pbtxt").read_text() == CONFIG.read_text()  # what generate renders
     assert (model_dir / "2" / "model.onnx").read_bytes() == model_files["2"].read_bytes()
-    repository = load_repository(tmp_path / "models")  # the serving app (and Triton) load it as is
+    repository = load_repository(tmp_path / "models", {"churn": model_config(churn_recipe)})  # the serving app loads it as is
     assert repository.versions() == {"churn": ["2"]}
 
 

@@ -476,7 +476,7 @@ def test_nested_json_data_and_request_level_binary_output(http, served):
 
 # --- metrics and the request log ------------------------------------------------------
 def test_metrics_names_and_labels(http):
-    from framework.targets.metrics import APP_METRICS
+    from framework.contracts.metrics import APP_METRICS
 
     infer_ok(http)
     http.post("/v2/models/churn/infer", content=b"{")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import time
 
 import aiohttp
@@ -13,8 +12,10 @@ import numpy as np
 import orjson
 import pytest
 
+from framework import api
 from framework.runtime.serving.host import EmbeddedServer, build_app
 from framework.runtime.serving.protocol import request_inputs, take_rows
+from tests.conftest import REPO
 from tests.serving.conftest import inputs, ort_outputs
 
 CLIENTS = 64
@@ -109,15 +110,12 @@ async def _get(url: str) -> str:
 
 
 @pytest.mark.parametrize("inline", ["1", "0"], ids=["inline", "threads"])
-def test_batching_adds_no_latency_to_a_lone_request(tmp_path, model_repo, churn_recipe, monkeypatch, inline):
+def test_batching_adds_no_latency_to_a_lone_request(tmp_path, model_repo, monkeypatch, inline):
     """With a 200 ms max_queue_delay and nothing else running, each request answers at once."""
     monkeypatch.setenv("MLOPS_SERVE_INLINE", inline)
-    repo = tmp_path / "repo"
-    shutil.copytree(model_repo, repo)
-    config = repo / "churn" / "config.pbtxt"
-    config.write_text(config.read_text().replace("max_queue_delay_microseconds: 500", "max_queue_delay_microseconds: 200000"))
-    app = build_app(churn_recipe, repo, tmp_path / "state", log_sample_rate=0)
-    assert app.models["churn"].config.dynamic_batching.max_queue_delay_us == 200_000
+    recipe = api.load_recipe("churn", overrides=["serving.dynamic_batching.max_queue_delay_us=200000"], project=REPO).recipe
+    app = build_app(recipe, model_repo, tmp_path / "state", log_sample_rate=0)
+    assert app.models["churn"].config.dynamic_batching.max_queue_delay_microseconds == 200_000
     x = inputs(1)
 
     async def sequential(base: str) -> list[float]:

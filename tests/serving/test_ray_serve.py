@@ -24,9 +24,11 @@ import tritonclient.http as triton
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from framework.contracts import metrics as contract
+from framework.contracts.ray import SERVE_DEPLOYMENT
 from framework.runtime.serving.protocol import take_rows
-from framework.targets import metrics as contract
-from framework.targets.ray import SERVE_DEPLOYMENT, SERVE_IMPORT_PATH
+from framework.targets import metrics as promql
+from framework.targets.ray import SERVE_IMPORT_PATH
 from tests.conftest import REPO
 from tests.serving.conftest import inputs, ort_outputs, text, triton_inputs
 from tests.serving.test_load import BAD_EVERY, REQUESTS, hammer, load_inputs, payload
@@ -242,10 +244,10 @@ def test_metrics_on_the_app_and_through_rays_exporter(ray_serve):
 
     # the same measurements through Ray's exporter: what Prometheus scrapes on a Ray pod
     recipe = _ray_serve_recipe()
-    contract_series = {name for name in contract.SERIES_NAMES if name.startswith(contract.RAY_PREFIX)}
+    contract_series = {name for name in promql.SERIES_NAMES if name.startswith(contract.RAY_PREFIX)}
     queries = (
-        contract.request_rate(recipe, "5m"), contract.error_ratio(recipe, "5m"),
-        contract.latency_quantile(recipe, 0.99, "5m"), contract.rollout_weight(recipe),
+        promql.request_rate(recipe, "5m"), promql.error_ratio(recipe, "5m"),
+        promql.latency_quantile(recipe, 0.99, "5m"), promql.rollout_weight(recipe),
     )
     read = {name for query in queries for name in re.findall(r"\b(ray_[a-z_]+)\{", query)}
     assert read and read <= contract_series

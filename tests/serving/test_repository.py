@@ -6,32 +6,33 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from framework import api
+from framework.contracts.triton import ModelConfig, ModelTensor, VersionPolicy, model_config
 from framework.errors import MlopsError
-from framework.runtime.serving.model_config import parse_config
 from framework.runtime.serving.repository import load_repository, select_versions
 from tests.conftest import REPO
 from tests.serving.conftest import churn_pipeline, messy_inputs, ort_outputs, rows, text, train_net, write_config
 
 
-def config_with(policy: str):
-    return parse_config(f'name: "m" platform: "onnxruntime_onnx" max_batch_size: 4 version_policy {{ {policy} }}\n'
-                        'input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] } ] output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]')
+def config_with(policy: VersionPolicy) -> ModelConfig:
+    return ModelConfig("m", "onnxruntime_onnx", 4, (ModelTensor("x", "TYPE_FP32", (2,)),), (ModelTensor("y", "TYPE_FP32", (1,)),),
+                       "model.onnx", version_policy=policy)
 
 
 @pytest.mark.parametrize(
     ("policy", "load", "missing"),
     [
-        ("latest { num_versions: 1 }", [10], {}),
-        ("latest { num_versions: 2 }", [2, 10], {}),
-        ("latest { num_versions: 9 }", [1, 2, 10], {}),
-        ("specific { versions: [ 1, 3 ] }", [1], {3: "not found in the model repository"}),
-        ("all { }", [1, 2, 10], {}),
+        (VersionPolicy("latest", num_versions=1), [10], {}),
+        (VersionPolicy("latest", num_versions=2), [2, 10], {}),
+        (VersionPolicy("latest", num_versions=9), [1, 2, 10], {}),
+        (VersionPolicy("specific", versions=(1, 3)), [1], {3: "not found in the model repository"}),
+        (VersionPolicy("all"), [1, 2, 10], {}),
     ],
 )
 def test_version_policies(policy, load, missing):
@@ -45,17 +46,15 @@ def repo(tmp_path, model_repo) -> Path:
     return copy
 
 
-def edit_config(repo: Path, old: str, new: str) -> None:
-    path = repo / "churn" / "config.pbtxt"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
+@pytest.fixture()
+def config(churn_recipe) -> ModelConfig:
+    return model_config(churn_recipe)  # latest 2
 
 
-def test_latest_two_serves_the_two_newest(repo, model_repo):
+def test_latest_two_serves_the_two_newest(repo, model_repo, config):
     shutil.copytree(repo / "churn" / "1", repo / "churn" / "3")
     (repo / "churn" / "7").mkdir()  # a version folder without a model file is not a version
-    loaded = load_repository(repo)
+    loaded = load_repository(repo, {"churn": config})
     assert loaded.versions() == {"churn": ["2", "3"]}
     x = messy_inputs(3)
     out = loaded.models["churn"].versions["3"].runner.run(x)
@@ -64,9 +63,8 @@ def test_latest_two_serves_the_two_newest(repo, model_repo):
     assert out["label"].tolist() == expected["label"].tolist()
 
 
-def test_specific_versions_report_the_missing_one_unavailable(repo):
-    edit_config(repo, "latest { num_versions: 2 }", "specific { versions: [ 1, 4 ] }")
-    loaded = load_repository(repo)
+def test_specific_versions_report_the_missing_one_unavailable(repo, churn_recipe):
+    loaded = load_repository(repo, {"churn": model_config(churn_recipe, ["1", "4"])})
     assert loaded.versions() == {"churn": ["1"]}
     assert loaded.index() == [
         {"name": "churn", "version": "1", "state": "READY", "reason": ""},
@@ -74,10 +72,10 @@ def test_specific_versions_report_the_missing_one_unavailable(repo):
     ]
 
 
-def test_column_names_and_classes_come_from_the_onnx_file_without_a_recipe(repo, churn_recipe):
+def test_column_names_and_classes_come_from_the_onnx_file_without_given_columns(repo, churn_recipe, config):
     from framework.signature import model_signature
 
-    model = load_repository(repo).models["churn"]
+    model = load_repository(repo, {"churn": config}).models["churn"]
     columns = model_signature(churn_recipe).columns
     assert model.columns == columns
     runner = model.versions["2"].runner
@@ -86,40 +84,46 @@ def test_column_names_and_classes_come_from_the_onnx_file_without_a_recipe(repo,
     assert model.metadata()["parameters"] == {"classes": ["0", "1"]}
 
 
+def renamed(tensors, old: str, **change) -> tuple[ModelTensor, ...]:
+    return tuple(replace(t, **change) if t.name == old else t for t in tensors)
+
+
 @pytest.mark.parametrize(
-    ("old", "new", "message"),
+    ("change", "message"),
     [
-        ('name: "churn"', 'name: "other"', "config.pbtxt names the model 'other' but its folder is 'churn' (Triton requires them equal)"),
-        ('platform: "onnxruntime_onnx"', 'platform: "tensorflow_savedmodel"', "platform: 'tensorflow_savedmodel' cannot be served here; supported: onnxruntime_onnx, pytorch_libtorch"),
+        (lambda c: replace(c, name="other"), "the model config names the model 'other' but its folder is 'churn' (Triton requires them equal)"),
+        (lambda c: replace(c, platform="tensorflow_savedmodel"),
+         "platform: 'tensorflow_savedmodel' cannot be served here; supported: onnxruntime_onnx, pytorch_libtorch"),
         (
-            'name: "tenure_months"', 'name: "tenure"',
+            lambda c: replace(c, input=renamed(c.input, "tenure_months", name="tenure")),
             "the model's inputs ['contract', 'monthly_charges', 'num_products', 'payment_method', 'senior_citizen', "
-            "'support_calls', 'tenure_months', 'total_charges'] differ from config.pbtxt's ['contract', "
+            "'support_calls', 'tenure_months', 'total_charges'] differ from the model config's ['contract', "
             "'monthly_charges', 'num_products', 'payment_method', 'senior_citizen', 'support_calls', 'tenure', 'total_charges']",
         ),
         (
-            'name: "contract"\n    data_type: TYPE_STRING', 'name: "contract"\n    data_type: TYPE_FP32',
-            "tensor 'contract' is BYTES in the model but FP32 in config.pbtxt",
+            lambda c: replace(c, input=renamed(c.input, "contract", data_type="TYPE_FP32")),
+            "tensor 'contract' is BYTES in the model but FP32 in the model config",
         ),
         (
-            'name: "label"\n    data_type: TYPE_STRING', 'name: "label"\n    data_type: TYPE_FP32',
-            "tensor 'label' is BYTES in the model but FP32 in config.pbtxt",
+            lambda c: replace(c, output=renamed(c.output, "label", data_type="TYPE_FP32")),
+            "tensor 'label' is BYTES in the model but FP32 in the model config",
         ),
-        ("max_batch_size: 32", "max_batch_size: 32\nmax_batch_size: 8", "max_batch_size: set more than once"),
     ],
+    ids=["name", "platform", "input-name", "input-datatype", "output-datatype"],
 )
-def test_broken_repositories_say_what_is_wrong(repo, old, new, message):
-    edit_config(repo, old, new)
+def test_broken_repositories_say_what_is_wrong(repo, config, change, message):
     with pytest.raises(MlopsError, match=re.escape(message)):
-        load_repository(repo)
+        load_repository(repo, {"churn": change(config)})
 
 
-def test_no_versions_or_no_repository(tmp_path, churn_recipe):
-    write_config(churn_recipe, tmp_path / "repo" / "churn")
+def test_no_versions_or_no_repository(tmp_path, config):
+    (tmp_path / "repo" / "churn").mkdir(parents=True)
     with pytest.raises(MlopsError, match=re.escape("no version folder with model.onnx (e.g. ") + ".*run `mlops apply` first"):
-        load_repository(tmp_path / "repo")
+        load_repository(tmp_path / "repo", {"churn": config})
+    with pytest.raises(MlopsError, match=re.escape("no version folder with model.onnx (e.g. ") + ".*run `mlops apply` first"):
+        load_repository(tmp_path / "repo", {"absent-model": replace(config, name="absent-model")})
     with pytest.raises(MlopsError, match=re.escape("no model repository here: run `mlops apply` first")):
-        load_repository(tmp_path / "absent")
+        load_repository(tmp_path / "absent", {"churn": config})
 
 
 def test_torchscript_model_pt(tmp_path):

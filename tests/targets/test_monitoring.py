@@ -76,6 +76,9 @@ def dashboard_of(recipe) -> dict:
 
 # --- metrics.py ------------------------------------------------------------------------
 def test_metric_names_follow_the_contract():
+    from framework.contracts import metrics as contract
+
+    assert metrics.APP_METRICS is contract.APP_METRICS and metrics.DRIFT_SCORE is contract.DRIFT_SCORE  # the queries read these
     assert metrics.REQUESTS.name == "mlops_requests_total" and metrics.REQUESTS.labels == ("model", "version", "status")
     assert metrics.REQUEST_DURATION.buckets == (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
     assert metrics.REQUEST_DURATION.labels == ("model", "version")

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from framework import api
+from framework.contracts.ray import RAG_DEPLOYMENT, RAG_MAX_ONGOING_REQUESTS
 from framework.errors import MlopsError
 from framework.recipe.types import RECIPE_NAME_MAX
 from framework.targets import common, kubernetes, rag
@@ -141,7 +142,7 @@ def test_the_import_path_and_deployment_are_the_runtimes():
     done = subprocess.run([sys.executable, "-c", _RAG_SERVER_CHECK], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert found["deployment"] == rag.SERVICE_DEPLOYMENT == "RagServer"
+    assert found["deployment"] == RAG_DEPLOYMENT == "RagServer"
     assert found["builder"] == ["args"]
     (app,) = _docs(load_variant("support-dev"))[1]["applications"]
     assert found["init"] == ["recipe", "root", "llm_endpoint"] and set(app["args"]) == set(found["init"])
@@ -204,10 +205,10 @@ def test_serve_config(rag_recipe):
     assert app["args"]["recipe"] == "/etc/mlops/recipe.resolved.yaml" and app["args"]["root"] == "/app"
     assert app["runtime_env"]["env_vars"]["MLOPS_RECIPE"] == "/etc/mlops/recipe.resolved.yaml"
     (deployment,) = app["deployments"]
-    assert deployment["name"] == "RagServer" and deployment["max_ongoing_requests"] == rag.MAX_ONGOING_REQUESTS
+    assert deployment["name"] == "RagServer" and deployment["max_ongoing_requests"] == RAG_MAX_ONGOING_REQUESTS
     autoscaling = deployment["autoscaling_config"]
     assert (autoscaling["min_replicas"], autoscaling["max_replicas"]) == (serving.replicas.min, serving.replicas.max)
-    assert 1 <= autoscaling["target_ongoing_requests"] <= rag.MAX_ONGOING_REQUESTS
+    assert 1 <= autoscaling["target_ongoing_requests"] <= RAG_MAX_ONGOING_REQUESTS
     assert deployment["ray_actor_options"] == {"num_cpus": 2.0} and deployment["max_replicas_per_node"] == 1
 
 

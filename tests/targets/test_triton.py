@@ -13,6 +13,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from tritonclient.grpc import model_config_pb2 as mc
 
 from framework import api
+from framework.contracts import triton as contract
 from framework.signature import model_signature
 from framework.targets import triton
 from framework.targets.common import header
@@ -46,7 +47,7 @@ def test_every_variant(recipe):
     signature = model_signature(recipe)
     serving = recipe.serving
     assert config.name == recipe.name
-    assert config.platform == triton.PLATFORMS[serving.format]
+    assert config.platform == contract.PLATFORMS[serving.format]
     assert config.max_batch_size == serving.max_batch_size > 0
     types = {"FP32": mc.DataType.TYPE_FP32, "BYTES": mc.DataType.TYPE_STRING}
     assert [(t.name, t.data_type, list(t.dims)) for t in config.input] == [
@@ -180,12 +181,12 @@ def test_deterministic():
     "value", ['plain', 'quote " and \\ backslash', "new\nline\ttab\rreturn 'single'", "é ü 模型", "\x00\x7f"]
 )
 def test_strings_are_escaped(value: str):
-    config = parse(f"name: {triton.pb_string(value)}\n")
+    config = parse(f"name: {contract.pb_string(value)}\n")
     assert config.name == value
 
 
 def test_environment_is_sandboxed_and_strict():
-    env = triton.environment()
+    env = contract.environment()
     assert isinstance(env, SandboxedEnvironment)
     assert env.undefined is jinja2.StrictUndefined
     with pytest.raises(jinja2.exceptions.SecurityError):
@@ -194,8 +195,8 @@ def test_environment_is_sandboxed_and_strict():
 
 def test_template_typo_raises_instead_of_rendering_empty():
     recipe = load_variant("churn-dev")
-    template = triton.environment().get_template(triton.TEMPLATE)
-    context = triton.config_context(recipe)
+    template = contract.environment().get_template(contract.TEMPLATE)
+    context = {"header": header(recipe), "config": contract.model_config(recipe)}
     assert parse(template.render(context))  # the complete context renders
     # Every key is read by the template, and a missing one is an error, not "".
     for key in context:
@@ -204,7 +205,7 @@ def test_template_typo_raises_instead_of_rendering_empty():
             template.render(partial)
     # Same for a misspelled attribute inside the template.
     with pytest.raises(jinja2.UndefinedError, match="nmae"):
-        triton.environment().from_string("name: {{ inputs[0].nmae | pbstr }}").render(context)
+        contract.environment().from_string("name: {{ config.input[0].nmae | pbstr }}").render(context)
 
 
 # --- the vendored upstream proto -----------------------------------------------------------

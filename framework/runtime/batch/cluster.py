@@ -16,6 +16,7 @@ import shlex
 from pathlib import Path
 
 from framework.contracts import entrypoints
+from framework.contracts.resolved import RECIPE_FILE
 from framework.errors import MlopsError, Problem
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -48,8 +49,8 @@ def batch_on_cluster(recipe, root: Path, env_dir: Path, state_dir: Path, input_u
                      head_shares_disk: bool = False) -> str:
     """Submit the batch job and follow it; returns its log. Refused up front: another
     version/alias pair, paths or a store the cluster cannot reach."""
+    from framework.contracts.ray import runtime_env as cluster_env
     from framework.runtime.submit import UPLOAD_EXCLUDES, cluster_env_vars, local_store, snapshot, submit_and_follow
-    from framework.targets.ray import runtime_env as cluster_env
 
     if version is not None and alias is not None:
         raise MlopsError([Problem(None, "--version", "and --alias both pick the model: pass one")])
@@ -60,7 +61,7 @@ def batch_on_cluster(recipe, root: Path, env_dir: Path, state_dir: Path, input_u
         raise MlopsError([Problem(None, "tracking.uri", f"the job on the Ray cluster at {address} reads the model from "
                                   f"the registry, and cannot read {store} on this machine: set tracking.uri to an MLflow "
                                   "server it reaches, or pass --head-shares-disk")])
-    resolved = (env_dir / "recipe.resolved.yaml").relative_to(root).as_posix()
+    resolved = (env_dir / RECIPE_FILE).relative_to(root).as_posix()
     runtime_env = cluster_env(recipe)
     env_vars = cluster_env_vars(runtime_env.get("env_vars", {}), resolved, state_dir if head_shares_disk else None)
     with snapshot(root) as working_dir:

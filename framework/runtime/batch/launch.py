@@ -23,11 +23,11 @@ from typing import Any
 
 import yaml
 
+from framework.contracts.entrypoints import BATCH_LAUNCH_FAILED_EXIT_CODE as FAILED_EXIT_CODE  # the Job fails at once on it
+from framework.contracts.entrypoints import BATCH_RUN_ENV as RUN_ENV
 from framework.errors import Location, MlopsError, Problem
 
-FAILED_EXIT_CODE = 3  # framework.targets.kubernetes.batch: the Job fails at once on it
 RUN_LABEL = "mlops.dev/batch-run"
-RUN_ENV = "MLOPS_BATCH_RUN"
 POLL_S = 10.0
 
 

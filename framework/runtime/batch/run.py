@@ -14,9 +14,10 @@ def resolve_version(recipe, state_dir: Path, version: str | None, alias: str | N
         raise MlopsError([Problem(None, "--version", "and --alias both pick the model: pass one")])
     if version is not None:
         return version
+    from framework.contracts.registry import ALIAS_CHAMPION
     from framework.runtime import tracking
 
-    alias = alias or "champion"
+    alias = alias or ALIAS_CHAMPION
     uri = tracking.tracking_uri(recipe, state_dir)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         found = None  # no store yet: don't create one

@@ -35,7 +35,7 @@ def retrain(recipe, state_dir: Path, root: Path, current, console=None) -> tuple
 
 def dispatch(recipe) -> list[str]:
     """POST /repos/{repo}/actions/workflows/{file}/dispatches (204 when accepted)."""
-    from framework.targets.github import workflow_file
+    from framework.contracts.workflows import workflow_file
 
     token, repository = os.environ.get("GITHUB_TOKEN"), os.environ.get("GITHUB_REPOSITORY")
     if not token or not repository:
@@ -65,8 +65,8 @@ def retrain_locally(recipe, state_dir: Path, root: Path, current, console=None) 
     from framework.runtime.training import data
     from framework.runtime.rollout.controller import rollout_local
     from framework.runtime.rollout.controller import summary as rollout_summary
+    from framework.contracts.resolved import RECIPE_FILE, resolved_recipe_yaml
     from framework.runtime.training.run import run_training
-    from framework.targets.common import resolved_recipe_yaml
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     folder = Path(state_dir) / "retrain" / recipe.name / recipe.environment / stamp
@@ -85,7 +85,7 @@ def retrain_locally(recipe, state_dir: Path, root: Path, current, console=None) 
     combined.to_parquet(table, index=False)
     source = recipe.data.source.model_copy(update={"uri": str(table.resolve()), "format": "parquet"})
     retrained = recipe.model_copy(update={"data": recipe.data.model_copy(update={"source": source})})
-    resolved = folder / "recipe.resolved.yaml"
+    resolved = folder / RECIPE_FILE
     resolved.write_text(resolved_recipe_yaml(retrained), encoding="utf-8")
     outcome = run_training(resolved, Path(root), Path(state_dir), None, console)
     lines.append(f"trained version {outcome.model_version} (MLflow run {outcome.run_id})")

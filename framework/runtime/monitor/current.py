@@ -166,15 +166,15 @@ def _is_null(value) -> bool:
 
 def predict(reference: Reference, recipe, state_dir: Path, table: pd.DataFrame) -> np.ndarray:
     """The reference version's outputs [rows, width] on raw rows (encoded as in training)."""
+    from framework.contracts.triton import model_config
     from framework.runtime import tracking
     from framework.runtime.registered import model_runner, run_model
-    from framework.runtime.serving.model_config import config_from_recipe
     from framework.runtime.serving.registry_source import fetch_version
 
-    config = config_from_recipe(recipe)
+    config = model_config(recipe)
     uri = tracking.tracking_uri(recipe, state_dir)
     folder = Path(state_dir) / "monitor" / "models" / config.name / str(reference.version)
-    path = fetch_version(tracking.client(uri), uri, recipe.registered_model, str(reference.version), config.model_filename, folder)
+    path = fetch_version(tracking.client(uri), uri, recipe.registered_model, str(reference.version), config.default_model_filename, folder)
     return run_model(model_runner(path, config), config, reference.pipeline().raw_inputs(table))
 
 

@@ -1,6 +1,6 @@
 """What a drift check leaves behind: the terminal table, files under
 `<state_dir>/reports/<recipe>/<env>/<UTC stamp>/` (drift.json, drift.html, drift.prom),
-an MLflow run, and the `model_drift_score{model, feature}` gauges (targets/metrics.py:
+an MLflow run, and the `model_drift_score{model, feature}` gauges (contracts/metrics.py:
 DRIFT_SCORE, `feature="__overall__"` the dataset's score) as a Prometheus text file and,
 with a Pushgateway address, pushed under the grouping key the generated PrometheusRule
 and dashboard select (job, namespace, model).
@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from framework.targets.metrics import DRIFT_JOB, DRIFT_SCORE, OVERALL_FEATURE
+from framework.contracts.metrics import DRIFT_JOB, DRIFT_SCORE, OVERALL_FEATURE
 
 
 def table(result, title: str):

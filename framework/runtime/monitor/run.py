@@ -11,9 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from framework.contracts.entrypoints import DRIFT_EXIT_CODE as EXIT_DRIFT
 from framework.errors import MlopsError, Problem
-
-EXIT_DRIFT = 3
 
 
 @dataclass

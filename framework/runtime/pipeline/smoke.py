@@ -156,6 +156,7 @@ def smoke(recipe, root: Path, state_dir: Path, url: str, requests: int = DEFAULT
 # --- tabular: KServe v2 ---------------------------------------------------------------
 def _smoke_tabular(recipe, root: Path, state_dir: Path, endpoint: Endpoint, requests: int, version: str | None,
                    report: SmokeReport) -> None:
+    from framework.contracts.registry import ALIAS_CANDIDATE, ALIAS_CHAMPION
     from framework.runtime.registered import open_version
     from framework.runtime.serving.protocol import request_inputs, take_rows
     from framework.runtime.serving.registry_source import registry_versions
@@ -164,7 +165,7 @@ def _smoke_tabular(recipe, root: Path, state_dir: Path, endpoint: Endpoint, requ
     endpoint.reachable("/v2/health/ready")
     if version is None:  # the version the pipeline deployed: candidate, else champion
         found = registry_versions(recipe, state_dir)
-        version = found.get("candidate") or found.get("champion")
+        version = found.get(ALIAS_CANDIDATE) or found.get(ALIAS_CHAMPION)
         if version is None:
             raise MlopsError([Problem(None, "--version", f"no version of '{recipe.registered_model}' has alias "
                                       "candidate or champion: pass --version N")])
@@ -172,7 +173,7 @@ def _smoke_tabular(recipe, root: Path, state_dir: Path, endpoint: Endpoint, requ
     table = validation_rows(recipe, root)
     inputs = deployed.pipeline.raw_inputs(table)
     config = deployed.config
-    model, output = config.name, config.outputs[0]
+    model, output = config.name, config.output[0]
     atol = recipe.evaluation.gates.onnx_parity_atol or DEFAULT_ATOL
     per_request = min(ROWS_PER_REQUEST, config.max_batch_size, len(table)) if config.max_batch_size > 0 else 1
     rng = np.random.default_rng(0)

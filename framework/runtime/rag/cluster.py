@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from framework.contracts import entrypoints
+from framework.contracts.resolved import RECIPE_FILE
 from framework.errors import MlopsError, Problem
 
 
@@ -45,13 +46,13 @@ def apply_rag_on_cluster(recipe, root: Path, env_dir: Path, state_dir: Path, add
                          head_shares_disk: bool = False, console=None) -> str:
     """Index on the cluster, then serve there; returns where to POST."""
     from framework.runtime.serving.ray_cluster import ServeCluster, serve_url
+    from framework.contracts.ray import runtime_env
     from framework.runtime.submit import UPLOAD_EXCLUDES, cluster_env_vars, snapshot, submit_and_follow
-    from framework.targets.ray import runtime_env
 
     endpoint = check_cluster_rag(recipe, address, head_shares_disk)
     say = (lambda line: console.print(line, markup=False, highlight=False)) if console is not None else (lambda line: None)
     root, state_dir = Path(root).resolve(), Path(state_dir).resolve()
-    resolved = (env_dir / "recipe.resolved.yaml").relative_to(root).as_posix()
+    resolved = (env_dir / RECIPE_FILE).relative_to(root).as_posix()
     env_vars = cluster_env_vars(runtime_env(recipe)["env_vars"], resolved, state_dir)
     index = ["python", "-m", entrypoints.RAG_INDEX, resolved, "--root", str(root), "--state-dir", str(state_dir)]
     with snapshot(root) as working_dir:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from framework.contracts.llm import served_model_name
 from framework.errors import MlopsError, Problem
 
 VLLM_START_SECONDS = 1800  # weights download, load, profiling, CUDA graphs
@@ -88,9 +89,9 @@ def _wait_healthy(url: str, seconds: float, process: subprocess.Popen | None = N
 
 def vllm_command(recipe, port: int) -> list[str]:
     """`python -m vllm.entrypoints.openai.api_server` with the generated Deployment's args."""
-    from framework.targets.kubernetes.vllm import args
+    from framework.contracts.llm import vllm_args
 
-    command = list(args(recipe))
+    command = vllm_args(recipe)
     command[command.index("--port") + 1] = str(port)
     return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", *command, "--host", "127.0.0.1"]
 
@@ -99,7 +100,7 @@ def vllm_command(recipe, port: int) -> list[str]:
 def generation_server(recipe, state_dir: Path, console=None) -> Iterator[Llm]:
     """The generation endpoint for the life of the block (see the module docstring)."""
     say = (lambda line: console.print(line, markup=False, highlight=False)) if console is not None else (lambda line: None)
-    served = getattr(recipe.serving, "served_model_name", None) or recipe.name
+    served = served_model_name(recipe)
     if recipe.rag is not None and recipe.rag.llm_endpoint:
         yield Llm(recipe.rag.llm_endpoint, served, f"generation: {recipe.rag.llm_endpoint} (rag.llm_endpoint)")
         return

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from ray import serve
 
+from framework.contracts.ray import RAG_DEPLOYMENT, RAG_MAX_ONGOING_REQUESTS
 
-@serve.deployment(name="RagServer", max_ongoing_requests=64)
+
+@serve.deployment(name=RAG_DEPLOYMENT, max_ongoing_requests=RAG_MAX_ONGOING_REQUESTS)
 @serve.ingress()
 class RagServer:
     def __init__(self, recipe: str, root: str | None = None, llm_endpoint: str | None = None):

@@ -19,11 +19,12 @@ from typing import Any, Callable
 
 import orjson
 
+from framework.contracts.llm import served_model_name
+from framework.contracts.metrics import RAG_VERSION as VERSION
+from framework.contracts.resolved import RECIPE_ENV
 from framework.runtime.rag.openai_app import BadRequest, answer_lifespan, read_json, respond
 from framework.runtime.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from framework.runtime.serving.metrics import ServingMetrics
-
-VERSION = "rag"
 MAX_QUESTION_CHARS = 4000
 EXCERPT_CHARS = 300
 
@@ -123,7 +124,7 @@ def app(args: dict | None = None):
     from framework.runtime.rag.ray_host import RagServer
 
     args = dict(args or {})
-    return RagServer.bind(args.get("recipe") or os.environ["MLOPS_RECIPE"], args.get("root"), args.get("llm_endpoint"))
+    return RagServer.bind(args.get("recipe") or os.environ[RECIPE_ENV], args.get("root"), args.get("llm_endpoint"))
 
 
 def build(recipe, root, llm_endpoint: str | None, served_name: str | None = None, ray_metrics: bool = False,
@@ -138,7 +139,7 @@ def build(recipe, root, llm_endpoint: str | None, served_name: str | None = None
     url = llm_endpoint or recipe.rag.llm_endpoint
     if not url:
         raise MlopsError([Problem(None, "rag.llm_endpoint", "no generation endpoint: set rag.llm_endpoint or serve the recipe's model")])
-    name = served_name or getattr(recipe.serving, "served_model_name", None) or recipe.name
+    name = served_name or served_model_name(recipe)
     metrics = ServingMetrics(mirror=RayMirror() if ray_metrics else None)
     retriever = retriever or Retriever(recipe, root, state_dir)
     return RagApp(recipe, retriever, endpoint_client(url, name), metrics=metrics)

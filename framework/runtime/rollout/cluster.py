@@ -192,7 +192,7 @@ def rollout_on_cluster(
     from framework.runtime.rollout.traffic import SyntheticTraffic
     from framework.runtime.serving.ray_cluster import ServeCluster
     from framework.runtime.submit import UPLOAD_EXCLUDES, snapshot
-    from framework.targets.triton import model_name
+    from framework.contracts.triton import model_name
 
     say = (lambda line: console.print(line, markup=False, highlight=False)) if console is not None else None
     state_dir = Path(state_dir).resolve()
@@ -284,7 +284,7 @@ def cluster_status(recipe, address: str) -> str:
 
 def cluster_serve_hint(recipe, address: str) -> str:
     from framework.runtime.serving.ray_cluster import serve_url
-    from framework.targets.triton import model_name
+    from framework.contracts.triton import model_name
 
     return (f"served on the Ray cluster: POST http://{serve_url(address, recipe.serving.port)}/v2/models/"
             f"{model_name(recipe)}/infer (KServe v2)")

@@ -315,12 +315,12 @@ def rollout_repository(recipe, state_dir: Path, model: str, versions: list[str],
     model repository when there, else from the registry."""
     import shutil
 
+    from framework.contracts.triton import model_file
     from framework.runtime import tracking
-    from framework.runtime.serving.model_config import config_from_recipe
     from framework.runtime.serving.registry_source import fetch_version
 
     state_dir = Path(state_dir)
-    filename = config_from_recipe(recipe).model_filename
+    filename = model_file(recipe)
     root = state_dir / purpose / recipe.name / recipe.environment / "model_repository"
     model_dir = root / model
     if model_dir.exists():
@@ -342,14 +342,11 @@ def rollout_repository(recipe, state_dir: Path, model: str, versions: list[str],
                 shutil.copyfile(found, target)
             continue
         fetch_version(tracking.client(uri), uri, recipe.registered_model, str(version), filename, target.parent)
-    if recipe.serving.backend == "triton":  # Triton's config, serving exactly these versions
-        from framework.targets.triton import render
+    if recipe.serving.backend == "triton":  # Triton's layout: its config, serving exactly these versions
+        from framework.runtime.serving.model_config import write_config
 
-        policy = recipe.serving.version_policy.model_copy(update={"specific": sorted(int(v) for v in versions), "latest": None})
-        serving = recipe.serving.model_copy(update={"version_policy": policy})
-        (artifact,) = render(recipe.model_copy(update={"serving": serving}))
-        (model_dir / "config.pbtxt").write_text(artifact.text, encoding="utf-8")
-    return root  # other backends: the app derives the config from the recipe (latest 2)
+        write_config(model_dir, recipe, versions)
+    return root  # the app serves it with model_config(recipe, versions) (build_app's `versions`)
 
 
 def rollout_local(
@@ -373,11 +370,11 @@ def rollout_local(
     read from `root`) drives the Controller; a bandit on `reward: feedback` gets each
     answer scored against `labels` (default: those rows' labels) through the feedback
     route. `on_app(app)` runs before the server starts (tests slow a version down there)."""
+    from framework.contracts.triton import model_name
     from framework.runtime import tracking
     from framework.runtime.rollout.routers import make_router
     from framework.runtime.rollout.traffic import SyntheticTraffic
     from framework.runtime.serving.host import EmbeddedServer, build_app
-    from framework.targets.triton import model_name
 
     state_dir = Path(state_dir).resolve()
     uri = tracking.tracking_uri(recipe, state_dir)
@@ -411,7 +408,7 @@ def rollout_local(
             scoring = {"labels": labels, "reward": reward_for(recipe.model.task, labels)}
         repository = rollout_repository(recipe, state_dir, model, [champion, candidate])
         router = make_router(recipe.rollout, model, champion, candidate, seed=seed)
-        app = build_app(recipe, repository, state_dir, router=router, log_sample_rate=0)
+        app = build_app(recipe, repository, state_dir, router=router, log_sample_rate=0, versions=[champion, candidate])
         if on_app is not None:
             on_app(app)
         with EmbeddedServer(app) as server:
@@ -447,7 +444,7 @@ def summary(result: RolloutResult) -> str:
 
 def serve_hint(recipe) -> str:
     """The last line of a local apply: where to send requests."""
-    from framework.targets.triton import model_name
+    from framework.contracts.triton import model_name
 
     env = "" if recipe.environment == "dev" else f" --env {recipe.environment}"
     return (f"serve it: mlops serve {recipe.name}{env}, then POST "

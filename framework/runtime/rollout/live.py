@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from framework.contracts.triton import model_name
 from framework.runtime.rollout import state as st
 
 
@@ -52,7 +53,6 @@ class LivePlan:
 
 def live_plan(recipe, state_dir: Path) -> LivePlan:
     from framework.runtime.tracking import tracking_uri
-    from framework.targets.triton import model_name
 
     found = st.aliases(recipe.registered_model, uri=tracking_uri(recipe, state_dir))
     champion, candidate = found[st.ALIAS_CHAMPION], found[st.ALIAS_CANDIDATE]
@@ -72,7 +72,9 @@ def live_plan(recipe, state_dir: Path) -> LivePlan:
 
 
 def live_router(recipe, plan: LivePlan, *, seed: int = 0) -> Callable[[Any], Any]:
-    """A router factory for the serving app (it gets the loaded Repository)."""
+    """A router factory for the serving app (it gets the loaded Repository). Its
+    `served_versions` are the plan's: what the app loads from a repository made for it
+    (rollout/controller.rollout_repository)."""
 
     def router(repository):
         from framework.runtime.rollout.routers import CanaryRouter, DirectRouter, make_router
@@ -88,6 +90,7 @@ def live_router(recipe, plan: LivePlan, *, seed: int = 0) -> Callable[[Any], Any
             return DirectRouter(plan.model, plan.champion)
         return LatestVersionRouter(repository.versions())
 
+    router.served_versions = tuple(plan.versions)
     return router
 
 
@@ -105,8 +108,6 @@ def routing(plan: LivePlan, *, switched: bool = False, final: str | None = None)
 def routing_router(recipe, spec: dict[str, Any]) -> Callable[[Any], Any]:
     """The router factory of a `routing` spec: the plan it describes, blue/green switched
     and the decision (`final`: every request to that version) applied."""
-    from framework.targets.triton import model_name
-
     plan = LivePlan(model_name(recipe), spec.get("champion"), spec.get("candidate"),
                     spec.get("strategy") or recipe.rollout.strategy, float(spec.get("weight") or 0.0))
     plain = live_router(recipe, plan)

@@ -35,10 +35,9 @@ from typing import Any, Mapping
 from framework.errors import MlopsError
 from framework.runtime.rollout.record import RolloutRecord, dump_record, load_record, new_record, now, parse_record
 
-ALIAS_CHAMPION = "champion"
-ALIAS_CANDIDATE = "candidate"
-ALIAS_REJECTED = "rejected"
-ALIASES = (ALIAS_CHAMPION, ALIAS_CANDIDATE, ALIAS_REJECTED)
+from framework.contracts.registry import ALIAS_CANDIDATE, ALIAS_CHAMPION, ALIAS_REJECTED
+from framework.contracts.registry import ROLLOUT_ALIASES as ALIASES
+
 TAG_ROLLOUT = "mlops.rollout"
 
 

@@ -95,8 +95,8 @@ class ServingApp:
                 self.batchers[(name, version)] = DynamicBatcher(
                     loaded.runner,
                     max_batch_size=config.max_batch_size,
-                    preferred_batch_sizes=batching.preferred_batch_sizes if batching else (),
-                    max_queue_delay_us=batching.max_queue_delay_us if batching else 0,
+                    preferred_batch_sizes=batching.preferred_batch_size if batching else (),
+                    max_queue_delay_us=batching.max_queue_delay_microseconds if batching else 0,
                     instances=config.instance_count,
                     on_batch=self.metrics.batch,
                     name=f"{name}-{version}",

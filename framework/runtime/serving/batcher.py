@@ -1,4 +1,4 @@
-"""Dynamic batching of one model version on asyncio, as config.pbtxt's dynamic_batching asks.
+"""Dynamic batching of one model version on asyncio, as the model config's dynamic_batching asks.
 
 Policy (Triton's, except that an idle server never waits):
 * A request that finds an idle model instance and an empty queue runs at once, alone:

@@ -20,6 +20,7 @@ import os
 import sys
 from pathlib import Path
 
+from framework.contracts.registry import ALIAS_CANDIDATE, ALIAS_CHAMPION, ALIAS_REJECTED, ROLLOUT_ALIASES
 from framework.errors import MlopsError, Problem
 
 AUTO = "auto"
@@ -28,10 +29,10 @@ AUTO = "auto"
 def choose_version(aliases: dict[str, str | None], wanted: str = AUTO) -> tuple[str, str] | None:
     """(alias, version) to serve, from {alias: version or None}; None when none is set."""
     if wanted == AUTO:
-        candidate = aliases.get("candidate")
-        if candidate is not None and candidate != aliases.get("rejected"):
-            return "candidate", candidate
-        order = ["champion"]
+        candidate = aliases.get(ALIAS_CANDIDATE)
+        if candidate is not None and candidate != aliases.get(ALIAS_REJECTED):
+            return ALIAS_CANDIDATE, candidate
+        order = [ALIAS_CHAMPION]
     else:
         order = [a.strip() for a in wanted.split(",") if a.strip()]
     for alias in order:
@@ -42,16 +43,16 @@ def choose_version(aliases: dict[str, str | None], wanted: str = AUTO) -> tuple[
 
 def fetch(recipe, dest: Path, *, state_dir: Path, alias: str = AUTO) -> tuple[str, str, Path]:
     """Fill `dest`; returns (alias, version, model folder)."""
+    from framework.contracts.triton import model_file, model_name
     from framework.runtime import tracking
-    from framework.runtime.rollout.state import ALIASES, aliases
-    from framework.runtime.serving.model_config import config_from_recipe
+    from framework.runtime.rollout.state import aliases
+    from framework.runtime.serving.model_config import write_config
     from framework.runtime.serving.registry_source import fetch_version
-    from framework.targets.triton import model_name, render
 
     uri = tracking.tracking_uri(recipe, state_dir)
     found = aliases(recipe.registered_model, uri=uri)
     if alias != AUTO:
-        extra = [a for a in alias.split(",") if a.strip() and a.strip() not in ALIASES]
+        extra = [a for a in alias.split(",") if a.strip() and a.strip() not in ROLLOUT_ALIASES]
         for name in extra:
             found[name.strip()] = tracking.alias_version(recipe.registered_model, name.strip(), uri=uri)
     chosen = choose_version(found, alias)
@@ -61,12 +62,9 @@ def fetch(recipe, dest: Path, *, state_dir: Path, alias: str = AUTO) -> tuple[st
         raise MlopsError([Problem(None, "registry", message)])
     chosen_alias, version = chosen
     model_dir = Path(dest) / model_name(recipe)
-    fetch_version(tracking.client(uri), uri, recipe.registered_model, version, config_from_recipe(recipe).model_filename, model_dir / version)
-    for artifact in render(recipe):  # Triton recipes: the config.pbtxt generate renders
-        config = model_dir / "config.pbtxt"
-        partial = config.with_name(".config.pbtxt.partial")
-        partial.write_text(artifact.text, encoding="utf-8")
-        partial.replace(config)
+    fetch_version(tracking.client(uri), uri, recipe.registered_model, version, model_file(recipe), model_dir / version)
+    if recipe.serving.backend == "triton":  # the config.pbtxt generate renders
+        write_config(model_dir, recipe)
     return chosen_alias, version, model_dir
 
 

@@ -3,11 +3,11 @@ apply) and Ray Serve (`framework.runtime.serving.host:app`, the import path of t
 serve_config.yaml and of the RayService). Both run the same ASGI app
 (framework.runtime.serving.app.ServingApp), built by `build_app`.
 
-What it serves: the recipe's model from the Triton model repository `apply` filled
-(`<state_dir>/model_repository/<model>/`, config.pbtxt and version folders); a recipe
-without one there (serving.backend ray_serve, or a Ray Serve replica on a cluster) gets
-the versions the registry's `champion` and `candidate` aliases point at, with the config
-derived from the recipe. Without a recipe, every model of the repository is served.
+What it serves: the recipe's model, with the config of framework/contracts/triton.py
+(what config.pbtxt says; the file is not read), from the Triton model repository `apply`
+filled (`<state_dir>/model_repository/<model>/<version>/`); a recipe without versions
+there (serving.backend ray_serve, or a Ray Serve replica on a cluster) gets the versions
+the registry's `champion` and `candidate` aliases point at.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+from framework.contracts.ray import SERVE_MAX_ONGOING_REQUESTS
+from framework.contracts.resolved import RECIPE_ENV
 from framework.errors import MlopsError, Problem
-
-DEFAULT_MAX_ONGOING_REQUESTS = 256  # Ray Serve replicas of recipes that do not set it
 
 
 def _recipe(recipe: Any):
@@ -40,7 +40,7 @@ def state_dir_of(state_dir: str | Path | None) -> Path:
 
 
 def build_app(
-    recipe: Any = None,
+    recipe: Any,
     model_repository: str | Path | None = None,
     state_dir: str | Path | None = None,
     router: Any = None,
@@ -50,60 +50,57 @@ def build_app(
     ray_metrics: bool = False,
     versions: list[str] | None = None,
 ):
-    """The serving app for a recipe (a Recipe or a recipe.resolved.yaml path) or, without
-    one, for every model of `model_repository` (default `<state_dir>/model_repository`).
-    `router`: a Router, or a callable taking the loaded Repository and returning one;
-    default: with a recipe and no `model_repository`, the registry's champion (and the
-    rollout in progress, rollout/live.py); else LatestVersionRouter. `log_sample_rate` overrides the recipe's
-    monitoring.metrics.log_sample_rate (0 disables request logging)."""
+    """The serving app of a recipe (a Recipe or a recipe.resolved.yaml path): its model,
+    with the typed config of framework/contracts/triton.py, from `model_repository`
+    (default `<state_dir>/model_repository`, what apply filled; without versions there,
+    the registry's champion and candidate, fetched). `versions`: exactly these versions
+    (from `model_repository` when given, else fetched from the registry); default: the
+    versions of a live plan's router (rollout/live.live_router), else the recipe's
+    version policy. `router`: a Router, or a callable taking the loaded Repository and
+    returning one; default: with no `model_repository`, the registry's champion (and the
+    rollout in progress, rollout/live.py); else LatestVersionRouter. `log_sample_rate`
+    overrides the recipe's monitoring.metrics.log_sample_rate (0 disables request logging)."""
     from framework import __version__
+    from framework.contracts.triton import VersionPolicy, model_config
     from framework.runtime.serving.app import DEFAULT_MAX_BODY_BYTES, ServingApp
     from framework.runtime.serving.metrics import RayMirror, ServingMetrics
-    from framework.runtime.serving.model_config import config_from_recipe
     from framework.runtime.serving.repository import load_repository
-    from framework.runtime.serving.request_log import DEFAULT_SAMPLE_RATE, RequestLog
+    from framework.runtime.serving.request_log import RequestLog
+    from framework.signature import model_signature
 
     recipe = _recipe(recipe)
+    if recipe is None:
+        raise MlopsError([Problem(None, "recipe", "the serving app serves a recipe's model: pass the recipe")])
+    if recipe.model.kind != "tabular":
+        message = f"the serving app serves tabular models; {recipe.name} is {recipe.model.kind} (served by {recipe.serving.backend})"
+        raise MlopsError([Problem(None, "model.kind", message)])
     state = state_dir_of(state_dir)
+    if versions is None and model_repository is not None:
+        versions = getattr(router, "served_versions", None) or None  # a live plan's: what rollout_repository holds
+    config = model_config(recipe, versions if model_repository is not None else None)
+    name = config.name
     repo_path = Path(model_repository) if model_repository else state / "model_repository"
-    only = configs = columns = None
-    labels: dict[str, str] = {}
-    sample_rate, metrics_path = DEFAULT_SAMPLE_RATE, "/metrics"
-    if recipe is not None:
-        from framework.signature import model_signature
-        from framework.targets.triton import model_name
+    if model_repository is None:
+        if versions or not _has_versions(repo_path / name, config.default_model_filename):
+            from framework.runtime.serving.registry_source import fill_from_registry
 
-        if recipe.model.kind != "tabular":
-            message = f"the serving app serves tabular models; {recipe.name} is {recipe.model.kind} (served by {recipe.serving.backend})"
-            raise MlopsError([Problem(None, "model.kind", message)])
-        name = model_name(recipe)
-        config = config_from_recipe(recipe)
-        only, labels = [name], {name: recipe.registered_model}
-        configs, columns = {name: config}, {name: model_signature(recipe).columns}
-        sample_rate = recipe.monitoring.metrics.log_sample_rate
-        metrics_path = recipe.monitoring.metrics.path
-        if model_repository is None:
-            if versions or not _has_versions(repo_path / name, config.model_filename):
-                from framework.runtime.serving.registry_source import fill_from_registry
+            repo_path = fill_from_registry(recipe, state, name, config.default_model_filename, versions)
+            config = replace(config, version_policy=VersionPolicy("all"))  # exactly what was fetched
+        if router is None:  # the registry's champion, and the candidate while a rollout runs
+            from framework.runtime.rollout.live import live_plan, live_router
 
-                repo_path = fill_from_registry(recipe, state, name, config.model_filename, versions)
-                configs = {name: replace(config, version_policy=("all", ()))}  # exactly what was fetched
-            if router is None:  # the registry's champion, and the candidate while a rollout runs
-                from framework.runtime.rollout.live import live_plan, live_router
-
-                router = live_router(recipe, live_plan(recipe, state))
-    if log_sample_rate is not None:
-        sample_rate = log_sample_rate
-    repository = load_repository(repo_path, only, configs, columns)
+            router = live_router(recipe, live_plan(recipe, state))
+    sample_rate = recipe.monitoring.metrics.log_sample_rate if log_sample_rate is None else log_sample_rate
+    repository = load_repository(repo_path, {name: config}, {name: model_signature(recipe).columns})
     request_log = RequestLog(state / "requests", sample_rate) if sample_rate > 0 else None
     return ServingApp(
         repository,
         router=router,
         metrics=ServingMetrics(mirror=RayMirror() if ray_metrics else None),
         request_log=request_log,
-        model_labels=labels,
+        model_labels={name: recipe.registered_model},
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
-        metrics_path=metrics_path,
+        metrics_path=recipe.monitoring.metrics.path,
         server_version=__version__,
     )
 
@@ -201,11 +198,11 @@ def app(args: dict | None = None):
     from framework.runtime.serving.ray_host import ModelServer
 
     args = dict(args or {})
-    recipe_path = args.get("recipe") or os.environ.get("MLOPS_RECIPE")
+    recipe_path = args.get("recipe") or os.environ.get(RECIPE_ENV)
     if not recipe_path:
         raise MlopsError([Problem(None, "args.recipe", "the Ray Serve app needs args.recipe: a recipe.resolved.yaml path")])
     recipe = _recipe(recipe_path)
-    ongoing = getattr(recipe.serving, "max_ongoing_requests", DEFAULT_MAX_ONGOING_REQUESTS)
+    ongoing = getattr(recipe.serving, "max_ongoing_requests", SERVE_MAX_ONGOING_REQUESTS)
     return ModelServer.options(max_ongoing_requests=ongoing).bind(
         str(recipe_path), args.get("model_repository"), args.get("state_dir"),
         [str(v) for v in args.get("versions") or []] or None,

@@ -1,10 +1,10 @@
 """The serving app's Prometheus metrics, built from the contract in
-framework.targets.metrics (APP_METRICS): names, help, labels and buckets come from there.
+framework.contracts.metrics (APP_METRICS): names, help, labels and buckets come from there.
 
 Each app has its own prometheus_client registry (two apps in one process, as in tests,
 never share series), exposed at /metrics. On Ray Serve a `RayMirror` records the same
 measurements with ray.util.metrics, which Ray's exporter publishes on every pod's
-metrics port with the `ray_` prefix the queries expect (targets/metrics.py).
+metrics port with the `ray_` prefix the queries expect (contracts/metrics.py: RAY_PREFIX).
 Label children are cached: the hot path does a dict lookup, not prometheus_client's
 label resolution.
 """
@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from framework.targets.metrics import APP_METRICS, BATCH_SIZE, INFLIGHT, REQUEST_DURATION, REQUESTS, ROLLOUT_WEIGHT, MetricSpec
+from framework.contracts.metrics import APP_METRICS, BATCH_SIZE, INFLIGHT, REQUEST_DURATION, REQUESTS, ROLLOUT_WEIGHT, MetricSpec
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from framework.runtime.serving.model_config import ModelConfig
+from framework.contracts.triton import ModelConfig
 from framework.runtime.serving.repository import NUMPY_DTYPES
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -82,9 +82,9 @@ class _Plan:
 
     def __init__(self, config: ModelConfig):
         self.config = config
-        self.inputs = {t.name: _InputPlan(config, t) for t in config.inputs}
+        self.inputs = {t.name: _InputPlan(config, t) for t in config.input}
         self.names = ", ".join(self.inputs)
-        names = [t.name for t in config.outputs]
+        names = [t.name for t in config.output]
         self.default_outputs = {b: [RequestedOutput(n, b) for n in names] for b in (False, True)}
 
 
@@ -336,7 +336,7 @@ def _requested_outputs(request: dict, config: ModelConfig, model: str, plan: _Pl
     items = request.get("outputs")
     if items is None:
         return plan.default_outputs[binary_default]  # shared, never mutated
-    names = [t.name for t in config.outputs]
+    names = [t.name for t in config.output]
     if not isinstance(items, list):
         raise HttpError(400, "'outputs' must be a list of {\"name\": ...} objects")
     outputs = []
@@ -350,7 +350,7 @@ def _requested_outputs(request: dict, config: ModelConfig, model: str, plan: _Pl
         classification = params.get("classification", 0)
         if type(classification) is not int or classification < 0:
             raise HttpError(400, f"output '{name}': classification must be a non-negative integer (top k)")
-        if classification and next(t for t in config.outputs if t.name == name).datatype == "BYTES":
+        if classification and next(t for t in config.output if t.name == name).datatype == "BYTES":
             raise HttpError(400, f"output '{name}' is BYTES: the classification extension ranks numbers; ask it of a numeric output")
         outputs.append(RequestedOutput(name, bool(params.get("binary_data", binary_default)), classification))
     return outputs
@@ -370,7 +370,7 @@ def encode_response(
     model: str, version: str, request: InferRequest, outputs: dict[str, np.ndarray], config: ModelConfig
 ) -> tuple[bytes, int | None]:
     """(body, JSON header length when binary outputs follow it)."""
-    datatypes = {t.name: t.datatype for t in config.outputs}
+    datatypes = {t.name: t.datatype for t in config.output}
     entries, blobs = [], []
     for wanted in request.outputs:
         array = outputs[wanted.name]

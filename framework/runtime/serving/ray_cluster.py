@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from framework.contracts.resolved import RECIPE_FILE
 from framework.errors import MlopsError, Problem
 
 WAIT_S = 300.0
@@ -106,7 +107,7 @@ def cluster_config(env_dir: Path, root: Path, package: str, versions: list[str],
     that sees only what was uploaded: the recipe read from the working dir, exactly
     `versions` loaded, `routing` as user_config; `state_dir` when the head shares the disk."""
     config = yaml.safe_load((env_dir / "ray" / "serve_config.yaml").read_text(encoding="utf-8"))
-    resolved = (env_dir / "recipe.resolved.yaml").relative_to(root).as_posix()
+    resolved = (env_dir / RECIPE_FILE).relative_to(root).as_posix()
     (app,) = config["applications"]
     app["args"] = {**app.get("args", {}), "recipe": resolved, "versions": [str(v) for v in versions]}
     from framework.runtime.submit import cluster_env_vars

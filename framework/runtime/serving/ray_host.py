@@ -18,10 +18,10 @@ from typing import Any
 
 from ray import serve
 
-from framework.targets.ray import SERVE_DEPLOYMENT
+from framework.contracts.ray import SERVE_DEPLOYMENT, SERVE_MAX_ONGOING_REQUESTS
 
 
-@serve.deployment(name=SERVE_DEPLOYMENT, max_ongoing_requests=256)
+@serve.deployment(name=SERVE_DEPLOYMENT, max_ongoing_requests=SERVE_MAX_ONGOING_REQUESTS)
 @serve.ingress()
 class ModelServer:
     def __init__(self, recipe: str, model_repository: str | None = None, state_dir: str | None = None,

@@ -14,9 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from framework.contracts.registry import SERVED_ALIASES
 from framework.errors import MlopsError, Problem
-
-ALIASES = ("champion", "candidate")
 
 
 def registry_versions(recipe, state_dir: Path) -> dict[str, str]:
@@ -25,7 +24,7 @@ def registry_versions(recipe, state_dir: Path) -> dict[str, str]:
 
     uri = tracking.tracking_uri(recipe, state_dir)
     found = {}
-    for alias in ALIASES:
+    for alias in SERVED_ALIASES:
         version = tracking.alias_version(recipe.registered_model, alias, uri=uri)
         if version is not None:
             found[alias] = version

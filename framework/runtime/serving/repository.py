@@ -1,5 +1,6 @@
-"""A Triton model repository, loaded for serving: `<repo>/<model>/config.pbtxt` and
-numeric version folders `<repo>/<model>/<version>/<model file>`.
+"""A Triton model repository, loaded for serving: numeric version folders
+`<repo>/<model>/<version>/<model file>`, served with the model's typed config
+(framework/contracts/triton.py: what config.pbtxt says; the file itself is never read).
 
 Which versions load follows the config's version_policy as Triton applies it: `latest
 {num_versions: N}` the N highest version numbers present, `specific` the listed ones
@@ -23,7 +24,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from framework.errors import Location, MlopsError, Problem
-from framework.runtime.serving.model_config import ModelConfig, TensorSpec, read_config
+from framework.contracts.triton import PLATFORMS, ModelConfig, ModelTensor
 
 log = logging.getLogger("mlops.serve")
 
@@ -66,10 +67,10 @@ class OnnxRunner(Runner):
             raise MlopsError([Problem(Location(str(path)), "", f"ONNX Runtime cannot load the model: {exc}")]) from None
         graph_inputs = {i.name for i in self.session.get_inputs()}
         graph_outputs = {o.name for o in self.session.get_outputs()}
-        _check_names(path, "input", [t.name for t in config.inputs], graph_inputs)
-        _check_names(path, "output", [t.name for t in config.outputs], graph_outputs)
+        _check_names(path, "input", [t.name for t in config.input], graph_inputs)
+        _check_names(path, "output", [t.name for t in config.output], graph_outputs)
         _check_datatypes(path, config, self.session)
-        self.output_names = [t.name for t in config.outputs]
+        self.output_names = [t.name for t in config.output]
         meta = self.session.get_modelmeta().custom_metadata_map
         try:
             columns = json.loads(meta[COLUMNS_PROP]) if COLUMNS_PROP in meta else None
@@ -94,7 +95,7 @@ class TorchScriptRunner(Runner):
                 self.module = torch.jit.load(str(path), map_location="cpu").eval()
         except Exception as exc:  # torch raises RuntimeError with the reason
             raise MlopsError([Problem(Location(str(path)), "", f"TorchScript cannot load the model: {exc}")]) from None
-        self._bind(torch, [(t.name, t.datatype) for t in config.inputs], [t.name for t in config.outputs])
+        self._bind(torch, [(t.name, t.datatype) for t in config.input], [t.name for t in config.output])
         classes = getattr(self.module, "classes", None)  # the exporter's raw-column module keeps its class names
         self.classes = [str(c) for c in classes] if isinstance(classes, list) and classes else None
 
@@ -139,7 +140,7 @@ def _writable(array: np.ndarray) -> np.ndarray:
 
 def _check_names(path: Path, what: str, expected: list[str], actual: set[str]) -> None:
     if set(expected) != actual:
-        message = f"the model's {what}s {sorted(actual)} differ from config.pbtxt's {sorted(expected)}"
+        message = f"the model's {what}s {sorted(actual)} differ from the model config's {sorted(expected)}"
         raise MlopsError([Problem(Location(str(path)), "", message)])
 
 
@@ -151,19 +152,19 @@ _ORT_DATATYPES = {
 
 
 def _check_datatypes(path: Path, config: ModelConfig, session) -> None:
-    """Each tensor's datatype in config.pbtxt must be the graph's (a TYPE_FP32 for a string
+    """Each tensor's datatype in the model config must be the graph's (a TYPE_FP32 for a string
     input would fail at warm-up with ONNX Runtime's own error, or on every request)."""
     actual = {t.name: _ORT_DATATYPES.get(t.type) for t in [*session.get_inputs(), *session.get_outputs()]}
-    for spec in [*config.inputs, *config.outputs]:
+    for spec in [*config.input, *config.output]:
         found = actual.get(spec.name)
         if found is not None and found != spec.datatype:
-            message = f"tensor '{spec.name}' is {found} in the model but {spec.datatype} in config.pbtxt"
+            message = f"tensor '{spec.name}' is {found} in the model but {spec.datatype} in the model config"
             raise MlopsError([Problem(Location(str(path)), "", message)])
 
 
 RUNNERS: dict[str, Callable[[Path, ModelConfig], Runner]] = {
-    "onnxruntime_onnx": OnnxRunner,
-    "pytorch_libtorch": TorchScriptRunner,
+    PLATFORMS["onnx"]: OnnxRunner,
+    PLATFORMS["torchscript"]: TorchScriptRunner,
 }
 
 
@@ -194,15 +195,15 @@ class Model:
         """KServe v2 model metadata."""
         config = self.config
 
-        def tensors(specs: tuple[TensorSpec, ...]) -> list[dict[str, Any]]:
+        def tensors(specs: tuple[ModelTensor, ...]) -> list[dict[str, Any]]:
             return [{"name": t.name, "datatype": t.datatype, "shape": config.full_shape(t)} for t in specs]
 
         out = {
             "name": self.name,
             "versions": [version] if version else list(self.versions),
             "platform": config.platform,
-            "inputs": tensors(config.inputs),
-            "outputs": tensors(config.outputs),
+            "inputs": tensors(config.input),
+            "outputs": tensors(config.output),
         }
         classes = self.versions[version or self.latest].runner.classes if self.versions else None
         if classes:
@@ -213,29 +214,27 @@ class Model:
         """The model configuration in Triton's JSON field names (GET .../config)."""
         config = self.config
 
-        def tensors(specs: tuple[TensorSpec, ...]) -> list[dict[str, Any]]:
-            # Triton's DataType enum names BYTES tensors TYPE_STRING (there is no TYPE_BYTES)
-            return [{"name": t.name, "data_type": "TYPE_STRING" if t.datatype == "BYTES" else f"TYPE_{t.datatype}",
-                     "dims": list(t.dims)} for t in specs]
+        def tensors(specs: tuple[ModelTensor, ...]) -> list[dict[str, Any]]:
+            return [{"name": t.name, "data_type": t.data_type, "dims": list(t.dims)} for t in specs]
 
-        kind, values = config.version_policy
-        policy = {"latest": {"num_versions": values[0]}} if kind == "latest" else (
-            {"specific": {"versions": list(values)}} if kind == "specific" else {"all": {}}
+        version_policy = config.version_policy
+        policy = {"latest": {"num_versions": version_policy.num_versions}} if version_policy.choice == "latest" else (
+            {"specific": {"versions": list(version_policy.versions)}} if version_policy.choice == "specific" else {"all": {}}
         )
         out: dict[str, Any] = {
             "name": self.name,
             "platform": config.platform,
             "max_batch_size": config.max_batch_size,
-            "input": tensors(config.inputs),
-            "output": tensors(config.outputs),
+            "input": tensors(config.input),
+            "output": tensors(config.output),
             "version_policy": policy,
-            "instance_group": [{"count": config.instance_count, "kind": "KIND_CPU"}],
-            "default_model_filename": config.model_filename,
+            "instance_group": [{"count": config.instance_count, "kind": "KIND_CPU"}],  # this app runs on CPUs
+            "default_model_filename": config.default_model_filename,
         }
         if config.dynamic_batching is not None:
             out["dynamic_batching"] = {
-                "preferred_batch_size": list(config.dynamic_batching.preferred_batch_sizes),
-                "max_queue_delay_microseconds": config.dynamic_batching.max_queue_delay_us,
+                "preferred_batch_size": list(config.dynamic_batching.preferred_batch_size),
+                "max_queue_delay_microseconds": config.dynamic_batching.max_queue_delay_microseconds,
             }
         return out
 
@@ -261,7 +260,9 @@ class Repository:
 
 
 def _version_dirs(model_dir: Path, filename: str) -> dict[int, Path]:
-    found = {}
+    found: dict[int, Path] = {}
+    if not model_dir.is_dir():
+        return found
     for child in model_dir.iterdir():
         if child.is_dir() and child.name.isdigit() and (child / filename).is_file():
             found[int(child.name)] = child / filename
@@ -270,25 +271,25 @@ def _version_dirs(model_dir: Path, filename: str) -> dict[int, Path]:
 
 def select_versions(config: ModelConfig, present: Mapping[int, Any]) -> tuple[list[int], dict[int, str]]:
     """(versions to load, oldest first; {version: reason} of versions the policy wants but lacks)."""
-    kind, values = config.version_policy
-    if kind == "all":
+    policy = config.version_policy
+    if policy.choice == "all":
         return sorted(present), {}
-    if kind == "specific":
-        missing = {v: "not found in the model repository" for v in values if v not in present}
-        return sorted(v for v in values if v in present), missing
-    return sorted(present)[-values[0]:] if values[0] > 0 else [], {}
+    if policy.choice == "specific":
+        missing = {v: "not found in the model repository" for v in policy.versions if v not in present}
+        return sorted(v for v in policy.versions if v in present), missing
+    return sorted(present)[-policy.num_versions:] if policy.num_versions > 0 else [], {}
 
 
 def load_model(model_dir: Path, config: ModelConfig, columns: tuple[str, ...] | None = None) -> Model:
     where = str(model_dir)
     if config.name and config.name != model_dir.name:
-        message = f"config.pbtxt names the model '{config.name}' but its folder is '{model_dir.name}' (Triton requires them equal)"
+        message = f"the model config names the model '{config.name}' but its folder is '{model_dir.name}' (Triton requires them equal)"
         raise MlopsError([Problem(Location(where), "name", message)])
     runner_factory = RUNNERS.get(config.platform)
     if runner_factory is None:
         known = ", ".join(RUNNERS)
         raise MlopsError([Problem(Location(where), "platform", f"'{config.platform}' cannot be served here; supported: {known}")])
-    present = _version_dirs(model_dir, config.model_filename)
+    present = _version_dirs(model_dir, config.default_model_filename)
     wanted, missing = select_versions(config, present)
     versions = {}
     for number in wanted:
@@ -296,7 +297,8 @@ def load_model(model_dir: Path, config: ModelConfig, columns: tuple[str, ...] | 
         _warm_up(runner, config)
         versions[str(number)] = ModelVersion(model_dir.name, str(number), present[number], runner, _time_batch(runner, config))
     if not versions:
-        message = f"no version folder with {config.model_filename} (e.g. {model_dir / '1' / config.model_filename})"
+        filename = config.default_model_filename
+        message = f"no version folder with {filename} (e.g. {model_dir / '1' / filename})"
         raise MlopsError([Problem(Location(where), "", f"{message}: run `mlops apply` first")])
     model = Model(model_dir.name, config, versions, {str(v): r for v, r in missing.items()})
     model.columns = _columns(model, columns)
@@ -306,18 +308,18 @@ def load_model(model_dir: Path, config: ModelConfig, columns: tuple[str, ...] | 
 def _zeros(config: ModelConfig, batch: int) -> dict[str, np.ndarray]:
     lead = (batch,) if config.batching else ()
 
-    def zeros(t: TensorSpec) -> np.ndarray:
+    def zeros(t: ModelTensor) -> np.ndarray:
         shape = lead + tuple(max(d, 1) for d in t.dims)
         if t.datatype == "BYTES":
             return np.full(shape, "", dtype=object)  # Triton's zero_data for TYPE_STRING: empty strings
         return np.zeros(shape, dtype=NUMPY_DTYPES.get(t.datatype, np.float32))
 
-    return {t.name: zeros(t) for t in config.inputs}
+    return {t.name: zeros(t) for t in config.input}
 
 
 def _warm_up(runner: Runner, config: ModelConfig) -> None:
     """Run zeros through the model (model_warmup): the first request pays no set-up."""
-    for batch in config.warmup_batch_sizes or (1,):
+    for batch in [warmup.batch_size for warmup in config.model_warmup] or [1]:
         runner.run(_zeros(config, batch))
 
 
@@ -335,14 +337,14 @@ def _time_batch(runner: Runner, config: ModelConfig, runs: int = 5) -> float:
 def _columns(model: Model, given: tuple[str, ...] | None) -> tuple[str, ...]:
     """A name per input column: given (the recipe's signature), the ONNX file's, or generic."""
     config = model.config
-    width = sum(int(np.prod([max(d, 1) for d in t.dims])) for t in config.inputs)
+    width = sum(int(np.prod([max(d, 1) for d in t.dims])) for t in config.input)
     if given and len(given) == width:
         return tuple(given)
     newest = model.versions[model.latest].runner.columns
     if newest and len(newest) == width:
         return tuple(newest)
     names = []
-    for t in config.inputs:
+    for t in config.input:
         n = int(np.prod([max(d, 1) for d in t.dims]))
         names += [t.name] if n == 1 else [f"{t.name}_{j}" for j in range(n)]
     return tuple(names)
@@ -350,28 +352,16 @@ def _columns(model: Model, given: tuple[str, ...] | None) -> tuple[str, ...]:
 
 def load_repository(
     path: Path,
-    only: list[str] | None = None,
-    configs: Mapping[str, ModelConfig] | None = None,
+    configs: Mapping[str, ModelConfig],
     columns: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Repository:
-    """Load every model of the repository (or those named in `only`). `configs` stands in
-    for a model's config.pbtxt when the folder has none (a Ray Serve recipe's model)."""
+    """Load the models `configs` names ({model: its config}) from the repository at `path`."""
     path = Path(path)
     if not path.is_dir():
         raise MlopsError([Problem(Location(str(path)), "", "no model repository here: run `mlops apply` first")])
-    configs = configs or {}
-    names = only or sorted(p.name for p in path.iterdir() if (p / "config.pbtxt").is_file() or p.name in configs)
     models = {}
-    for name in names:
-        model_dir = path / name
-        config_file = model_dir / "config.pbtxt"
-        if config_file.is_file():
-            config = read_config(config_file)
-        elif name in configs:
-            config = configs[name]
-        else:
-            raise MlopsError([Problem(Location(str(model_dir)), "", "no config.pbtxt for this model: run `mlops apply` first")])
-        models[name] = load_model(model_dir, config, (columns or {}).get(name))
+    for name, config in configs.items():
+        models[name] = load_model(path / name, config, (columns or {}).get(name))
         log.info("loaded %s versions %s", name, ", ".join(models[name].versions))
     if not models:
         raise MlopsError([Problem(Location(str(path)), "", "the model repository has no model: run `mlops apply` first")])

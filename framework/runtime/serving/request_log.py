@@ -176,7 +176,7 @@ class RequestLog:
 
 
 def output_widths(config) -> list[tuple[str, int]]:
-    return [(t.name, int(np.prod([max(d, 1) for d in t.dims]))) for t in config.outputs]
+    return [(t.name, int(np.prod([max(d, 1) for d in t.dims]))) for t in config.output]
 
 
 __all__ = ["RequestLog", "DEFAULT_SAMPLE_RATE", "output_widths"]

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from framework.contracts.registry import ALIAS_CHAMPION
 from framework.errors import MlopsError, Problem
 from framework.runtime.training.features import category_key
 
@@ -140,7 +141,7 @@ def _categories_as_text(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
     return out
 
 
-def load(recipe, state_dir: Path, alias: str = "champion") -> Reference:
+def load(recipe, state_dir: Path, alias: str = ALIAS_CHAMPION) -> Reference:
     """The reference of the version `alias` points at (one error line when there is none)."""
     from framework.runtime import tracking
     from framework.runtime.rollout.state import aliases

@@ -299,13 +299,13 @@ def _teacher_logits(recipe, pipeline, x_train, train_df, run, console):
 
 def fill_model_repository(recipe, state_dir: Path, version: str, model_file: Path) -> Path:
     """Triton's layout: <repo>/<model>/config.pbtxt and <repo>/<model>/<version>/<file>."""
-    from framework.targets.triton import render
+    from framework.contracts.triton import model_name
+    from framework.runtime.serving.model_config import write_config
 
-    (artifact,) = render(recipe)
-    model_dir = state_dir / "model_repository" / Path(artifact.path).parent.name
+    model_dir = state_dir / "model_repository" / model_name(recipe)
     (model_dir / version).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model_file, model_dir / version / model_file.name)
-    (model_dir / "config.pbtxt").write_text(artifact.text, encoding="utf-8")
+    write_config(model_dir, recipe)
     return model_dir.parent
 
 

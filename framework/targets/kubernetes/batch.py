@@ -38,8 +38,8 @@ from framework.targets.kubernetes import pods
 
 COMPONENT = batch_target.COMPONENT
 LAUNCH_MODULE = entrypoints.BATCH_LAUNCH
-LAUNCH_FAILED_EXIT_CODE = 3  # framework.runtime.batch.launch: the RayJob failed (a test checks they agree)
-RUN_LABEL_ENV = "MLOPS_BATCH_RUN"  # the Job's uid, which the launcher puts on the RayJob it creates
+LAUNCH_FAILED_EXIT_CODE = entrypoints.BATCH_LAUNCH_FAILED_EXIT_CODE  # the launcher's: the RayJob failed
+RUN_LABEL_ENV = entrypoints.BATCH_RUN_ENV  # the Job's uid, which the launcher puts on the RayJob it creates
 JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"  # on every pod of a Job (Kubernetes >= 1.27)
 RAYJOB_FILE = "rayjob.yaml"
 RAYJOB_DIR = "/etc/mlops-batch"

@@ -14,7 +14,7 @@ from framework.targets.kubernetes import pods
 TRAIN_COMPONENT = "training"
 DRIFT_COMPONENT = "drift"
 TRAIN_TTL_SECONDS = 86400  # finished jobs (and their logs) stay a day
-DRIFT_EXIT_CODE = 3  # framework.runtime.monitor: drift found (a decision, not a failure to retry)
+DRIFT_EXIT_CODE = entrypoints.DRIFT_EXIT_CODE  # the monitor's: drift found (a decision, not a failure to retry)
 DRIFT_RESOURCES = ("1", "2Gi")  # a window of logged traffic against the training reference
 DRIFT_DEADLINE_SECONDS = 1800
 DRIFT_RETRIES = 2
@@ -74,7 +74,7 @@ def drift_cronjob(recipe) -> dict[str, Any]:
     drift = recipe.monitoring.drift
     tmp_volume, tmp_mount = pods.tmp_dir()
     # The check pushes model_drift_score where the PrometheusRule and dashboard read it.
-    from framework.targets.metrics import PUSHGATEWAY_ADDRESS
+    from framework.contracts.metrics import PUSHGATEWAY_ADDRESS
 
     container = pods.runtime_container(
         recipe, "monitor", entrypoints.MONITOR, resources=common.resources(*DRIFT_RESOURCES), mounts=[tmp_mount],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from framework.contracts.llm import vllm_args
 from framework.targets import common
 from framework.targets.kubernetes import pods
 
@@ -16,25 +17,8 @@ def ports(recipe) -> list[pods.Port]:
 
 
 def args(recipe) -> list[str]:
-    """The server's arguments (the image's entrypoint is `vllm serve`-compatible)."""
-    serving, model = recipe.serving, recipe.model
-    result = [
-        "--model", model.source,
-        "--tensor-parallel-size", str(serving.tensor_parallel_size),
-        "--gpu-memory-utilization", str(serving.gpu_memory_utilization),
-        "--max-model-len", str(serving.max_model_len or model.max_model_len),
-        "--served-model-name", serving.served_model_name or recipe.name,
-        "--port", str(serving.port),
-        "--dtype", model.dtype,
-        "--max-num-seqs", str(serving.max_num_seqs),
-    ]
-    if model.quantization != "none":
-        result += ["--quantization", model.quantization]
-    if model.revision:
-        result += ["--revision", model.revision]
-    if model.trust_remote_code:
-        result.append("--trust-remote-code")
-    return result
+    """The server's arguments (framework/contracts/llm.py: local RAG runs the same command)."""
+    return vllm_args(recipe)
 
 
 def env(recipe) -> list[dict]:

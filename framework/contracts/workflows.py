@@ -1,0 +1,18 @@
+"""The GitHub Actions workflow files: connects generate (framework/targets/github.py
+writes `.github/workflows/mlops-<recipe>.yml`, and framework/generate.py owns, and
+deletes when stale, every `mlops-*.yml` there) and the runtime (the drift monitor's
+`on_drift: retrain` dispatches the recipe's workflow by its file name).
+"""
+
+from __future__ import annotations
+
+WORKFLOW_PREFIX = "mlops-"  # the workflow files generate owns
+REGENERATE_FILE = f"{WORKFLOW_PREFIX}regenerate.yml"  # the same for every recipe: checks generated/ is current
+
+
+def workflow_file(recipe) -> str:
+    """The recipe's pipeline workflow (train, gate, deploy; `workflow_dispatch` retrains)."""
+    return f"{WORKFLOW_PREFIX}{recipe.name}.yml"
+
+
+__all__ = ["WORKFLOW_PREFIX", "REGENERATE_FILE", "workflow_file"]
