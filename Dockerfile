@@ -2,8 +2,8 @@
 # workers and submitter, RayService nodes running the RAG service, the fetch_model
 # init container, the drift CronJob, the PyTorchJob, the batch RayJob and CronJob) runs
 # this image with `python -m framework.runtime.<train|fetch_model|monitor|rag.index|
-# batch|batch.launch>`, a Ray Serve import path (`framework.runtime.serving.host:app`,
-# `framework.runtime.rag.service:app`) or `mlops`. tests/targets/test_dockerfile.py
+# batch|batch.launch>`, a Ray Serve import path (`framework.runtime.serving.ray_host:app`,
+# `framework.runtime.rag.ray_host:app`) or `mlops`. tests/targets/test_dockerfile.py
 # checks that every module the generated manifests call is in the wheel this file
 # installs.
 #

@@ -2,7 +2,7 @@
 
 Servers (each in its own process, stopped and swept before the next one starts):
   (a) embedded host: `mlops serve`'s serving app under uvicorn;
-  (b) Ray Serve host: `framework.runtime.serving.host:app` on an embedded Ray (2 CPUs), through
+  (b) Ray Serve host: `framework.runtime.serving.ray_host:app` on an embedded Ray (2 CPUs), through
       Serve's HTTP proxy; and with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 both through the
       proxy and straight to the replica's own HTTP server (direct ingress);
   (c) baseline: a naive FastAPI server running ONNX Runtime per request;
@@ -95,7 +95,7 @@ RAY = '''
 import signal, threading
 import ray
 from ray import serve
-from framework.runtime.serving.host import app as build
+from framework.runtime.serving.ray_host import app as build
 stop = threading.Event()
 ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
 for s in (signal.SIGINT, signal.SIGTERM):

@@ -9,8 +9,8 @@ MONITOR = "framework.runtime.monitor"  # the drift CronJob
 RAG_INDEX = "framework.runtime.rag.index"  # the RAG index job
 BATCH = "framework.runtime.batch"  # the batch scoring job
 BATCH_LAUNCH = "framework.runtime.batch.launch"  # the CronJob that starts a batch RayJob
-SERVE_APP = "framework.runtime.serving.host:app"  # the Ray Serve application of a tabular model
-RAG_APP = "framework.runtime.rag.service:app"  # the Ray Serve application of a RAG service
+SERVE_APP = "framework.runtime.serving.ray_host:app"  # the Ray Serve application of a tabular model
+RAG_APP = "framework.runtime.rag.ray_host:app"  # the Ray Serve application of a RAG service
 
 # What the generated Jobs' podFailurePolicy reacts to: fail the Job at once, no retry.
 DRIFT_EXIT_CODE = 3  # MONITOR: drift found (a decision, not a failure to retry)

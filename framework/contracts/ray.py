@@ -14,9 +14,9 @@ from typing import Any
 
 from framework.contracts.resolved import RECIPE_ENV, recipe_path_in_pod
 
-SERVE_DEPLOYMENT = "ModelServer"  # the tabular serving app's ingress (framework.runtime.serving.host:app)
+SERVE_DEPLOYMENT = "ModelServer"  # the tabular serving app's ingress (framework.runtime.serving.ray_host:app)
 SERVE_MAX_ONGOING_REQUESTS = 256  # ModelServer's own default; the app sets serving.max_ongoing_requests
-RAG_DEPLOYMENT = "RagServer"  # the RAG service's ingress (framework.runtime.rag.service:app)
+RAG_DEPLOYMENT = "RagServer"  # the RAG service's ingress (framework.runtime.rag.ray_host:app)
 RAG_MAX_ONGOING_REQUESTS = 64  # what RagServer declares and its Serve config sets; answers wait on generation, not CPU
 
 

@@ -4,8 +4,6 @@
 - `recipe-file.schema.json`: one recipe file or `@package _global_` overlay: every key
   optional (the rest comes from the defaults list), plus `defaults`.
 - `sections/<section>.schema.json`: one group option file (e.g. recipes/serving/*.yaml).
-- `runtime/<file>.schema.json`: files the runtime writes (`runtime_schemas`): the
-  rollout record (`.mlops/rollouts/<recipe>/<env>.json`).
 Editors pick them up through the `# yaml-language-server: $schema=...` first line.
 """
 
@@ -49,15 +47,12 @@ def export_schemas() -> dict[str, str]:
             "$schema": DIALECT, "$id": f"sections/{section}.schema.json", "title": section,
             **body, "$defs": _reachable_defs(body, partial.get("$defs", {})),
         }
-    files.update(runtime_schemas())
     return {path: json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n" for path, doc in files.items()}
 
 
-def runtime_schemas() -> dict[str, dict[str, Any]]:
-    """Relative path under schemas/ -> schema of a file the runtime writes."""
-    from framework.runtime.rollout.record import SCHEMA_PATH, record_schema
-
-    return {SCHEMA_PATH: {"$schema": DIALECT, "$id": SCHEMA_PATH, **record_schema()}}
+def document(path: str, schema: dict[str, Any]) -> str:
+    """A schema file's text under schemas/: the dialect and $id first, deterministic."""
+    return json.dumps({"$schema": DIALECT, "$id": path, **schema}, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def _major_minor() -> str:

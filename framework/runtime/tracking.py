@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from framework.contracts.registry import ALIAS_CANDIDATE, ALIAS_CHAMPION
+from framework.contracts.registry import ALIAS_CANDIDATE, ALIAS_CHAMPION, ROLLOUT_ALIASES
 from framework.contracts.resolved import resolved_recipe_yaml
 from framework.errors import MlopsError
 
@@ -413,9 +413,17 @@ def download(name: str, alias: str, dest: Path, *, uri: str) -> Path:
     return Path(download_artifacts(artifact_uri=version.source, dst_path=str(dest), tracking_uri=uri))
 
 
+def aliases(name: str, *, uri: str) -> dict[str, str | None]:
+    """{champion, candidate, rejected: version or None}; all None without a store."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return {alias: None for alias in ROLLOUT_ALIASES}  # no store yet: don't create one
+    return {alias: alias_version(name, alias, uri=uri) for alias in ROLLOUT_ALIASES}
+
+
 __all__ = [
     "Tracker", "tracking_uri", "artifact_root", "recipe_hash", "short_hash", "resolved_text",
     "git_commit", "flatten_params", "client", "ensure_experiment", "version_tags", "register",
-    "set_alias", "alias_version", "promote", "model_version_tags", "download",
+    "set_alias", "alias_version", "aliases", "promote", "model_version_tags", "download",
     "ALIAS_CANDIDATE", "ALIAS_CHAMPION",
 ]
+

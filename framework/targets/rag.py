@@ -6,7 +6,7 @@ service as a RayService, and the volume that carries the vector store between th
   /app/.mlops` (the same `index_corpus` local apply runs). CPU only: a head (Ray's job
   driver runs there) sized for embedding, no workers.
 * `ray/rag_serve_config.yaml`, `ray/rag-rayservice.yaml`: Ray Serve application
-  `<recipe>-rag`, `framework.runtime.rag.service:app` with args `{recipe, root,
+  `<recipe>-rag`, `framework.runtime.rag.ray_host:app` with args `{recipe, root,
   llm_endpoint}` and ingress deployment `RagServer` (`POST /query`, `GET /health`,
   `GET /metrics`), in RayService `<recipe>-rag` (CPU workers, autoscaled with the
   recipe's `serving.replicas`), which embeds the config's exact bytes. KubeRay's Service

@@ -5,7 +5,7 @@ contract with the runtime is small and lives here as constants:
 
 * the RayJob entrypoint is `python -m framework.runtime.training <resolved recipe>`,
   the same command `mlops apply --target local` runs on an embedded Ray;
-* Ray Serve imports `framework.runtime.serving.host:app`, an application *builder*
+* Ray Serve imports `framework.runtime.serving.ray_host:app`, an application *builder*
   (Ray only passes `args` to a builder function), called with
   `{"recipe": <resolved recipe>}`; its deployment is named `SERVE_DEPLOYMENT`
   (framework/contracts/ray.py, with the runtime env every Ray job and app gets) so the

@@ -12,9 +12,6 @@ from framework.contracts.triton import CONFIG_FILE, model_config, model_name, re
 from framework.targets import Artifact
 from framework.targets.common import header
 
-# Re-exported for framework/api.py until it imports framework.contracts.triton.model_file(recipe).
-from framework.contracts.triton import MODEL_FILES  # noqa: F401,E402
-
 
 def render(recipe) -> list[Artifact]:
     if recipe.serving.backend != "triton":

@@ -1,4 +1,4 @@
-"""The RAG service on its second host: `framework.runtime.rag.service:app` on an embedded
+"""The RAG service on its second host: `framework.runtime.rag.ray_host:app` on an embedded
 Ray Serve, answering /query with sources from the persisted index and generating through
 the CPU fallback LLM server (OpenAI routes) over HTTP, with the serving metrics."""
 
@@ -42,7 +42,7 @@ def test_query_through_ray_serve(indexed, monkeypatch):
 
     from framework.runtime.rag.llm import TransformersGenerator, build_tiny_random
     from framework.runtime.rag.openai_app import OpenAIApp
-    from framework.runtime.rag.service import app as build
+    from framework.runtime.rag.ray_host import app as build
     from framework.runtime.serving.host import EmbeddedServer
 
     root, recipe = indexed

@@ -6,7 +6,7 @@ from framework.recipe.rollout import Analysis
 import pytest
 
 from framework.runtime.rollout.analysis import Verdict, analyse, bandit_verdict
-from framework.runtime.rollout.stats import Stats
+from framework.runtime.serving.stats import Stats
 
 ANALYSIS = Analysis(max_error_rate=0.01, max_latency_p99_ms=100, min_requests=200)
 

@@ -8,7 +8,7 @@ import pytest
 
 from framework.runtime.rollout import state as st
 from framework.runtime.rollout.controller import Controller
-from framework.runtime.rollout.routers import make_router
+from framework.runtime.serving.routers import make_router
 from tests.conftest import run_cli
 from tests.rollout.conftest import FakeTraffic, load, register, set_aliases
 

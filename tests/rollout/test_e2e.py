@@ -12,7 +12,7 @@ import pytest
 
 from framework.runtime.rollout import state as st
 from framework.runtime.rollout.controller import rollout_local, validation_features
-from framework.runtime.rollout.routers import CanaryRouter
+from framework.runtime.serving.routers import CanaryRouter
 from framework.runtime.rollout.traffic import send_infer_requests
 from framework.runtime.serving.host import EmbeddedServer, build_app
 from tests.conftest import REPO
@@ -129,7 +129,7 @@ def test_a_rollout_repository_serves_exactly_its_versions_whatever_the_policy(tm
     """`mlops serve` mid-rollout of a recipe serving the newest version only: the app loads
     the champion and the candidate the rollout repository holds (the live plan's versions)."""
     from framework.runtime.rollout.controller import rollout_repository
-    from framework.runtime.rollout.live import LivePlan, live_router
+    from framework.runtime.serving.live import LivePlan, live_router
 
     recipe = load("serving.version_policy.latest=1")
     state = tmp_path / ".mlops"
@@ -140,8 +140,8 @@ def test_a_rollout_repository_serves_exactly_its_versions_whatever_the_policy(tm
     root = rollout_repository(recipe, state, "churn", ["2", "1"], purpose="serve")
     assert "specific { versions: [ 1, 2 ] }" in (root / "churn" / "config.pbtxt").read_text()  # Triton's layout too
     plan = LivePlan("churn", "1", "2", "canary", 10.0)
-    assert build_app(recipe, root, state, router=live_router(recipe, plan), log_sample_rate=0).repository.versions() == {
-        "churn": ["1", "2"]}
+    app = build_app(recipe, root, state, router=live_router(recipe, plan), versions=plan.versions, log_sample_rate=0)
+    assert app.repository.versions() == {"churn": ["1", "2"]}
     assert build_app(recipe, root, state, versions=["1"], log_sample_rate=0).repository.versions() == {"churn": ["1"]}
     assert build_app(recipe, root, state, log_sample_rate=0).repository.versions() == {"churn": ["2"]}  # the recipe's policy
 

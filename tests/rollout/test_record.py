@@ -10,13 +10,14 @@ import jsonschema
 import pytest
 
 from framework.errors import MlopsError
-from framework.recipe.schema import export_schemas, runtime_schemas
+from framework.api.recipes import schema_files
+from framework.recipe.schema import export_schemas
 from framework.runtime.rollout import state as st
 from framework.runtime.rollout.controller import Controller, _record_only
-from framework.runtime.rollout.record import (
+from framework.contracts.rollout_record import (
     ADVANCE, SCHEMA_PATH, RolloutRecord, StepVerdict, WindowStats, dump_record, load_record, new_record, parse_record,
 )
-from framework.runtime.rollout.stats import Stats
+from framework.runtime.serving.stats import Stats
 from tests.conftest import REPO, run_cli
 from tests.rollout.conftest import load
 
@@ -169,10 +170,11 @@ def test_status_on_a_bad_record_exits_1_with_one_line_and_no_traceback(project):
 
 
 def test_serving_refuses_a_bad_record_of_a_rollout_in_progress(tmp_path, monkeypatch):
-    from framework.runtime.rollout.live import live_plan
+    from framework.runtime.serving import live
+    from framework.runtime.serving.live import live_plan
 
     recipe = load()
-    monkeypatch.setattr(st, "aliases", lambda name, uri: {"champion": "1", "candidate": "2", "rejected": None})
+    monkeypatch.setattr(live, "aliases", lambda name, uri: {"champion": "1", "candidate": "2", "rejected": None})
     path = st.state_path(tmp_path, "churn", "dev")
     write(path, {**LEGACY_CONTROLLER, "status": "running", "weight": 25.0, "decision": None, "decided_by": None})
     assert live_plan(recipe, tmp_path).weight == 25.0  # carries on where the record stood
@@ -219,8 +221,8 @@ def test_the_model_itself_requires_schema_version(churn_recipe):
 
 # --- the JSON Schema ---------------------------------------------------------------------------
 def test_the_committed_record_schema_matches_a_fresh_export():
-    assert (REPO / "schemas" / SCHEMA_PATH).read_text() == export_schemas()[SCHEMA_PATH], "run `mlops schema` and commit"
-    assert set(runtime_schemas()) == {"runtime/rollout-record.schema.json"}
+    assert (REPO / "schemas" / SCHEMA_PATH).read_text() == schema_files()[SCHEMA_PATH], "run `mlops schema` and commit"
+    assert set(schema_files()) - set(export_schemas()) == {"runtime/rollout-record.schema.json"}
 
 
 def test_written_records_validate_against_the_committed_schema(tmp_path, churn_recipe):

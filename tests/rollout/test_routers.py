@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from framework.runtime.rollout.routers import (
+from framework.runtime.serving.routers import (
     BanditRouter, BlueGreenRouter, CanaryRouter, DirectRouter, ShadowRouter, make_router,
 )
-from framework.runtime.rollout.stats import RESERVOIR
+from framework.runtime.serving.stats import RESERVOIR
 from framework.runtime.serving.router import Router
 from tests.rollout.conftest import load
 

@@ -169,7 +169,7 @@ def test_serve_carries_on_a_canary_in_progress(project, model_repo):
     load, the canary sends its recorded share to the candidate, the header forces it."""
     from framework import api
     from framework.runtime.rollout import state as st
-    from framework.runtime.rollout.record import new_record
+    from framework.contracts.rollout_record import new_record
 
     shutil.copytree(model_repo, project / ".mlops" / "model_repository")
     _registry(project, champion="1", candidate="2")

@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from framework.runtime.rollout.routers import BanditRouter, CanaryRouter
+from framework.runtime.serving.routers import BanditRouter, CanaryRouter
 from framework.runtime.serving.host import EmbeddedServer, build_app
 from tests.serving.conftest import inputs
 from tests.serving.test_http import request

@@ -1,4 +1,4 @@
-"""The Ray Serve host: `framework.runtime.serving.host:app` (the generated serve_config's import
+"""The Ray Serve host: `framework.runtime.serving.ray_host:app` (the generated serve_config's import
 path) on an embedded Ray, answering tritonclient like the embedded host, holding up under
 load, and publishing the app's metrics both on its own /metrics and through Ray's
 metrics exporter (with the `ray_` prefix the generated queries read).
@@ -67,7 +67,7 @@ def ray_serve(tmp_path_factory, model_repo) -> Iterator[RayServe]:
     import ray
     from ray import serve
 
-    from framework.runtime.serving.host import app as build
+    from framework.runtime.serving.ray_host import app as build
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
@@ -134,7 +134,7 @@ def buckets(samples: dict, name: str, **labels: str) -> dict[float, float]:
 def test_generated_serve_config_names_this_builder():
     config = yaml.safe_load((REPO / "tests" / "golden" / "churn-ray-serve" / "ray" / "serve_config.yaml").read_text())
     (application,) = config["applications"]
-    assert application["import_path"] == SERVE_IMPORT_PATH == "framework.runtime.serving.host:app"
+    assert application["import_path"] == SERVE_IMPORT_PATH == "framework.runtime.serving.ray_host:app"
     assert [d["name"] for d in application["deployments"]] == [SERVE_DEPLOYMENT]
     assert set(application["args"]) == {"recipe"}
 

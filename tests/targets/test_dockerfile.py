@@ -539,8 +539,8 @@ def test_manifests_call_the_known_entry_points():
     entries = set(called())
     for want in ("m framework.runtime.training", "m framework.runtime.serving.fetch_model", "m framework.runtime.monitor",
                  "m framework.runtime.rag.index", "m framework.runtime.batch", "m framework.runtime.batch.launch",
-                 "i framework.runtime.serving.host:app",
-                 "i framework.runtime.rag.service:app", "s mlops"):
+                 "i framework.runtime.serving.ray_host:app",
+                 "i framework.runtime.rag.ray_host:app", "s mlops"):
         assert want in entries, f"{want} not found in the manifests; found {sorted(entries)}"
 
 

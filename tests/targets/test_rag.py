@@ -120,7 +120,7 @@ def test_serve_config_is_accepted_by_ray_serve():
 
 _RAG_SERVER_CHECK = r"""
 import inspect, json
-from framework.runtime.rag import ray_host, service
+from framework.runtime.rag import ray_host
 server = ray_host.RagServer
 # serve.ingress wraps the class; the constructor is the one written in ray_host.py
 (init,) = [c.__dict__["__init__"] for c in server.func_or_class.__mro__
@@ -128,17 +128,17 @@ server = ray_host.RagServer
 print(json.dumps({
     "deployment": server.name,
     "init": list(inspect.signature(init).parameters)[1:],
-    "builder": list(inspect.signature(service.app).parameters),
+    "builder": list(inspect.signature(ray_host.app).parameters),
 }))
 """
 
 
 def test_the_import_path_and_deployment_are_the_runtimes():
-    """Serve imports `framework.runtime.rag.service:app` (a builder taking `args`) and
+    """Serve imports `framework.runtime.rag.ray_host:app` (a builder taking `args`) and
     refuses options for a deployment the application does not have: it is RagServer,
     whose constructor takes the args the config passes."""
     module, _, attribute = rag.SERVICE_IMPORT_PATH.partition(":")
-    assert (module, attribute) == ("framework.runtime.rag.service", "app")
+    assert (module, attribute) == ("framework.runtime.rag.ray_host", "app")
     done = subprocess.run([sys.executable, "-c", _RAG_SERVER_CHECK], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
@@ -201,7 +201,7 @@ def test_serve_config(rag_recipe):
     assert config["http_options"] == {"host": "0.0.0.0", "port": serving.port}
     (app,) = config["applications"]
     assert (app["name"], app["route_prefix"], app["import_path"]) == (
-        "support-assistant-rag", "/", "framework.runtime.rag.service:app")
+        "support-assistant-rag", "/", "framework.runtime.rag.ray_host:app")
     assert app["args"]["recipe"] == "/etc/mlops/recipe.resolved.yaml" and app["args"]["root"] == "/app"
     assert app["runtime_env"]["env_vars"]["MLOPS_RECIPE"] == "/etc/mlops/recipe.resolved.yaml"
     (deployment,) = app["deployments"]

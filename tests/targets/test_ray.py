@@ -321,7 +321,7 @@ def test_serve_config_follows_the_serving_section():
     config = _doc(_render(recipe), SERVE_CONFIG)
     assert config["http_options"] == {"host": "0.0.0.0", "port": serving.port}
     (app,) = config["applications"]
-    assert (app["name"], app["route_prefix"], app["import_path"]) == ("churn", "/", "framework.runtime.serving.host:app")
+    assert (app["name"], app["route_prefix"], app["import_path"]) == ("churn", "/", "framework.runtime.serving.ray_host:app")
     assert app["args"] == {"recipe": "/etc/mlops/recipe.resolved.yaml"}
     assert app["runtime_env"]["env_vars"]["MLOPS_RECIPE"] == "/etc/mlops/recipe.resolved.yaml"
     (deployment,) = app["deployments"]

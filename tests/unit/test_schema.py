@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from framework import api
-from framework.recipe.schema import export_schemas
+from framework.api.recipes import schema_files
 from tests.conftest import REPO, run_cli
 
 SCHEMAS = REPO / "schemas"
@@ -25,7 +25,7 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
 
 
 def test_committed_schemas_match_a_fresh_export() -> None:
-    expected = export_schemas()
+    expected = schema_files()
     committed = {str(p.relative_to(SCHEMAS)): p.read_text() for p in SCHEMAS.rglob("*.schema.json")}
     assert committed == expected, "run `mlops schema` and commit schemas/"
 

@@ -13,7 +13,6 @@ the import path of the generated serve config).
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from typing import Any, Callable
 
@@ -21,7 +20,6 @@ import orjson
 
 from framework.contracts.llm import served_model_name
 from framework.contracts.metrics import RAG_VERSION as VERSION
-from framework.contracts.resolved import RECIPE_ENV
 from framework.runtime.rag.openai_app import BadRequest, answer_lifespan, read_json, respond
 from framework.runtime.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from framework.runtime.serving.metrics import ServingMetrics
@@ -116,17 +114,6 @@ class RagApp:
             self.metrics.request(self.model, VERSION, status, time.perf_counter() - began)
 
 
-# --- Ray Serve host ---------------------------------------------------------------------
-def app(args: dict | None = None):
-    """Ray Serve application builder: args `{"recipe": <recipe.resolved.yaml>, "root":
-    <project root>, "llm_endpoint": <OpenAI/Ollama URL>}`; the ingress deployment builds
-    the RagApp in its replica."""
-    from framework.runtime.rag.ray_host import RagServer
-
-    args = dict(args or {})
-    return RagServer.bind(args.get("recipe") or os.environ[RECIPE_ENV], args.get("root"), args.get("llm_endpoint"))
-
-
 def build(recipe, root, llm_endpoint: str | None, served_name: str | None = None, ray_metrics: bool = False,
           state_dir=None, retriever=None) -> RagApp:
     """A RagApp from a recipe: its retriever over the persisted index and a client of
@@ -145,4 +132,4 @@ def build(recipe, root, llm_endpoint: str | None, served_name: str | None = None
     return RagApp(recipe, retriever, endpoint_client(url, name), metrics=metrics)
 
 
-__all__ = ["RagApp", "build_prompt", "build", "app"]
+__all__ = ["RagApp", "build_prompt", "build"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from framework.runtime.rollout.stats import Stats
+from framework.runtime.serving.stats import Stats
 
 
 @dataclass(frozen=True)

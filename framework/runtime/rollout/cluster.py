@@ -28,7 +28,7 @@ import numpy as np
 from framework.errors import MlopsError, Problem
 from framework.runtime.rollout import state as st
 from framework.runtime.rollout.controller import Controller, RolloutResult, _record_only, validation_rows
-from framework.runtime.rollout.live import LivePlan, routing
+from framework.runtime.serving.live import LivePlan, routing
 
 
 class ClusterDeployer:
@@ -188,7 +188,7 @@ def rollout_on_cluster(
     """Deploy the recipe's Ray Serve application to the cluster at `address` and roll
     the registry's candidate out against its champion there (see the module doc)."""
     from framework.runtime import tracking
-    from framework.runtime.rollout.routers import make_router
+    from framework.runtime.serving.routers import make_router
     from framework.runtime.rollout.traffic import SyntheticTraffic
     from framework.runtime.serving.ray_cluster import ServeCluster
     from framework.runtime.submit import UPLOAD_EXCLUDES, snapshot
@@ -249,7 +249,7 @@ def serve_on_cluster(recipe, root: Path, env_dir: Path, state_dir: Path, address
     """`mlops serve --address`: the recipe's application on the cluster, serving what a
     local `mlops serve` would (the champion, and the candidate while a rollout is in
     progress, at its recorded weight). Returns the Serve proxy's host:port and the plan."""
-    from framework.runtime.rollout.live import live_plan
+    from framework.runtime.serving.live import live_plan
     from framework.runtime.serving.ray_cluster import ServeCluster
     from framework.runtime.submit import UPLOAD_EXCLUDES, snapshot
 

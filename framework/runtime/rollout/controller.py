@@ -41,8 +41,8 @@ from typing import Any, Callable, Mapping
 from framework.errors import MlopsError, Problem
 from framework.runtime.rollout import state as st
 from framework.runtime.rollout.analysis import Verdict, analyse, bandit_verdict
-from framework.runtime.rollout.record import RolloutRecord, StepVerdict, WindowStats, new_record
-from framework.runtime.rollout.stats import Stats
+from framework.contracts.rollout_record import RolloutRecord, StepVerdict, WindowStats, new_record
+from framework.runtime.serving.stats import Stats
 
 BANDIT_DRAWS = 200_000  # Monte Carlo draws behind the decision: a standard error under 0.12 points
 
@@ -372,7 +372,7 @@ def rollout_local(
     route. `on_app(app)` runs before the server starts (tests slow a version down there)."""
     from framework.contracts.triton import model_name
     from framework.runtime import tracking
-    from framework.runtime.rollout.routers import make_router
+    from framework.runtime.serving.routers import make_router
     from framework.runtime.rollout.traffic import SyntheticTraffic
     from framework.runtime.serving.host import EmbeddedServer, build_app
 

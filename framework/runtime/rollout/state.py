@@ -28,22 +28,16 @@ version `mlops.rollout` = promoted | rejected | inconclusive.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from framework.errors import MlopsError
-from framework.runtime.rollout.record import RolloutRecord, dump_record, load_record, new_record, now, parse_record
-
 from framework.contracts.registry import ALIAS_CANDIDATE, ALIAS_CHAMPION, ALIAS_REJECTED
-from framework.contracts.registry import ROLLOUT_ALIASES as ALIASES
+from framework.contracts.rollout_record import RolloutRecord, dump_record, load_record, new_record, now, parse_record
+from framework.contracts.rollout_record import record_path as state_path
+from framework.errors import MlopsError
+from framework.runtime.tracking import aliases
 
 TAG_ROLLOUT = "mlops.rollout"
-
-
-def state_path(state_dir: Path, recipe_name: str, env: str) -> Path:
-    safe = lambda s: re.sub(r"[^A-Za-z0-9_.-]", "_", s)  # noqa: E731 - names are DNS-like already
-    return Path(state_dir) / "rollouts" / safe(recipe_name) / f"{safe(env)}.json"
 
 
 def read_record(path: Path) -> RolloutRecord | None:
@@ -70,15 +64,6 @@ def write_state(path: Path, record: RolloutRecord) -> None:
 
 
 # --- registry -------------------------------------------------------------------------
-def aliases(name: str, *, uri: str) -> dict[str, str | None]:
-    """{champion, candidate, rejected: version or None}; all None without a store."""
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        return {alias: None for alias in ALIASES}  # no store yet: don't create one
-    from framework.runtime import tracking
-
-    return {alias: tracking.alias_version(name, alias, uri=uri) for alias in ALIASES}
-
-
 def promote_version(name: str, version: str, *, uri: str) -> None:
     """`champion` -> version (the version's `rejected` alias, if any, is cleared)."""
     from framework.runtime import tracking

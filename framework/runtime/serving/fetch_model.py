@@ -45,7 +45,7 @@ def fetch(recipe, dest: Path, *, state_dir: Path, alias: str = AUTO) -> tuple[st
     """Fill `dest`; returns (alias, version, model folder)."""
     from framework.contracts.triton import model_file, model_name
     from framework.runtime import tracking
-    from framework.runtime.rollout.state import aliases
+    from framework.runtime.tracking import aliases
     from framework.runtime.serving.model_config import write_config
     from framework.runtime.serving.registry_source import fetch_version
 

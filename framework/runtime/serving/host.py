@@ -1,5 +1,5 @@
 """The serving app's two hosts: embedded (uvicorn in this process: `mlops serve`, local
-apply) and Ray Serve (`framework.runtime.serving.host:app`, the import path of the generated
+apply) and Ray Serve (`framework.runtime.serving.ray_host:app`, the import path of the generated
 serve_config.yaml and of the RayService). Both run the same ASGI app
 (framework.runtime.serving.app.ServingApp), built by `build_app`.
 
@@ -21,8 +21,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from framework.contracts.ray import SERVE_MAX_ONGOING_REQUESTS
-from framework.contracts.resolved import RECIPE_ENV
 from framework.errors import MlopsError, Problem
 
 
@@ -75,8 +73,6 @@ def build_app(
         message = f"the serving app serves tabular models; {recipe.name} is {recipe.model.kind} (served by {recipe.serving.backend})"
         raise MlopsError([Problem(None, "model.kind", message)])
     state = state_dir_of(state_dir)
-    if versions is None and model_repository is not None:
-        versions = getattr(router, "served_versions", None) or None  # a live plan's: what rollout_repository holds
     config = model_config(recipe, versions if model_repository is not None else None)
     name = config.name
     repo_path = Path(model_repository) if model_repository else state / "model_repository"
@@ -87,7 +83,7 @@ def build_app(
             repo_path = fill_from_registry(recipe, state, name, config.default_model_filename, versions)
             config = replace(config, version_policy=VersionPolicy("all"))  # exactly what was fetched
         if router is None:  # the registry's champion, and the candidate while a rollout runs
-            from framework.runtime.rollout.live import live_plan, live_router
+            from framework.runtime.serving.live import live_plan, live_router
 
             router = live_router(recipe, live_plan(recipe, state))
     sample_rate = recipe.monitoring.metrics.log_sample_rate if log_sample_rate is None else log_sample_rate
@@ -188,25 +184,4 @@ class EmbeddedServer:
         self.stop()
 
 
-# --- Ray Serve host ------------------------------------------------------------------
-def app(args: dict | None = None):
-    """Ray Serve application builder (serve_config.yaml: `framework.runtime.serving.host:app`,
-    args `{"recipe": <recipe.resolved.yaml>}`; optional `model_repository`, `state_dir`,
-    `versions` (the registered versions to load). The ingress deployment `ModelServer`
-    builds the ASGI app in each replica; its user_config `routing` (rollout/live.py)
-    re-routes every replica in place."""
-    from framework.runtime.serving.ray_host import ModelServer
-
-    args = dict(args or {})
-    recipe_path = args.get("recipe") or os.environ.get(RECIPE_ENV)
-    if not recipe_path:
-        raise MlopsError([Problem(None, "args.recipe", "the Ray Serve app needs args.recipe: a recipe.resolved.yaml path")])
-    recipe = _recipe(recipe_path)
-    ongoing = getattr(recipe.serving, "max_ongoing_requests", SERVE_MAX_ONGOING_REQUESTS)
-    return ModelServer.options(max_ongoing_requests=ongoing).bind(
-        str(recipe_path), args.get("model_repository"), args.get("state_dir"),
-        [str(v) for v in args.get("versions") or []] or None,
-    )
-
-
-__all__ = ["build_app", "serve_forever", "EmbeddedServer", "listen", "app"]
+__all__ = ["build_app", "serve_forever", "EmbeddedServer", "listen"]

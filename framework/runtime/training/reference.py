@@ -144,7 +144,7 @@ def _categories_as_text(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
 def load(recipe, state_dir: Path, alias: str = ALIAS_CHAMPION) -> Reference:
     """The reference of the version `alias` points at (one error line when there is none)."""
     from framework.runtime import tracking
-    from framework.runtime.rollout.state import aliases
+    from framework.runtime.tracking import aliases
 
     uri = tracking.tracking_uri(recipe, state_dir)
     version = aliases(recipe.registered_model, uri=uri).get(alias)

@@ -1,6 +1,6 @@
 """Which versions a long-running server serves, and how it routes requests that name
 no version: `mlops serve` and the Ray Serve replicas, from the registry's aliases and
-the rollout record (state.py).
+the rollout record (contracts/rollout_record.py).
 
 * A rollout in progress (the candidate is neither the champion nor rejected, and its
   rollout did not end inconclusive: apply was stopped mid-rollout, or a blue/green
@@ -12,7 +12,7 @@ the rollout record (state.py).
 * No champion, or its version not loaded: the newest loaded version.
 
 A rollout record that does not validate stops the plan with an MlopsError naming the
-file (state.read_record), rather than serving a guess.
+file (contracts.rollout_record.load_record), rather than serving a guess.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from framework.contracts.triton import model_name
-from framework.runtime.rollout import state as st
+from framework.contracts.registry import ALIAS_CANDIDATE, ALIAS_CHAMPION, ALIAS_REJECTED
+from framework.contracts.rollout_record import load_record, record_path
+from framework.runtime.tracking import aliases
 
 
 @dataclass(frozen=True)
@@ -54,14 +56,14 @@ class LivePlan:
 def live_plan(recipe, state_dir: Path) -> LivePlan:
     from framework.runtime.tracking import tracking_uri
 
-    found = st.aliases(recipe.registered_model, uri=tracking_uri(recipe, state_dir))
-    champion, candidate = found[st.ALIAS_CHAMPION], found[st.ALIAS_CANDIDATE]
+    found = aliases(recipe.registered_model, uri=tracking_uri(recipe, state_dir))
+    champion, candidate = found[ALIAS_CHAMPION], found[ALIAS_CANDIDATE]
     strategy = recipe.rollout.strategy
     in_progress = (
         strategy != "direct" and champion is not None and candidate is not None
-        and candidate != champion and candidate != found[st.ALIAS_REJECTED]
+        and candidate != champion and candidate != found[ALIAS_REJECTED]
     )
-    record = st.read_record(st.state_path(state_dir, recipe.name, recipe.environment)) if in_progress else None
+    record = load_record(record_path(state_dir, recipe.name, recipe.environment)) if in_progress else None
     about = record if record is not None and record.candidate == candidate else None  # this candidate's rollout
     if about is not None and about.status == "inconclusive":
         in_progress = False  # the rollout ended: the champion stays until a person decides
@@ -72,12 +74,11 @@ def live_plan(recipe, state_dir: Path) -> LivePlan:
 
 
 def live_router(recipe, plan: LivePlan, *, seed: int = 0) -> Callable[[Any], Any]:
-    """A router factory for the serving app (it gets the loaded Repository). Its
-    `served_versions` are the plan's: what the app loads from a repository made for it
-    (rollout/controller.rollout_repository)."""
+    """A router factory for the serving app (it gets the loaded Repository); the app is
+    built with the plan's versions (rollout/controller.rollout_repository holds them)."""
 
     def router(repository):
-        from framework.runtime.rollout.routers import CanaryRouter, DirectRouter, make_router
+        from framework.runtime.serving.routers import CanaryRouter, DirectRouter, make_router
         from framework.runtime.serving.router import LatestVersionRouter
 
         loaded = repository.versions().get(plan.model, [])
@@ -90,7 +91,6 @@ def live_router(recipe, plan: LivePlan, *, seed: int = 0) -> Callable[[Any], Any
             return DirectRouter(plan.model, plan.champion)
         return LatestVersionRouter(repository.versions())
 
-    router.served_versions = tuple(plan.versions)
     return router
 
 

@@ -26,6 +26,7 @@ Nothing here imports numpy, mlflow or the serving modules.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -34,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from framework.errors import Location, MlopsError, Problem
 
 if TYPE_CHECKING:
-    from framework.runtime.rollout.stats import Stats
+    from framework.runtime.serving.stats import Stats
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = "runtime/rollout-record.schema.json"  # under the project's schemas dir
@@ -118,6 +119,12 @@ class RolloutRecord(_Strict):
     finished_at: Timestamp | None = Field(description="When the rollout ended; null while it runs or waits.")
     advance: str | None = Field(description="How the steps advance (locally: by request counts, not the recipe's "
                                             "durations); null in records written before schema_version.")
+
+
+def record_path(state_dir: Path, recipe_name: str, env: str) -> Path:
+    """Where the record of a recipe's rollout in one environment lives under the state dir."""
+    safe = lambda s: re.sub(r"[^A-Za-z0-9_.-]", "_", s)  # noqa: E731 - names are DNS-like already
+    return Path(state_dir) / "rollouts" / safe(recipe_name) / f"{safe(env)}.json"
 
 
 def now() -> str:

@@ -31,7 +31,7 @@ from typing import Mapping
 
 import numpy as np
 
-from framework.runtime.rollout.stats import Stats, Uniforms, VersionStats
+from framework.runtime.serving.stats import Stats, Uniforms, VersionStats
 
 MC_DRAWS = 1000  # Monte Carlo draws behind BanditRouter.weights() (~0.15 ms, at most once a second)
 

@@ -1,54 +1,27 @@
-"""The Python API of moving a rollout by hand (`mlops rollout status|promote|rollback`),
-re-exported by framework.api: the registry's aliases and the rollout record.
-
-Each returns a result object or raises an `MlopsError`; nothing here prints.
+"""The API of moving a rollout by hand (`mlops rollout status|promote|rollback`): the
+registry's aliases (champion, candidate, rejected) and the rollout record.
+`rollout_status` reads them (and, with an address, the application on a Ray cluster);
+`rollout_promote` points champion at the candidate and `rollout_rollback` points
+rejected at it, each recording the change. Each returns a result (results.py) or
+raises an `MlopsError`; nothing here prints.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from framework.api.recipes import as_project, load_recipe
+from framework.api.results import RolloutChange, RolloutStatus
 from framework.errors import MlopsError, Problem
 from framework.project import Project
-
-__all__ = ["RolloutStatus", "RolloutChange", "rollout_status", "rollout_promote", "rollout_rollback"]
-
-
-@dataclass(frozen=True)
-class RolloutStatus:
-    recipe: str
-    env: str
-    registered_model: str
-    tracking_uri: str
-    champion: str | None  # versions the MLflow aliases point at
-    candidate: str | None
-    rejected: str | None
-    state: dict[str, Any] | None  # the rollout record (.mlops/rollouts/<recipe>/<env>.json)
-    state_path: Path
-    cluster: str | None = None  # the application on a Ray cluster (--address)
-
-
-@dataclass(frozen=True)
-class RolloutChange:
-    recipe: str
-    env: str
-    registered_model: str
-    action: str  # promote | rollback
-    version: str  # the candidate moved
-    champion: str | None  # after the change
-    previous_champion: str | None
-    state_path: Path
 
 
 def _rollout_context(recipe: str, env: str | None, project: Project | Path | None):
     from framework.runtime import tracking
     from framework.runtime.rollout import state as st
 
-    from framework.api import _project, load_recipe
-
-    proj = _project(project)
+    proj = as_project(project)
     r = load_recipe(recipe, env, (), proj).recipe
     uri = tracking.tracking_uri(r, proj.state_dir)
     return r, uri, st.aliases(r.registered_model, uri=uri), st.state_path(proj.state_dir, r.name, r.environment)

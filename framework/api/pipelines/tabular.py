@@ -1,0 +1,201 @@
+"""The apply pipelines of a tabular recipe: here on an embedded Ray (`local`) and as a
+job on a Ray cluster (`ray`), each declared once as stages of steps (see steps.py).
+Both generate, then run the training job (framework.runtime.training.run: data checks,
+optional teacher and HPO, training, MLflow tracking, evaluation and ONNX export, the
+drift reference, gates, registry, and the Triton model repository), then roll the
+candidate out against the champion: on the embedded server here, on the cluster's Ray
+Serve application there (a Triton recipe on a cluster is served elsewhere: no rollout).
+With `--register-only` the version is registered without an alias and nothing is rolled
+out. Imported only when a tabular recipe is applied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from framework.api.steps import ApplyRun, Pipeline, Stage, Step, generate_files, needs_address
+from framework.errors import MlopsError, Problem
+from framework.project import display_path
+
+
+def _trainer(r: Any) -> str:
+    return "Ray Train's LightGBMTrainer" if getattr(r.model, "architecture", None) == "lightgbm" else "Ray Train's TorchTrainer"
+
+
+def _training(r: Any) -> str:
+    """How long it trains and what it keeps, as the step will do it."""
+    if r.training is None:
+        return "-"
+    early = r.training.early_stopping
+    if getattr(r.model, "architecture", None) == "lightgbm":
+        rounds = r.model.trees.num_boost_round
+        stop = f", stopping after {early.patience} rounds without a better validation loss" if early else ""
+        return f"up to {rounds} trees{stop}"
+    stop = (f", stopping after {early.patience} epochs without a better validation loss (best epoch kept)"
+            if early else "")
+    return f"up to {r.training.epochs} epochs{stop}, checkpoints every {r.training.checkpoint.every_epochs} epochs"
+
+
+def _train(run: ApplyRun) -> str:
+    r = run.recipe
+    where = "on an embedded Ray" if run.target == "local" else f"in a Ray job on the cluster at {run.address}"
+    return f"train: {_trainer(r)} {where} ({r.training.workers if r.training else 0} workers), {_training(r)}"
+
+
+def _teacher(run: ApplyRun) -> str:
+    d = run.recipe.training.distillation
+    return f"teacher: soft targets from {d.teacher} (temperature {d.temperature}, alpha {d.alpha})"
+
+
+def _hpo(run: ApplyRun) -> str:
+    h = run.recipe.training.hpo
+    return (f"hpo: {h.n_trials} Optuna trials ({h.sampler}, {h.max_concurrent} at once) on Ray Tune over "
+            f"{', '.join(h.search_space)}, {h.direction} {h.metric}; the best values train the final model")
+
+
+def _gates(run: ApplyRun) -> str:
+    gates = run.recipe.evaluation.gates
+    named = [f"{k} {v}" for k, v in gates.thresholds().items()]
+    named += [f"{k} {getattr(gates, k)}" for k in ("max_latency_p95_ms", "max_model_size_mb") if getattr(gates, k) is not None]
+    if gates.fairness:
+        named.append(f"fairness {gates.fairness.attribute} <= {gates.fairness.max_disparity}")
+    return f"gates: {', '.join(named) or 'none'}"
+
+
+def _register(run: ApplyRun) -> str:
+    r = run.recipe
+    if run.register_only:
+        return f"register (no alias: `mlops gate` promotes it): model version of '{r.registered_model}', alias candidate"
+    champion = " and champion (rollout direct)" if r.rollout.strategy == "direct" else ""
+    return f"register: model version of '{r.registered_model}', alias candidate{champion}"
+
+
+def _rollout(run: ApplyRun) -> str:
+    where = ("the embedded server" if run.target == "local"
+             else f"the Ray Serve application on the Ray cluster at {run.address}")
+    return (f"rollout: {run.recipe.rollout.strategy} of the candidate against the champion on {where} (synthetic "
+            "traffic from the validation rows), then promote (alias champion), roll back (alias rejected) or, a "
+            "bandit's inconclusive evidence, keep the champion")
+
+
+def _rolls_out(run: ApplyRun) -> bool:
+    return not run.register_only and (run.target == "local" or run.recipe.serving.backend == "ray_serve")
+
+
+GENERATE = Step("generate", lambda run: f"generate: write generated/{run.recipe.name}/{run.recipe.environment}/ "
+                                        "(the job reads only what is on disk)")
+DATA = Step("data", lambda run: f"data: load {run.recipe.data.source.uri if run.recipe.data else '-'}, check "
+                                "data.expectations, the target and the nulls (report under .mlops/runs/)")
+TEACHER = Step("teacher", _teacher, when=lambda run: run.recipe.training is not None
+               and run.recipe.training.distillation is not None)
+HPO = Step("hpo", _hpo, when=lambda run: run.recipe.training is not None and run.recipe.training.hpo is not None)
+TRAIN = Step("train", _train)
+TRACK = Step("track", lambda run: "track: MLflow run in "
+             f"{run.recipe.tracking.uri or display_path(run.project.state_dir / 'mlflow.db')} "
+             "(params, per-epoch metrics, data report, model)")
+EVALUATE = Step("evaluate", lambda run: f"evaluate: {', '.join(run.recipe.evaluation.metrics)} on the validation "
+                f"split; export ONNX; parity <= {run.recipe.evaluation.gates.onnx_parity_atol}")
+DRIFT_REFERENCE = Step("drift reference", lambda run: "drift reference: a seeded sample of the training split with "
+                       "the model's outputs, and the feature schema, logged with the run (what `mlops monitor` "
+                       "compares served traffic with)")
+GATES = Step("gates", _gates)
+REGISTER = Step("register", _register)
+SERVE_READY = Step("serve-ready", lambda run: "serve-ready: fill the Triton model repository .mlops/model_repository/",
+                   when=lambda run: run.recipe.serving.backend == "triton")
+ROLLOUT = Step("rollout", _rollout, when=_rolls_out)
+
+# What the training job does, in its order (framework.runtime.training.run._train_evaluate_register).
+TRAINING_JOB = (DATA, TEACHER, HPO, TRAIN, TRACK, EVALUATE, DRIFT_REFERENCE, GATES, REGISTER, SERVE_READY)
+
+
+def _train_here(run: ApplyRun) -> None:
+    from framework.runtime.training.run import run_training, summary
+
+    proj = run.project
+    run.outcome = run_training(run.resolved, proj.root, proj.state_dir, None, run.console, register_only=run.register_only)
+    run.report = summary(run.outcome)
+
+
+def _roll_out_here(run: ApplyRun) -> None:
+    from framework.runtime.locks import apply_lock
+    from framework.runtime.rollout.controller import rollout_local, serve_hint
+
+    proj, r = run.project, run.recipe
+    with apply_lock(proj.state_dir, r.name):  # run_training released its lock on return
+        run.rollout = rollout_local(r, proj.state_dir, proj.root, console=run.console)
+    run.serve_hint = serve_hint(r)
+
+
+def _check_cluster(run: ApplyRun) -> None:
+    """The job needs a cluster, a Ray training engine and a tracking store it can write."""
+    needs_address(run)
+    r, proj = run.recipe, run.project
+    if r.training.engine != "ray":
+        raise MlopsError([Problem(None, "--target", "--target ray submits the generated RayJob: training.engine must be ray")])
+    if run.head_shares_disk:
+        return
+    from framework.runtime.submit import local_store
+
+    if local_store(r):
+        store = r.tracking.uri or f"the embedded store {display_path(proj.state_dir / 'mlflow.db')}"
+        message = (f"--target ray runs the job on the cluster, which cannot write {store} on this machine: "
+                   "set tracking.uri to an MLflow server the cluster reaches (e.g. `mlflow server --host 0.0.0.0 "
+                   "--backend-store-uri sqlite:///mlflow.db --artifacts-destination s3://bucket/mlflow`), or "
+                   "pass --head-shares-disk when the head sees this project at the same path")
+        raise MlopsError([Problem(None, "tracking.uri", message)])
+
+
+def _train_on_cluster(run: ApplyRun) -> None:
+    from framework.runtime.submit import job_spec, snapshot, submit_and_follow
+    from framework.runtime.training.run import outcome_from_log
+
+    proj, r = run.project, run.recipe
+    with snapshot(proj.root) as working_dir:
+        spec = job_spec(proj.root, run.env_dir, proj.state_dir, r, run.register_only, working_dir=working_dir,
+                        head_shares_disk=run.head_shares_disk)
+        status, log = submit_and_follow(run.address, spec)
+    if status != "SUCCEEDED":
+        raise MlopsError([Problem(None, "train", f"the Ray job ended {status}: its log is above")])
+    run.job_status, run.job_outcome = status, outcome_from_log(log)
+    run.report = f"{r.name} ({r.environment}): Ray job {status}"
+    version = (run.job_outcome or {}).get("model_version")
+    if not run.head_shares_disk and version and r.serving.backend == "triton":
+        _fetch_model_repository(r, proj.state_dir, str(version))
+
+
+def _fetch_model_repository(r: Any, state_dir: Path, version: str) -> None:
+    """The version the cluster's job registered, from the registry into this machine's
+    Triton model repository (what `mlops serve` and the rollout load), as apply leaves it."""
+    import tempfile
+
+    from framework.runtime import tracking
+    from framework.runtime.serving.registry_source import fetch_version
+    from framework.runtime.training.run import fill_model_repository
+    from framework.contracts.triton import model_file
+
+    uri = tracking.tracking_uri(r, state_dir)
+    with tempfile.TemporaryDirectory() as folder:
+        path = fetch_version(tracking.client(uri), uri, r.registered_model, version, model_file(r),
+                             Path(folder))
+        fill_model_repository(r, state_dir, version, path)
+
+
+def _roll_out_on_cluster(run: ApplyRun) -> None:
+    """Serving and the rollout on the same cluster (a Ray Serve recipe)."""
+    from framework.runtime.locks import apply_lock
+    from framework.runtime.rollout.cluster import cluster_serve_hint, rollout_on_cluster
+
+    proj, r = run.project, run.recipe
+    with apply_lock(proj.state_dir, r.name):
+        run.rollout = rollout_on_cluster(r, proj.root, run.env_dir, proj.state_dir, run.address,
+                                         head_shares_disk=run.head_shares_disk, console=run.console)
+    run.serve_hint = cluster_serve_hint(r, run.address)
+
+
+PIPELINES = {
+    "local": Pipeline((Stage(generate_files, (GENERATE,)), Stage(_train_here, TRAINING_JOB),
+                       Stage(_roll_out_here, (ROLLOUT,)))),
+    "ray": Pipeline((Stage(generate_files, (GENERATE,)), Stage(_train_on_cluster, TRAINING_JOB),
+                     Stage(_roll_out_on_cluster, (ROLLOUT,))), check=_check_cluster),
+}

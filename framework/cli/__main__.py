@@ -1,0 +1,5 @@
+"""`python -m framework.cli`: the `mlops` command line (framework.cli.main)."""
+
+from framework.cli import main
+
+main()
