@@ -52,7 +52,7 @@ def serve(
 
     plan = live_plan(r, proj.state_dir)
     if plan.champion is not None:  # exactly the champion (and the candidate in a rollout)
-        from framework.runtime.rollout.controller import rollout_repository
+        from framework.runtime.rollout.local import rollout_repository
 
         repository = rollout_repository(r, proj.state_dir, plan.model, plan.versions, purpose="serve")
         app = build_app(r, repository, proj.state_dir, router=live_router(r, plan), versions=plan.versions)

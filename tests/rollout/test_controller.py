@@ -9,7 +9,8 @@ import pytest
 
 from framework.runtime import tracking
 from framework.runtime.rollout import state as st
-from framework.runtime.rollout.controller import Controller, rollout_local, summary
+from framework.runtime.rollout.controller import Controller, summary
+from framework.runtime.rollout.local import rollout_local
 from framework.runtime.serving.live import live_plan
 from framework.runtime.serving.routers import make_router
 from tests.rollout.conftest import FakeTraffic, load, register, set_aliases

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from framework.runtime.rollout import state as st
-from framework.runtime.rollout.controller import rollout_local, validation_features
+from framework.runtime.rollout.local import rollout_local, validation_features
 from framework.runtime.serving.routers import CanaryRouter
 from framework.runtime.rollout.traffic import send_infer_requests
 from framework.runtime.serving.host import EmbeddedServer, build_app
@@ -108,7 +108,7 @@ def test_shadow_rollout_with_a_slow_candidate_keeps_the_primary_fast(tmp_path, m
 def test_rollout_repository_for_a_ray_serve_recipe(tmp_path, model_files):
     """No config.pbtxt (the app derives it from the recipe); files from apply's model
     repository when there (hard-linked), else from the registry."""
-    from framework.runtime.rollout.controller import rollout_repository
+    from framework.runtime.rollout.local import rollout_repository
 
     recipe = load("serving=ray_serve")
     state = tmp_path / ".mlops"
@@ -128,7 +128,7 @@ def test_rollout_repository_for_a_ray_serve_recipe(tmp_path, model_files):
 def test_a_rollout_repository_serves_exactly_its_versions_whatever_the_policy(tmp_path, model_files):
     """`mlops serve` mid-rollout of a recipe serving the newest version only: the app loads
     the champion and the candidate the rollout repository holds (the live plan's versions)."""
-    from framework.runtime.rollout.controller import rollout_repository
+    from framework.runtime.rollout.local import rollout_repository
     from framework.runtime.serving.live import LivePlan, live_router
 
     recipe = load("serving.version_policy.latest=1")
@@ -168,7 +168,7 @@ def constant_model(recipe, path, predicted: int):
 def test_bandit_on_feedback_learns_which_version_answers_right(tmp_path, churn_recipe, candidate_is_better):
     """The synthetic clients score each answer against its row's label and post the
     reward to the feedback route: the bandit finds the version that is right more often."""
-    from framework.runtime.rollout.controller import validation_rows
+    from framework.runtime.rollout.local import validation_rows
 
     x, y = validation_rows(churn_recipe, REPO)
     majority = int(np.bincount(y).argmax())

@@ -13,7 +13,8 @@ from framework.errors import MlopsError
 from framework.api.recipes import schema_files
 from framework.recipe.schema import export_schemas
 from framework.runtime.rollout import state as st
-from framework.runtime.rollout.controller import Controller, _record_only
+from framework.runtime.rollout.controller import Controller
+from framework.runtime.rollout.local import _record_only
 from framework.contracts.rollout_record import (
     ADVANCE, SCHEMA_PATH, RolloutRecord, StepVerdict, WindowStats, dump_record, load_record, new_record, parse_record,
 )

@@ -102,7 +102,7 @@ def test_shadow_runs_in_the_background_and_is_compared(routed, model_repo):
     compare = next(c for c in router.calls if c[0] == "compare")
     assert compare[:4] == ("compare", "churn", "1", "2")
     assert isinstance(compare[4], bool) and isinstance(compare[5], float)
-    from framework.runtime.serving.app import agree
+    from framework.runtime.serving.stats import agree
 
     # the same rows through both versions: probabilities by top class, labels as text
     assert compare[4] == agree(ort_outputs(model_repo, "1", x), ort_outputs(model_repo, "2", x))

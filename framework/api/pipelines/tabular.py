@@ -119,7 +119,8 @@ def _train_here(run: ApplyRun) -> None:
 
 def _roll_out_here(run: ApplyRun) -> None:
     from framework.runtime.locks import apply_lock
-    from framework.runtime.rollout.controller import rollout_local, serve_hint
+    from framework.runtime.rollout.controller import serve_hint
+    from framework.runtime.rollout.local import rollout_local
 
     proj, r = run.project, run.recipe
     with apply_lock(proj.state_dir, r.name):  # run_training released its lock on return

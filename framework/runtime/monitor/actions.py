@@ -63,7 +63,7 @@ def dispatch(recipe) -> list[str]:
 
 def retrain_locally(recipe, state_dir: Path, root: Path, current, console=None) -> list[str]:
     from framework.runtime.training import data
-    from framework.runtime.rollout.controller import rollout_local
+    from framework.runtime.rollout.local import rollout_local
     from framework.runtime.rollout.controller import summary as rollout_summary
     from framework.contracts.resolved import RECIPE_FILE, resolved_recipe_yaml
     from framework.runtime.training.run import run_training

@@ -27,7 +27,8 @@ import numpy as np
 
 from framework.errors import MlopsError, Problem
 from framework.runtime.rollout import state as st
-from framework.runtime.rollout.controller import Controller, RolloutResult, _record_only, validation_rows
+from framework.runtime.rollout.controller import Controller, RolloutResult
+from framework.runtime.rollout.local import _record_only, validation_rows
 from framework.runtime.serving.live import LivePlan, routing
 
 
@@ -109,7 +110,7 @@ class ClusterRouter:
             self._shadow(body, answer)
 
     def _shadow(self, body: bytes, expected: dict) -> None:
-        from framework.runtime.serving.app import agree
+        from framework.runtime.serving.stats import agree
 
         candidate = self.plan.candidate
         connection = getattr(self._local, "connection", None)

@@ -26,19 +26,18 @@ import gc
 import logging
 import os
 import time
-import zlib
 from typing import Any, Callable
-
-import numpy as np
 
 from framework.runtime.serving import protocol
 from framework.runtime.serving.batcher import DynamicBatcher
+from framework.runtime.serving.bodies import decompress, parse_header_length, too_large
 from framework.runtime.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from framework.runtime.serving.metrics import ServingMetrics
 from framework.runtime.serving.protocol import HttpError
 from framework.runtime.serving.repository import Model, Repository
 from framework.runtime.serving.request_log import RequestLog, output_widths
 from framework.runtime.serving.router import LatestVersionRouter, Router
+from framework.runtime.serving.stats import agree
 
 log = logging.getLogger("mlops.serve")
 
@@ -243,7 +242,7 @@ class ServingApp:
                     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
                     data = await self._read_body(scope, receive, headers)
                     length = headers.get("inference-header-content-length")
-                    request = protocol.decode_request(data, _header_length(length), model.config, name)
+                    request = protocol.decode_request(data, parse_header_length(length), model.config, name)
                     if explicit is None:
                         version, shadow = self.router.route(name, headers)
                         routed = True
@@ -294,7 +293,7 @@ class ServingApp:
         limit = self.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise HttpError(413, _too_large(int(declared), limit))
+            raise HttpError(413, too_large(int(declared), limit))
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -305,14 +304,14 @@ class ServingApp:
             if chunk:
                 size += len(chunk)
                 if size > limit:
-                    raise HttpError(413, _too_large(size, limit))
+                    raise HttpError(413, too_large(size, limit))
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         encoding = headers.get("content-encoding")
         if encoding and encoding != "identity":
-            body = _decompress(body, encoding.strip().lower(), limit)
+            body = decompress(body, encoding.strip().lower(), limit)
         return body
 
     # --- rewards -----------------------------------------------------------------------
@@ -398,51 +397,6 @@ def run_inline(batch_seconds: float) -> bool:
     return batch_seconds < INLINE_BELOW_SECONDS
 
 
-def agree(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
-    """Two models agree: the same text (labels), the same top class per row (outputs
-    wider than one column), else every value within 1e-3 absolute + 1e-3 relative."""
-    for name, x in a.items():
-        y = b.get(name)
-        if y is None or x.shape != y.shape:
-            return False
-        if x.dtype == object or y.dtype == object:  # labels: the same text
-            if not np.array_equal(x, y):
-                return False
-        elif x.ndim >= 2 and x.shape[-1] > 1:
-            if not np.array_equal(x.argmax(axis=-1), y.argmax(axis=-1)):
-                return False
-        elif not np.allclose(x, y, rtol=1e-3, atol=1e-3):
-            return False
-    return True
-
-
-def _header_length(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise HttpError(400, f"Inference-Header-Content-Length must be an integer, got {value!r}") from None
-
-
-def _too_large(size: int, limit: int) -> str:
-    return f"request body of {size} bytes exceeds the limit of {limit} bytes; send fewer rows per request"
-
-
-def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    wbits = {"gzip": 31, "deflate": 15}.get(encoding)
-    if wbits is None:
-        raise HttpError(415, f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")
-    decoder = zlib.decompressobj(wbits)
-    try:
-        out = decoder.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise HttpError(400, f"the body is not valid {encoding} data: {exc}") from None
-    if len(out) > limit or decoder.unconsumed_tail:
-        raise HttpError(413, f"the {encoding} body inflates past the limit of {limit} bytes; send fewer rows per request")
-    return out
-
-
 async def _respond(
     send: Callable, status: int, body: bytes, content_type: bytes = _JSON, extra: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
@@ -456,4 +410,4 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-__all__ = ["ServingApp", "agree", "DEFAULT_MAX_BODY_BYTES"]
+__all__ = ["ServingApp", "DEFAULT_MAX_BODY_BYTES"]

@@ -75,7 +75,7 @@ def live_plan(recipe, state_dir: Path) -> LivePlan:
 
 def live_router(recipe, plan: LivePlan, *, seed: int = 0) -> Callable[[Any], Any]:
     """A router factory for the serving app (it gets the loaded Repository); the app is
-    built with the plan's versions (rollout/controller.rollout_repository holds them)."""
+    built with the plan's versions (rollout/local.rollout_repository holds them)."""
 
     def router(repository):
         from framework.runtime.serving.routers import CanaryRouter, DirectRouter, make_router

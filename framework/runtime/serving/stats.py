@@ -136,4 +136,22 @@ class VersionStats:
         )
 
 
-__all__ = ["Stats", "VersionStats", "Reservoir", "Uniforms", "RESERVOIR"]
+def agree(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    """Two models agree: the same text (labels), the same top class per row (outputs
+    wider than one column), else every value within 1e-3 absolute + 1e-3 relative."""
+    for name, x in a.items():
+        y = b.get(name)
+        if y is None or x.shape != y.shape:
+            return False
+        if x.dtype == object or y.dtype == object:  # labels: the same text
+            if not np.array_equal(x, y):
+                return False
+        elif x.ndim >= 2 and x.shape[-1] > 1:
+            if not np.array_equal(x.argmax(axis=-1), y.argmax(axis=-1)):
+                return False
+        elif not np.allclose(x, y, rtol=1e-3, atol=1e-3):
+            return False
+    return True
+
+
+__all__ = ["Stats", "VersionStats", "Reservoir", "Uniforms", "RESERVOIR", "agree"]
