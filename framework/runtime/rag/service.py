@@ -20,6 +20,7 @@ import orjson
 
 from framework.contracts.llm import served_model_name
 from framework.contracts.metrics import RAG_VERSION as VERSION
+from framework.errors import MlopsError
 from framework.runtime.rag.openai_app import BadRequest, answer_lifespan, read_json, respond
 from framework.runtime.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from framework.runtime.serving.metrics import ServingMetrics
@@ -106,7 +107,7 @@ class RagApp:
             try:
                 result = await asyncio.get_running_loop().run_in_executor(None, self.answer, question, top_k)
             except Exception as exc:  # retrieval or generation failed: the server's side
-                status = 502 if type(exc).__name__ == "MlopsError" else 500
+                status = 502 if isinstance(exc, MlopsError) else 500
                 return await respond(send, *_error(status, f"answering failed: {exc}"))
             await respond(send, 200, orjson.dumps(result))
         finally:
@@ -118,7 +119,7 @@ def build(recipe, root, llm_endpoint: str | None, served_name: str | None = None
           state_dir=None, retriever=None) -> RagApp:
     """A RagApp from a recipe: its retriever over the persisted index and a client of
     the generation endpoint (`llm_endpoint`, else rag.llm_endpoint)."""
-    from framework.errors import MlopsError, Problem
+    from framework.errors import Problem
     from framework.runtime.rag.llm import endpoint_client
     from framework.runtime.rag.retrieve import Retriever
     from framework.runtime.serving.metrics import RayMirror
