@@ -18,7 +18,21 @@ def _alias(root: Path, alias: str) -> str | None:
     return alias_version("churn", alias, uri=f"sqlite:///{root / '.mlops' / 'mlflow.db'}")
 
 
+def _data_tags(root: Path, version: str) -> dict[str, str]:
+    from framework.runtime.tracking import client
+
+    uri = f"sqlite:///{root / '.mlops' / 'mlflow.db'}"
+    tags = client(uri).get_model_version("churn", version).tags
+    run_tags = client(uri).get_run(client(uri).get_model_version("churn", version).run_id).data.tags
+    data = {k: v for k, v in tags.items() if k.startswith("mlops.data.")}
+    assert data == {k: v for k, v in run_tags.items() if k.startswith("mlops.data.")}  # the run says the same
+    return data
+
+
 def test_apply_trains_gates_registers_and_fills_the_model_repository(churn_project: Path) -> None:
+    import hashlib
+    import subprocess
+
     result = run_cli("apply", "churn")
     assert result.exit_code == 0, result.stderr[-3000:]
     assert "model version 1 (candidate), gates passed" in result.stdout
@@ -29,13 +43,21 @@ def test_apply_trains_gates_registers_and_fills_the_model_repository(churn_proje
     # No champion yet: the first candidate becomes it without a canary.
     assert "churn (dev): rollout canary: promoted version 1 to champion" in result.stdout
     assert _alias(churn_project, "champion") == "1"
+    digest = hashlib.sha256((churn_project / "data" / "churn.csv").read_bytes()).hexdigest()
+    assert _data_tags(churn_project, "1") == {"mlops.data.uri": "data/churn.csv", "mlops.data.sha256": digest}
 
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for command in (["init", "-q"], ["add", "data/churn.csv"], ["commit", "-qm", "data"]):
+        subprocess.run([*git, *command], cwd=churn_project, check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=churn_project, capture_output=True, text=True).stdout.strip()
     again = run_cli("apply", "churn")  # version 2 goes through the canary against version 1
     assert again.exit_code == 0, again.stderr[-3000:]
     assert "model version 2 (candidate), gates passed" in again.stdout
     assert "churn (dev): rollout canary: promoted version 2 to champion" in again.stdout
     assert "synthetic requests on the embedded server" in again.stdout
     assert _alias(churn_project, "champion") == "2"
+    assert _data_tags(churn_project, "2") == {"mlops.data.uri": "data/churn.csv", "mlops.data.sha256": digest,
+                                              "mlops.data.rev": commit}  # the commit that holds those bytes
     assert again.stdout.rstrip().endswith(
         "serve it: mlops serve churn, then POST http://127.0.0.1:8000/v2/models/churn/infer (KServe v2)"
     )

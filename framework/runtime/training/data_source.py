@@ -24,7 +24,7 @@ _FSSPEC_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", 
 # ---------------------------------------------------------------- loading
 
 
-def _resolve(uri: str, root: Path) -> tuple[str, str | Path]:
+def resolve_uri(uri: str, root: Path) -> tuple[str, str | Path]:
     """(scheme, path or URL): local files become Paths, everything else stays a URL."""
     parsed = urlparse(uri)
     scheme = parsed.scheme.lower()
@@ -80,7 +80,7 @@ def load_table(recipe: Any, root: Path, source: Any = None, key: str = "data.sou
     source = source if source is not None else data.source
     uri, fmt = source.uri, source.format
     where = Location(uri)
-    scheme, target = _resolve(uri, Path(root))
+    scheme, target = resolve_uri(uri, Path(root))
     if scheme:
         _check_remote_support(scheme, uri, key)
     elif not target.exists():

@@ -63,6 +63,7 @@ def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str |
 def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address, console, outcome,
                              register_only: bool = False) -> None:
     from framework.runtime.training import data, data_nulls, gates, splitting
+    from framework.runtime.training.data_version import data_version
     from framework.runtime import tracking
     from framework.runtime.training.features import FeaturePipeline
     from framework.runtime.training.steps import step
@@ -70,6 +71,7 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
     console.print(f"[bold]{recipe.name}[/] ({recipe.environment})")
     with step("data", console, run_dir):
         frame, report = data.load_and_check(recipe, root, run_dir, console.print)  # raises before any training
+        trained_on = data_version(recipe, root)
         train_df, val_df = (part.reset_index(drop=True) for part in splitting.split(recipe, frame))
         pipeline = FeaturePipeline.fit(recipe, train_df)
         missing = data_nulls.fill_summary(recipe, report.nulls, train_df)
@@ -81,6 +83,7 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
 
     with tracking.Tracker(recipe, state_dir, resolved=text, root=root) as run:
         outcome.run_id, outcome.tracking_uri = run.run_id, run.uri
+        run.set_tags(trained_on.tags())  # which bytes (and which commit of them) this run trained on
         run.log_artifact_file(run_dir / "data_report.json", "data")
         run.log_artifact_file(run_dir / "data_report.html", "data")
         run.log_dict(pipeline.to_dict(), "model/feature_pipeline.json")
@@ -115,7 +118,8 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
 
         with step("registry", console, run_dir):
             results = {g.name: g.passed for g in report_gates.results}
-            tags = {**tracking.version_tags(text, results), "mlops.reference": f"runs:/{run.run_id}/reference"}
+            tags = {**tracking.version_tags(text, results), **trained_on.tags(),
+                    "mlops.reference": f"runs:/{run.run_id}/reference"}
             outcome.model_version = tracking.register(run, "model", recipe.registered_model, tags=tags)
             if not register_only:
                 outcome.aliases = tracking.promote(recipe.registered_model, outcome.model_version, recipe.rollout.strategy, uri=run.uri)

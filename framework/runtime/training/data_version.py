@@ -1,0 +1,90 @@
+"""The version of the data a run trained on, recorded for every run with DVC or without:
+the sha256 of the bytes of `data.source` (what was read, so two runs on different rows
+never share it), the git commit that last changed the file and whether the working copy
+differs from it, and the md5 DVC records when a `<file>.dvc` tracks it. Training tags
+the MLflow run and the model version with it (`mlops.data.*`)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+CHUNK = 1 << 20
+TAG_SHA256 = "mlops.data.sha256"
+TAG_REV = "mlops.data.rev"  # the git commit of the file; "+dirty" when the working copy differs
+TAG_DVC_MD5 = "mlops.data.dvc_md5"
+TAG_URI = "mlops.data.uri"
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    uri: str
+    sha256: str
+    rev: str | None = None  # None: not in a git repository, or the file is not committed
+    dvc_md5: str | None = None
+
+    def tags(self) -> dict[str, str]:
+        tags = {TAG_URI: self.uri, TAG_SHA256: self.sha256}
+        if self.rev:
+            tags[TAG_REV] = self.rev
+        if self.dvc_md5:
+            tags[TAG_DVC_MD5] = self.dvc_md5
+        return tags
+
+
+def data_version(recipe, root: Path) -> DataVersion:
+    """The version of `data.source` as training reads it (a local path or any fsspec URI)."""
+    from framework.runtime.training.data_source import resolve_uri
+
+    uri = recipe.data.source.uri
+    scheme, target = resolve_uri(uri, Path(root))
+    if scheme:
+        import fsspec
+
+        with fsspec.open(uri, "rb") as stream:
+            return DataVersion(uri, _sha256(stream))
+    with open(target, "rb") as stream:
+        digest = _sha256(stream)
+    return DataVersion(uri, digest, _git_rev(Path(target)), _dvc_md5(Path(target)))
+
+
+def _sha256(stream) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: stream.read(CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _git(path: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=path.parent, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _git_rev(path: Path) -> str | None:
+    """The last commit that changed the file, "+dirty" when the working copy differs from
+    it; None outside a repository or for a file git does not track."""
+    commit = _git(path, "log", "-1", "--format=%H", "--", path.name)
+    if not commit:
+        return None
+    changed = _git(path, "status", "--porcelain", "--", path.name)
+    return commit + ("+dirty" if changed else "")
+
+
+def _dvc_md5(path: Path) -> str | None:
+    """The md5 `dvc add` recorded for the file in `<file>.dvc`, if DVC tracks it."""
+    pointer = path.with_name(path.name + ".dvc")
+    try:
+        outs = (yaml.safe_load(pointer.read_text(encoding="utf-8")) or {}).get("outs") or []
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    for out in outs:
+        if isinstance(out, dict) and out.get("path") == path.name and out.get("md5"):
+            return str(out["md5"])
+    return None
