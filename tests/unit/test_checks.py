@@ -41,6 +41,7 @@ TRIGGERS = {
     "target_not_a_feature": ("churn", ["data.target=tenure_months"]),
     "columns_unique": ("churn", ["data.features=[tenure_months,tenure_months]", "data.categorical=[]"]),
     "categorical_are_features": ("churn", ["data.categorical=[region]"]),
+    "data_sources_that_are_read": ("churn", ["+data.source.feast={feature_view: customers}", "+data.version={rev: v1}"]),
     "boosting_needs_lightgbm": ("churn", ["+model.boosting={num_leaves: 15}"]),
     "lightgbm_trains_where_it_can": ("churn", ["model=lightgbm", "serving.format=torchscript"]),
     "network_keys_need_hidden_layers": ("churn", ["model.architecture=lightgbm"]),
@@ -122,3 +123,13 @@ def test_image_repository() -> None:
     assert image_repository("vllm/vllm-openai:v0.33.0") == "vllm/vllm-openai"
     assert image_repository("docker.io/vllm/vllm-openai@sha256:" + "0" * 64) == "vllm/vllm-openai"
     assert image_repository("registry.example:5000/team/vllm-openai:1") == "registry.example:5000/team/vllm-openai"
+
+
+def test_data_keys_that_are_not_read_are_refused_in_one_line() -> None:
+    from framework.errors import RecipeError
+
+    with pytest.raises(RecipeError, match=r"data\.version: reading the data at a DVC revision is not supported yet; "
+                                          r"check out v2 \(git checkout and dvc checkout\) and remove data\.version"):
+        api.load_recipe("churn", overrides=["+data.version={rev: v2}"], project=REPO)
+    with pytest.raises(RecipeError, match=r"data\.source\.feast: reading a Feast feature view is not supported yet"):
+        api.load_recipe("churn", overrides=["+data.source.feast={feature_view: customers}"], project=REPO)

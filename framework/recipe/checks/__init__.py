@@ -37,7 +37,7 @@ RUN_ORDER = (
     "target_not_a_feature", "columns_unique", "categorical_are_features", "features_are_not_outputs",
     "boosting_needs_lightgbm", "network_keys_need_hidden_layers", "lightgbm_trains_where_it_can",
     "torchscript_inputs_are_identifiers", "expectations_name_columns", "class_fraction_needs_classes",
-    "cluster_jobs_read_reachable_data",
+    "cluster_jobs_read_reachable_data", "data_sources_that_are_read",
     # the batch RayJob
     "batch_job_needs_input_and_output", "batch_job_scores_tabular_models", "batch_job_scores_onnx",
     "batch_job_reaches_its_data", "batch_output_apart_from_input",

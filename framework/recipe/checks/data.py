@@ -142,3 +142,20 @@ def cluster_jobs_read_reachable_data(r: Recipe) -> Iterator[Violation]:
         f"trains in {job} on the cluster in environment {r.environment}, which cannot see this checkout: use "
         "s3://bucket/path, gs://bucket/path, or an absolute path on a volume mounted in the job's pods",
     )
+
+
+@check
+def data_sources_that_are_read(r: Recipe) -> Iterator[Violation]:
+    """`data.source.feast` and `data.version` are not read yet: accepted, they would train
+    on something else than the recipe says, without a word."""
+    if r.data is None:
+        return
+    if r.data.source.feast is not None:
+        yield Violation(("data.source.feast",),
+                        "reading a Feast feature view is not supported yet; join the features into "
+                        "the file data.source.uri names and remove data.source.feast")
+    if r.data.version is not None:
+        yield Violation(("data.version",),
+                        f"reading the data at a DVC revision is not supported yet; check out {r.data.version.rev} "
+                        "(git checkout and dvc checkout) and remove data.version: every run records the sha256 and git "
+                        "commit of the data it read (MLflow tags mlops.data.*)")
