@@ -1,4 +1,5 @@
-"""`mlops rollout status|promote|rollback`: inspect or move a rollout by hand.
+"""`mlops rollout status|promote|rollback`: inspect or move a rollout by hand; and
+`mlops lineage`: from the data to where each registered version is served.
 A typer sub-app over framework.api's rollout functions: the registry's champion,
 candidate and rejected versions (MLflow aliases) and the rollout record. Each command
 hands its result to `finish` (common.py); nothing to promote or roll back is an
@@ -11,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from framework.cli.common import EnvOption, app, finish, reports_errors
+from framework.cli.common import EnvOption, VersionOption, app, finish, reports_errors
 
 rollout_app = typer.Typer(
     help="Inspect or move a rollout by hand: the registry's champion and candidate (MLflow aliases).",
@@ -48,3 +49,12 @@ def rollout_rollback(recipe: RolloutRecipe, env: EnvOption = None) -> None:
     from framework import api
 
     finish(api.rollout_rollback(recipe, env=env))
+
+
+@app.command()
+@reports_errors
+def lineage(recipe: RolloutRecipe, version: VersionOption = None, env: EnvOption = None) -> None:
+    """Data (uri, sha256, git revision) -> MLflow run -> model version -> aliases -> where it is served, per version."""
+    from framework import api
+
+    finish(api.lineage(recipe, version, env=env))

@@ -62,6 +62,19 @@ def test_apply_trains_gates_registers_and_fills_the_model_repository(churn_proje
         "serve it: mlops serve churn, then POST http://127.0.0.1:8000/v2/models/churn/infer (KServe v2)"
     )
 
+    lineage = run_cli("lineage", "churn")  # data -> run -> version -> aliases -> where it is served
+    assert lineage.exit_code == 0, lineage.stderr[-3000:]
+    text = lineage.stdout
+    assert text.index("version 2\n") < text.index("version 1\n")  # newest first
+    assert f"  data:    data/churn.csv sha256 {digest} (rev {commit})" in text
+    assert f"  data:    data/churn.csv sha256 {digest} (rev not in git)" in text
+    assert "  aliases: champion, candidate" in text and "  served:  champion: answers requests" in text
+    assert f"  served:  model file in {churn_project / '.mlops' / 'model_repository' / 'churn' / '1'}" in text
+    one = run_cli("lineage", "churn", "--version", "1")
+    assert one.exit_code == 0 and "version 2\n" not in one.stdout and "  aliases: none" in one.stdout
+    missing = run_cli("lineage", "churn", "--version", "9")
+    assert missing.exit_code == 1 and "--version: version 9 of 'churn' is not in sqlite:///" in missing.stderr
+
 
 def test_a_failed_expectation_stops_before_training(churn_project: Path) -> None:
     csv = churn_project / "data" / "churn.csv"

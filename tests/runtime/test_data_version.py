@@ -62,3 +62,14 @@ def test_a_dvc_pointer_gives_the_md5_dvc_recorded(tmp_path: Path) -> None:
     assert version.dvc_md5 == md5 and version.tags()["mlops.data.dvc_md5"] == md5
     (tmp_path / "rows.csv.dvc").write_text("not: [valid")
     assert data_version(recipe_of("rows.csv"), tmp_path).dvc_md5 is None
+
+
+def test_lineage_before_any_apply_says_what_to_run(tmp_path: Path, monkeypatch) -> None:
+    from tests.conftest import copy_project, run_cli
+
+    root = copy_project(tmp_path, ("recipes", "data"))
+    monkeypatch.chdir(root)
+    result = run_cli("lineage", "churn")
+    assert result.exit_code == 1
+    assert "registered_model: no version of 'churn' is registered in sqlite:///" in result.stderr
+    assert "run `mlops apply churn` first" in result.stderr and not (root / ".mlops" / "mlflow.db").exists()

@@ -14,10 +14,11 @@ from pathlib import Path
 import yaml
 
 CHUNK = 1 << 20
-TAG_SHA256 = "mlops.data.sha256"
-TAG_REV = "mlops.data.rev"  # the git commit of the file; "+dirty" when the working copy differs
-TAG_DVC_MD5 = "mlops.data.dvc_md5"
-TAG_URI = "mlops.data.uri"
+DATA_TAG = "mlops.data."  # the prefix of every tag below
+TAG_SHA256 = DATA_TAG + "sha256"
+TAG_REV = DATA_TAG + "rev"  # the git commit of the file; "+dirty" when the working copy differs
+TAG_DVC_MD5 = DATA_TAG + "dvc_md5"
+TAG_URI = DATA_TAG + "uri"
 
 
 @dataclass(frozen=True)
