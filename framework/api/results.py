@@ -291,18 +291,27 @@ class RolloutStatus(Result):
     state: dict[str, Any] | None  # the rollout record (.mlops/rollouts/<recipe>/<env>.json)
     state_path: Path
     cluster: str | None = None  # the application on a Ray cluster (--address)
+    data: dict[str, dict[str, str]] = field(default_factory=dict)  # version -> its mlops.data.* tags, unprefixed
 
     def lines(self) -> list[str]:
         from framework.runtime.rollout.state import describe
 
         out = [f"{self.recipe} ({self.env}): registered model '{self.registered_model}'",
-               f"  champion:  {version_text(self.champion)}",
-               f"  candidate: {version_text(self.candidate)}",
-               f"  rejected:  {version_text(self.rejected)}"]
+               f"  champion:  {self._version(self.champion)}",
+               f"  candidate: {self._version(self.candidate)}",
+               f"  rejected:  {self._version(self.rejected)}"]
         out += [f"  {line}" for line in describe(self.state)]
         if self.cluster:
             out.append(f"  serving:   {self.cluster}")
         return out
+
+    def _version(self, version: str | None) -> str:
+        """A version, with the data it was trained on when training recorded it."""
+        data = self.data.get(version or "", {})
+        if "sha256" not in data:
+            return version_text(version)
+        rev = f", rev {data['rev'][:12]}" if data.get("rev") else ""
+        return f"{version_text(version)} (data {data.get('uri', '?')} sha256 {data['sha256'][:12]}{rev})"
 
 
 @dataclass(frozen=True)

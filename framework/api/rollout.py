@@ -42,8 +42,20 @@ def rollout_status(recipe: str, env: str | None = None, project: Project | Path 
     return RolloutStatus(
         r.name, r.environment, r.registered_model, uri,
         found[st.ALIAS_CHAMPION], found[st.ALIAS_CANDIDATE], found[st.ALIAS_REJECTED], st.read_state(path), path,
-        cluster,
+        cluster, _data_versions(r.registered_model, uri, {v for v in found.values() if v}),
     )
+
+
+def _data_versions(name: str, uri: str, versions: set[str]) -> dict[str, dict[str, str]]:
+    """version -> the data it was trained on (its mlops.data.* tags, without the prefix)."""
+    if not versions:
+        return {}
+    from framework.runtime import tracking
+    from framework.runtime.training.data_version import DATA_TAG
+
+    client = tracking.client(uri)
+    return {v: {k.removeprefix(DATA_TAG): value for k, value in client.get_model_version(name, v).tags.items()
+                if k.startswith(DATA_TAG)} for v in sorted(versions)}
 
 
 def _candidate_or_fail(r: Any, uri: str, found: dict[str, str | None], action: str) -> str:

@@ -72,6 +72,8 @@ def test_apply_trains_gates_registers_and_fills_the_model_repository(churn_proje
     assert f"  served:  model file in {churn_project / '.mlops' / 'model_repository' / 'churn' / '1'}" in text
     one = run_cli("lineage", "churn", "--version", "1")
     assert one.exit_code == 0 and "version 2\n" not in one.stdout and "  aliases: none" in one.stdout
+    status = run_cli("rollout", "status", "churn")
+    assert f"  champion:  version 2 (data data/churn.csv sha256 {digest[:12]}, rev {commit[:12]})\n" in status.stdout
     missing = run_cli("lineage", "churn", "--version", "9")
     assert missing.exit_code == 1 and "--version: version 9 of 'churn' is not in sqlite:///" in missing.stderr
 
