@@ -41,7 +41,8 @@ TRIGGERS = {
     "target_not_a_feature": ("churn", ["data.target=tenure_months"]),
     "columns_unique": ("churn", ["data.features=[tenure_months,tenure_months]", "data.categorical=[]"]),
     "categorical_are_features": ("churn", ["data.categorical=[region]"]),
-    "data_sources_that_are_read": ("churn", ["+data.source.feast={feature_view: customers}", "+data.version={rev: v1}"]),
+    "data_sources_that_are_read": ("churn", ["+data.source.feast={feature_view: customers}", "+data.version={rev: v1}",
+                                             "data.source.uri=s3://bucket/churn.csv"]),
     "boosting_needs_lightgbm": ("churn", ["+model.boosting={num_leaves: 15}"]),
     "lightgbm_trains_where_it_can": ("churn", ["model=lightgbm", "serving.format=torchscript"]),
     "network_keys_need_hidden_layers": ("churn", ["model.architecture=lightgbm"]),
@@ -128,8 +129,9 @@ def test_image_repository() -> None:
 def test_data_keys_that_are_not_read_are_refused_in_one_line() -> None:
     from framework.errors import RecipeError
 
-    with pytest.raises(RecipeError, match=r"data\.version: reading the data at a DVC revision is not supported yet; "
-                                          r"check out v2 \(git checkout and dvc checkout\) and remove data\.version"):
-        api.load_recipe("churn", overrides=["+data.version={rev: v2}"], project=REPO)
     with pytest.raises(RecipeError, match=r"data\.source\.feast: reading a Feast feature view is not supported yet"):
         api.load_recipe("churn", overrides=["+data.source.feast={feature_view: customers}"], project=REPO)
+    with pytest.raises(RecipeError, match=r"data\.version: data\.version reads a file of the project's git repository "
+                                          r"at a revision \(DVC\), but data\.source\.uri is s3://b/c\.csv"):
+        api.load_recipe("churn", overrides=["+data.version={rev: v2}", "data.source.uri=s3://b/c.csv"], project=REPO)
+    assert api.load_recipe("churn", overrides=["+data.version={rev: v2}"], project=REPO).recipe.data.version.rev == "v2"

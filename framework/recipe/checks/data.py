@@ -146,16 +146,16 @@ def cluster_jobs_read_reachable_data(r: Recipe) -> Iterator[Violation]:
 
 @check
 def data_sources_that_are_read(r: Recipe) -> Iterator[Violation]:
-    """`data.source.feast` and `data.version` are not read yet: accepted, they would train
-    on something else than the recipe says, without a word."""
+    """`data.source.feast` is not read yet: accepted, it would train on something else than
+    the recipe says, without a word. `data.version` reads a file of the project's git
+    repository at a revision (through DVC), so the file must be a path in the project."""
     if r.data is None:
         return
     if r.data.source.feast is not None:
         yield Violation(("data.source.feast",),
                         "reading a Feast feature view is not supported yet; join the features into "
                         "the file data.source.uri names and remove data.source.feast")
-    if r.data.version is not None:
-        yield Violation(("data.version",),
-                        f"reading the data at a DVC revision is not supported yet; check out {r.data.version.rev} "
-                        "(git checkout and dvc checkout) and remove data.version: every run records the sha256 and git "
-                        "commit of the data it read (MLflow tags mlops.data.*)")
+    if r.data.version is not None and is_remote_uri(r.data.source.uri):
+        yield Violation(("data.version", "data.source.uri"),
+                        f"data.version reads a file of the project's git repository at a revision (DVC), but "
+                        f"data.source.uri is {r.data.source.uri}: use the project path DVC tracks, or drop data.version")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -81,7 +82,12 @@ def load_table(recipe: Any, root: Path, source: Any = None, key: str = "data.sou
     uri, fmt = source.uri, source.format
     where = Location(uri)
     scheme, target = resolve_uri(uri, Path(root))
-    if scheme:
+    if own_source and data.version is not None:  # the file at a git revision, through DVC
+        from framework.runtime.training.data_revision import read_at_revision
+
+        raw = read_at_revision(recipe, Path(root))
+        scheme, target = "", None
+    elif scheme:
         _check_remote_support(scheme, uri, key)
     elif not target.exists():
         parent = target.parent
@@ -89,8 +95,9 @@ def load_table(recipe: Any, root: Path, source: Any = None, key: str = "data.sou
         raise DataError([Problem(where, f"{key}.uri", f"no such file: {target}{near}")])
     elif target.is_dir():
         raise DataError([Problem(where, f"{key}.uri", f"{target} is a directory, not a {fmt} file")])
+    readable = (lambda: io.BytesIO(raw)) if target is None else (lambda: target)
     try:
-        df = pd.read_csv(target) if fmt == "csv" else pd.read_parquet(target)
+        df = pd.read_csv(readable()) if fmt == "csv" else pd.read_parquet(readable())
     except FileNotFoundError:
         raise DataError([Problem(where, f"{key}.uri", f"no such file: {target}")]) from None
     except Exception as exc:  # pandas/pyarrow raise many types; all mean "not readable as fmt"
@@ -111,5 +118,5 @@ def load_table(recipe: Any, root: Path, source: Any = None, key: str = "data.sou
     if fmt == "csv" and own_source:
         from framework.runtime.training.data_nulls import NULL_TEXT, null_text
 
-        table.attrs[NULL_TEXT] = null_text(target, df, data.features)
+        table.attrs[NULL_TEXT] = null_text(readable(), df, data.features)
     return table

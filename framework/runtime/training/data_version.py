@@ -1,6 +1,6 @@
 """The version of the data a run trained on, recorded for every run with DVC or without:
 the sha256 of the bytes of `data.source` (what was read, so two runs on different rows
-never share it), the git commit that last changed the file and whether the working copy
+never share it; at `data.version.rev` when the recipe names one), the git commit that last changed the file and whether the working copy
 differs from it, and the md5 DVC records when a `<file>.dvc` tracks it. Training tags
 the MLflow run and the model version with it (`mlops.data.*`)."""
 
@@ -42,6 +42,11 @@ def data_version(recipe, root: Path) -> DataVersion:
     from framework.runtime.training.data_source import resolve_uri
 
     uri = recipe.data.source.uri
+    if recipe.data.version is not None:  # the bytes at the revision, and the commit it names
+        from framework.runtime.training import data_revision
+
+        digest = hashlib.sha256(data_revision.read_at_revision(recipe, root)).hexdigest()
+        return DataVersion(uri, digest, data_revision.commit_of(recipe, root), data_revision.dvc_md5_at(recipe, root))
     scheme, target = resolve_uri(uri, Path(root))
     if scheme:
         import fsspec
