@@ -15,6 +15,7 @@ from framework.errors import Location, Problem
 from framework.runtime.training.data_report import DataError
 
 KEY = "data.version"
+_LAST_READ: dict[tuple[str, str, str, str | None], bytes] = {}  # the data step and the version tags read it once
 
 
 def _error(key: str, message: str, where: str | None = None) -> DataError:
@@ -76,9 +77,12 @@ def read_at_revision(recipe, root: Path) -> bytes:
     top, path = locate(recipe, root)
     version = recipe.data.version
     commit_of(recipe, root)  # an unknown revision is named before DVC looks for it
+    which = (str(top), path, version.rev, version.remote)
+    if which in _LAST_READ:
+        return _LAST_READ[which]
     try:
         with dvc.api.open(path, repo=str(top), rev=version.rev, remote=version.remote, mode="rb") as stream:
-            return stream.read()
+            raw = stream.read()
     except RevError:
         raise _error(f"{KEY}.rev", f"unknown git revision '{version.rev}' in {top}") from None
     except RemoteNotFoundError:
@@ -93,3 +97,6 @@ def read_at_revision(recipe, root: Path) -> bytes:
     except DvcException as exc:  # not in the cache nor the remote, an unreachable remote, ...
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise _error(KEY, f"cannot read {path} at revision {version.rev}: {first}") from None
+    _LAST_READ.clear()  # one file's bytes at a time
+    _LAST_READ[which] = raw
+    return raw
