@@ -20,7 +20,7 @@ from framework.project import display_path
 
 
 def _trainer(r: Any) -> str:
-    return "Ray Train's LightGBMTrainer" if getattr(r.model, "architecture", None) == "lightgbm" else "Ray Train's TorchTrainer"
+    return "Ray Train's LightGBMTrainer" if r.model.architecture == "lightgbm" else "Ray Train's TorchTrainer"
 
 
 def _training(r: Any) -> str:
@@ -28,7 +28,7 @@ def _training(r: Any) -> str:
     if r.training is None:
         return "-"
     early = r.training.early_stopping
-    if getattr(r.model, "architecture", None) == "lightgbm":
+    if r.model.architecture == "lightgbm":
         rounds = r.model.trees.num_boost_round
         stop = f", stopping after {early.patience} rounds without a better validation loss" if early else ""
         return f"up to {rounds} trees{stop}"
@@ -85,8 +85,16 @@ def _rolls_out(run: ApplyRun) -> bool:
 
 GENERATE = Step("generate", lambda run: f"generate: write generated/{run.recipe.name}/{run.recipe.environment}/ "
                                         "(the job reads only what is on disk)")
-DATA = Step("data", lambda run: f"data: load {run.recipe.data.source.uri if run.recipe.data else '-'}, check "
-                                "data.expectations, the target and the nulls (report under .mlops/runs/)")
+def _data(run: ApplyRun) -> str:
+    data = run.recipe.data
+    if data is None:
+        return "data: -"
+    at = f" at git revision {data.version.rev} (DVC)" if data.version is not None else ""
+    return (f"data: load {data.source.uri}{at}, check data.expectations, the target and the nulls (report under "
+            ".mlops/runs/); record its version (sha256, git commit) on the run and the model version")
+
+
+DATA = Step("data", _data)
 TEACHER = Step("teacher", _teacher, when=lambda run: run.recipe.training is not None
                and run.recipe.training.distillation is not None)
 HPO = Step("hpo", _hpo, when=lambda run: run.recipe.training is not None and run.recipe.training.hpo is not None)
