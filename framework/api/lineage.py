@@ -59,13 +59,13 @@ def lineage(recipe: str, version: str | None = None, env: str | None = None,
     from framework.contracts.rollout_record import load_record, record_path
     from framework.contracts.triton import model_name
     from framework.runtime import tracking
-    from framework.runtime.training.data_version import DATA_TAG
+    from framework.runtime.training.data_version import version_data
 
     proj = as_project(project)
     r = load_recipe(recipe, env, (), proj).recipe
     uri = tracking.tracking_uri(r, proj.state_dir)
     name = r.registered_model
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    if not tracking.has_store(uri):
         raise MlopsError([Problem(None, "registered_model", f"no version of '{name}' is registered in {uri}: "
                                                             f"run `mlops apply {r.name}` first")])
     found = tracking.aliases(name, uri=uri)
@@ -83,7 +83,7 @@ def lineage(recipe: str, version: str | None = None, env: str | None = None,
             served.append(f"candidate in a {record.strategy} rollout, {record.weight:g}% of traffic ({record.status})")
         if (repository / str(mv.version)).is_dir():
             served.append(f"model file in {repository / str(mv.version)}")
-        data = {key.removeprefix(DATA_TAG): value for key, value in mv.tags.items() if key.startswith(DATA_TAG)}
+        data = version_data(mv.tags)
         entries.append(VersionLineage(str(mv.version), mv.run_id, data, mv.tags.get(tracking.TAG_HASH), aliases, tuple(served)))
     return LineageResult(r.name, r.environment, name, uri, tuple(entries))
 

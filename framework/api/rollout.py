@@ -51,11 +51,10 @@ def _data_versions(name: str, uri: str, versions: set[str]) -> dict[str, dict[st
     if not versions:
         return {}
     from framework.runtime import tracking
-    from framework.runtime.training.data_version import DATA_TAG
+    from framework.runtime.training.data_version import version_data
 
     client = tracking.client(uri)
-    return {v: {k.removeprefix(DATA_TAG): value for k, value in client.get_model_version(name, v).tags.items()
-                if k.startswith(DATA_TAG)} for v in sorted(versions)}
+    return {v: version_data(client.get_model_version(name, v).tags) for v in sorted(versions)}
 
 
 def _candidate_or_fail(r: Any, uri: str, found: dict[str, str | None], action: str) -> str:

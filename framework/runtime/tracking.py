@@ -413,9 +413,14 @@ def download(name: str, alias: str, dest: Path, *, uri: str) -> Path:
     return Path(download_artifacts(artifact_uri=version.source, dst_path=str(dest), tracking_uri=uri))
 
 
+def has_store(uri: str) -> bool:
+    """False for an embedded sqlite store not created yet (reading must not create one)."""
+    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).is_file()
+
+
 def aliases(name: str, *, uri: str) -> dict[str, str | None]:
     """{champion, candidate, rejected: version or None}; all None without a store."""
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    if not has_store(uri):
         return {alias: None for alias in ROLLOUT_ALIASES}  # no store yet: don't create one
     return {alias: alias_version(name, alias, uri=uri) for alias in ROLLOUT_ALIASES}
 
@@ -423,7 +428,7 @@ def aliases(name: str, *, uri: str) -> dict[str, str | None]:
 __all__ = [
     "Tracker", "tracking_uri", "artifact_root", "recipe_hash", "short_hash", "resolved_text",
     "git_commit", "flatten_params", "client", "ensure_experiment", "version_tags", "register",
-    "set_alias", "alias_version", "aliases", "promote", "model_version_tags", "download",
+    "set_alias", "alias_version", "aliases", "has_store", "promote", "model_version_tags", "download",
     "ALIAS_CANDIDATE", "ALIAS_CHAMPION",
 ]
 

@@ -22,7 +22,8 @@ def _error(key: str, message: str, where: str | None = None) -> DataError:
     return DataError([Problem(Location(where) if where else None, key, message)])
 
 
-def _git(cwd: Path, *args: str) -> str | None:
+def git(cwd: Path, *args: str) -> str | None:
+    """git's output in cwd; None outside a repository, without git, or on any error."""
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
@@ -32,7 +33,7 @@ def _git(cwd: Path, *args: str) -> str | None:
 
 def locate(recipe, root: Path) -> tuple[Path, str]:
     """(the git repository's top folder, the data file's path in it)."""
-    top = _git(Path(root), "rev-parse", "--show-toplevel")
+    top = git(Path(root), "rev-parse", "--show-toplevel")
     if not top:
         raise _error(KEY, f"data.version reads the data at a git revision, but {root} is not in a git repository")
     path = (Path(root) / recipe.data.source.uri).resolve()
@@ -46,7 +47,7 @@ def commit_of(recipe, root: Path) -> str:
     """The commit `data.version.rev` names."""
     top, _ = locate(recipe, root)
     rev = recipe.data.version.rev
-    commit = _git(top, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    commit = git(top, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
     if not commit:
         raise _error(f"{KEY}.rev", f"unknown git revision '{rev}' in {top}")
     return commit
@@ -56,12 +57,15 @@ def dvc_md5_at(recipe, root: Path) -> str | None:
     """The md5 DVC recorded for the file at the revision (`<file>.dvc` there); None when
     git tracks the file itself."""
     top, path = locate(recipe, root)
-    text = _git(top, "show", f"{commit_of(recipe, root)}:{path}.dvc")
+    return pointer_md5(git(top, "show", f"{commit_of(recipe, root)}:{path}.dvc"), Path(path).name)
+
+
+def pointer_md5(text: str | None, name: str) -> str | None:
+    """The md5 a DVC pointer (`<file>.dvc`'s text) records for the file `name`."""
     try:
         outs = (yaml.safe_load(text or "") or {}).get("outs") or []
     except (yaml.YAMLError, AttributeError):
         return None
-    name = Path(path).name
     return next((str(o["md5"]) for o in outs if isinstance(o, dict) and o.get("path") == name and o.get("md5")), None)
 
 

@@ -1,17 +1,17 @@
 """The version of the data a run trained on, recorded for every run with DVC or without:
 the sha256 of the bytes of `data.source` (what was read, so two runs on different rows
-never share it; at `data.version.rev` when the recipe names one), the git commit that last changed the file and whether the working copy
-differs from it, and the md5 DVC records when a `<file>.dvc` tracks it. Training tags
-the MLflow run and the model version with it (`mlops.data.*`)."""
+never share it; at `data.version.rev` when the recipe names one), the git commit that
+last changed the file and whether the working copy differs from it, and the md5 DVC
+records when a `<file>.dvc` tracks it. Training tags the MLflow run and the model
+version with it (`mlops.data.*`)."""
 
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from framework.runtime.training.data_revision import git, pointer_md5
 
 CHUNK = 1 << 20
 DATA_TAG = "mlops.data."  # the prefix of every tag below
@@ -65,32 +65,25 @@ def _sha256(stream) -> str:
     return digest.hexdigest()
 
 
-def _git(path: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=path.parent, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def _git_rev(path: Path) -> str | None:
     """The last commit that changed the file, "+dirty" when the working copy differs from
     it; None outside a repository or for a file git does not track."""
-    commit = _git(path, "log", "-1", "--format=%H", "--", path.name)
+    commit = git(path.parent, "log", "-1", "--format=%H", "--", path.name)
     if not commit:
         return None
-    changed = _git(path, "status", "--porcelain", "--", path.name)
+    changed = git(path.parent, "status", "--porcelain", "--", path.name)
     return commit + ("+dirty" if changed else "")
 
 
 def _dvc_md5(path: Path) -> str | None:
     """The md5 `dvc add` recorded for the file in `<file>.dvc`, if DVC tracks it."""
-    pointer = path.with_name(path.name + ".dvc")
     try:
-        outs = (yaml.safe_load(pointer.read_text(encoding="utf-8")) or {}).get("outs") or []
-    except (OSError, yaml.YAMLError, AttributeError):
+        return pointer_md5(path.with_name(path.name + ".dvc").read_text(encoding="utf-8"), path.name)
+    except OSError:
         return None
-    for out in outs:
-        if isinstance(out, dict) and out.get("path") == path.name and out.get("md5"):
-            return str(out["md5"])
-    return None
+
+
+def version_data(tags: dict[str, str]) -> dict[str, str]:
+    """The data version among a run's or model version's tags, without the prefix
+    (uri, sha256, rev, dvc_md5)."""
+    return {key.removeprefix(DATA_TAG): value for key, value in tags.items() if key.startswith(DATA_TAG)}
