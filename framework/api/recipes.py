@@ -29,7 +29,8 @@ def load_recipe(recipe: str, env: str | None = None, overrides: Sequence[str] = 
     from framework.recipe.compose import compose_recipe
     from framework.recipe.validate import validate_composed
 
-    return validate_composed(compose_recipe(as_project(project), recipe, env, overrides))
+    proj = as_project(project)
+    return validate_composed(compose_recipe(proj, recipe, env, overrides), proj.root)
 
 
 def recipe_envs(recipe: str, project: Project | Path | None = None) -> list[str]:

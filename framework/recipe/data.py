@@ -7,15 +7,10 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from framework.recipe.base import Section
+from framework.recipe.feast import FeastSource
 from framework.recipe.types import Fraction, PositiveInt
 
 Column = Annotated[str, Field(min_length=1, max_length=128)]
-
-
-class FeastSource(Section):
-    feature_view: str = Field(description="Feast feature view the columns are read from.")
-    repo: str = Field(default="feature_repo", description="Path of the Feast feature repository.")
-    entity_key: str | None = Field(default=None, description="Join key of the entity, if not the view's.")
 
 
 class Source(Section):
@@ -24,7 +19,10 @@ class Source(Section):
         description="Path (relative to the project root) or URI (file://, s3://, gs://) of the data.",
     )
     format: Literal["csv", "parquet"] = Field(default="csv", description="File format of `uri`.")
-    feast: FeastSource | None = Field(default=None, description="Optional Feast feature view reference.")
+    feast: FeastSource | None = Field(
+        default=None,
+        description="Join the features of a Feast feature view onto these entity/label rows (point in time).",
+    )
 
 
 class Split(Section):

@@ -126,11 +126,9 @@ def test_image_repository() -> None:
     assert image_repository("registry.example:5000/team/vllm-openai:1") == "registry.example:5000/team/vllm-openai"
 
 
-def test_data_keys_that_are_not_read_are_refused_in_one_line() -> None:
+def test_a_data_version_reads_a_project_file() -> None:
     from framework.errors import RecipeError
 
-    with pytest.raises(RecipeError, match=r"data\.source\.feast: reading a Feast feature view is not supported yet"):
-        api.load_recipe("churn", overrides=["+data.source.feast={feature_view: customers}"], project=REPO)
     with pytest.raises(RecipeError, match=r"data\.version: data\.version reads a file of the project's git repository "
                                           r"at a revision \(DVC\), but data\.source\.uri is s3://b/c\.csv"):
         api.load_recipe("churn", overrides=["+data.version={rev: v2}", "data.source.uri=s3://b/c.csv"], project=REPO)

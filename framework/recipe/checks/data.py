@@ -146,15 +146,30 @@ def cluster_jobs_read_reachable_data(r: Recipe) -> Iterator[Violation]:
 
 @check
 def data_sources_that_are_read(r: Recipe) -> Iterator[Violation]:
-    """`data.source.feast` is not read yet: accepted, it would train on something else than
-    the recipe says, without a word. `data.version` reads a file of the project's git
-    repository at a revision (through DVC), so the file must be a path in the project."""
+    """`data.version` reads a file of the project's git repository at a revision (through
+    DVC), so the file must be a path in the project. A Feast view's features are joined
+    onto the entity rows by their timestamp column, which is no model input; its registry
+    and online store must be reachable from the cluster's jobs and serving pods."""
     if r.data is None:
         return
-    if r.data.source.feast is not None:
-        yield Violation(("data.source.feast",),
-                        "reading a Feast feature view is not supported yet; join the features into "
-                        "the file data.source.uri names and remove data.source.feast")
+    feast = r.data.source.feast
+    if feast is not None:
+        taken = {feast.timestamp_column: "data.source.feast.timestamp_column"}
+        if feast.entity_key:
+            taken[feast.entity_key] = "data.source.feast.entity_key"
+        for column, key in taken.items():
+            if column in r.data.features:
+                yield Violation((key, "data.features"), f"{key} '{column}' is a column of the entity rows, "
+                                                        "not a feature: remove it from data.features")
+        if r.environment != "dev" and is_relative_uri(feast.registry):
+            yield Violation(("data.source.feast.registry", "environment"),
+                            f"data.source.feast.registry '{feast.registry}' is a file in the checkout, which the "
+                            f"jobs and serving pods of environment {r.environment} cannot see: use an s3:// or "
+                            "gs:// URI (or an absolute path on a shared volume)")
+        if r.environment != "dev" and feast.online_store.type == "sqlite":
+            yield Violation(("data.source.feast.online_store.type", "environment"),
+                            f"an sqlite online store is a file on one machine, which the serving pods of "
+                            f"environment {r.environment} cannot share: use type redis or postgres")
     if r.data.version is not None and is_remote_uri(r.data.source.uri):
         yield Violation(("data.version", "data.source.uri"),
                         f"data.version reads a file of the project's git repository at a revision (DVC), but "
