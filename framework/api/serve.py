@@ -55,9 +55,10 @@ def serve(
         from framework.runtime.rollout.local import rollout_repository
 
         repository = rollout_repository(r, proj.state_dir, plan.model, plan.versions, purpose="serve")
-        app = build_app(r, repository, proj.state_dir, router=live_router(r, plan), versions=plan.versions)
+        app = build_app(r, repository, proj.state_dir, router=live_router(r, plan), versions=plan.versions,
+                        root=proj.root)
     else:  # nothing promoted yet: what apply left, else the registry's candidate
-        app = build_app(r, None, proj.state_dir)
+        app = build_app(r, None, proj.state_dir, root=proj.root)
     versions = app.repository.versions()
     urls: list[str] = []
 

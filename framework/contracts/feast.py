@@ -19,8 +19,9 @@ IMAGE = "quay.io/feastdev/feature-server:0.67.0"  # the pinned Feast release's o
 
 
 def project_name(recipe) -> str:
-    """The Feast project: `data.source.feast.project`, else the recipe name."""
-    return recipe.data.source.feast.project or recipe.name
+    """The Feast project: `data.source.feast.project`, else the recipe name with "_" for
+    "-" (Feast's sqlite online store names tables after the project, so no hyphens)."""
+    return recipe.data.source.feast.project or recipe.name.replace("-", "_")
 
 
 def secret_env(recipe) -> dict[str, Any]:

@@ -61,8 +61,8 @@ class FeastSource(Section):
         default="event_timestamp",
         description="Column of the entity rows holding when each label was observed (the join's point in time).",
     )
-    project: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")] | None = Field(
-        default=None, description="Feast project; default the recipe name."
+    project: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_]*$")] | None = Field(
+        default=None, description="Feast project (letters, digits, _); default the recipe name with _ for -."
     )
     registry: str = Field(
         default="data/registry.db", min_length=1,

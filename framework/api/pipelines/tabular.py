@@ -85,11 +85,47 @@ def _rolls_out(run: ApplyRun) -> bool:
 
 GENERATE = Step("generate", lambda run: f"generate: write generated/{run.recipe.name}/{run.recipe.environment}/ "
                                         "(the job reads only what is on disk)")
+def _feast(run: ApplyRun) -> bool:
+    return run.recipe.data is not None and run.recipe.data.source.feast is not None
+
+
+def _feast_apply(run: ApplyRun) -> str:
+    f = run.recipe.data.source.feast
+    return (f"feast-apply: register the definitions of {f.repo}/ (feature view {f.feature_view}) in the Feast "
+            f"registry {f.registry}, after checking them against data.source.feast")
+
+
+def _materialize(run: ApplyRun) -> str:
+    f = run.recipe.data.source.feast
+    return (f"materialize: the rows of {f.feature_view} up to now into the {f.online_store.type} online store "
+            "(what the serving app looks up by entity id)")
+
+
+FEAST_APPLY = Step("feast-apply", _feast_apply, when=_feast)
+MATERIALIZE = Step("materialize", _materialize, when=_feast)
+
+
+def _feature_store(run: ApplyRun) -> None:
+    from framework.runtime.features.register import materialize, register
+
+    r, root = run.recipe, run.project.root
+    with run.console.status(f"feast apply: {r.data.source.feast.repo}/"):
+        done = register(r, root)
+    run.console.print(f"feast apply: {done.entities} entit{'y' if done.entities == 1 else 'ies'} and {done.views} "
+                      f"feature view{'' if done.views == 1 else 's'} in project {done.project} ({done.registry})")
+    with run.console.status(f"materialising {r.data.source.feast.feature_view} into the online store"):
+        until = materialize(r, root)
+    run.console.print(f"materialize: {r.data.source.feast.feature_view} up to {until:%Y-%m-%d %H:%M:%S} UTC "
+                      f"into the {r.data.source.feast.online_store.type} online store")
+
+
 def _data(run: ApplyRun) -> str:
     data = run.recipe.data
     if data is None:
         return "data: -"
     at = f" at git revision {data.version.rev} (DVC)" if data.version is not None else ""
+    if data.source.feast is not None:
+        at += f", join feature view {data.source.feast.feature_view} point in time (Feast)"
     return (f"data: load {data.source.uri}{at}, check data.expectations, the target and the nulls (report under "
             ".mlops/runs/); record its version (sha256, git commit) on the run and the model version")
 
@@ -113,6 +149,7 @@ SERVE_READY = Step("serve-ready", lambda run: "serve-ready: fill the Triton mode
                    when=lambda run: run.recipe.serving.backend == "triton")
 ROLLOUT = Step("rollout", _rollout, when=_rolls_out)
 
+FEATURE_STORE = (FEAST_APPLY, MATERIALIZE)  # before training: the join reads the registry
 # What the training job does, in its order (framework.runtime.training.run._train_evaluate_register).
 TRAINING_JOB = (DATA, TEACHER, HPO, TRAIN, TRACK, EVALUATE, DRIFT_REFERENCE, GATES, REGISTER, SERVE_READY)
 
@@ -203,8 +240,10 @@ def _roll_out_on_cluster(run: ApplyRun) -> None:
 
 
 PIPELINES = {
-    "local": Pipeline((Stage(generate_files, (GENERATE,)), Stage(_train_here, TRAINING_JOB),
+    "local": Pipeline((Stage(generate_files, (GENERATE,)), Stage(_feature_store, FEATURE_STORE),
+                       Stage(_train_here, TRAINING_JOB),
                        Stage(_roll_out_here, (ROLLOUT,)))),
-    "ray": Pipeline((Stage(generate_files, (GENERATE,)), Stage(_train_on_cluster, TRAINING_JOB),
+    "ray": Pipeline((Stage(generate_files, (GENERATE,)), Stage(_feature_store, FEATURE_STORE),
+                     Stage(_train_on_cluster, TRAINING_JOB),
                      Stage(_roll_out_on_cluster, (ROLLOUT,))), check=_check_cluster),
 }

@@ -143,7 +143,8 @@ def rollout_local(
             scoring = {"labels": labels, "reward": reward_for(recipe.model.task, labels)}
         repository = rollout_repository(recipe, state_dir, model, [champion, candidate])
         router = make_router(recipe.rollout, model, champion, candidate, seed=seed)
-        app = build_app(recipe, repository, state_dir, router=router, log_sample_rate=0, versions=[champion, candidate])
+        app = build_app(recipe, repository, state_dir, router=router, log_sample_rate=0, versions=[champion, candidate],
+                        root=root)
         if on_app is not None:
             on_app(app)
         with EmbeddedServer(app) as server:

@@ -73,6 +73,7 @@ class ServingApp:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         metrics_path: str = "/metrics",
         server_version: str = "",
+        lookups: dict[str, Any] | None = None,
     ):
         self.repository = repository
         self.models: dict[str, Model] = repository.models
@@ -85,6 +86,7 @@ class ServingApp:
         self.request_log = request_log
         self.labels = {name: (model_labels or {}).get(name, name) for name in self.models}
         self.max_body_bytes = max_body_bytes
+        self.lookups = lookups or {}  # model name -> OnlineLookup (runtime/features/lookup.py)
         self.metrics_path = metrics_path
         self.batchers: dict[tuple[str, str], DynamicBatcher] = {}
         for name, model in self.models.items():
@@ -242,7 +244,11 @@ class ServingApp:
                     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
                     data = await self._read_body(scope, receive, headers)
                     length = headers.get("inference-header-content-length")
-                    request = protocol.decode_request(data, parse_header_length(length), model.config, name)
+                    lookup = self.lookups.get(name)
+                    request = protocol.decode_request(data, parse_header_length(length), model.config, name,
+                                                      lookup.request_config if lookup is not None else None)
+                    if lookup is not None and lookup.key in request.inputs:  # entity ids: features from the store
+                        request.inputs = await asyncio.to_thread(lookup.features, request.inputs[lookup.key])
                     if explicit is None:
                         version, shadow = self.router.route(name, headers)
                         routed = True

@@ -47,6 +47,7 @@ def build_app(
     max_body_bytes: int | None = None,
     ray_metrics: bool = False,
     versions: list[str] | None = None,
+    root: str | Path | None = None,
 ):
     """The serving app of a recipe (a Recipe or a recipe.resolved.yaml path): its model,
     with the typed config of framework/contracts/triton.py, from `model_repository`
@@ -57,7 +58,9 @@ def build_app(
     version policy. `router`: a Router, or a callable taking the loaded Repository and
     returning one; default: with no `model_repository`, the registry's champion (and the
     rollout in progress, rollout/live.py); else LatestVersionRouter. `log_sample_rate`
-    overrides the recipe's monitoring.metrics.log_sample_rate (0 disables request logging)."""
+    overrides the recipe's monitoring.metrics.log_sample_rate (0 disables request logging).
+    With `data.source.feast`, requests may carry entity ids, looked up in the online store
+    (runtime/features/lookup.py; `root`: the project, default the working directory)."""
     from framework import __version__
     from framework.contracts.triton import VersionPolicy, model_config
     from framework.runtime.serving.app import DEFAULT_MAX_BODY_BYTES, ServingApp
@@ -89,6 +92,11 @@ def build_app(
     sample_rate = recipe.monitoring.metrics.log_sample_rate if log_sample_rate is None else log_sample_rate
     repository = load_repository(repo_path, {name: config}, {name: model_signature(recipe).columns})
     request_log = RequestLog(state / "requests", sample_rate) if sample_rate > 0 else None
+    lookups = {}
+    if recipe.data is not None and recipe.data.source.feast is not None:
+        from framework.runtime.features.lookup import OnlineLookup
+
+        lookups[name] = OnlineLookup(recipe, Path(root) if root else Path.cwd(), config)
     return ServingApp(
         repository,
         router=router,
@@ -98,6 +106,7 @@ def build_app(
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
         metrics_path=recipe.monitoring.metrics.path,
         server_version=__version__,
+        lookups=lookups,
     )
 
 

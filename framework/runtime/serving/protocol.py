@@ -98,8 +98,18 @@ def _plan(config: ModelConfig) -> _Plan:
     return plan
 
 
-def decode_request(body: bytes, header_length: int | None, config: ModelConfig, model: str) -> InferRequest:
-    """Parse and check an infer request against the model's config."""
+def _names_entity(request, key: str) -> bool:
+    if type(request) is list:
+        return bool(request) and type(request[0]) is dict and key in request[0]
+    items = request.get("inputs") if type(request) is dict else None
+    return type(items) is list and bool(items) and type(items[0]) is dict and items[0].get("name") == key
+
+
+def decode_request(body: bytes, header_length: int | None, config: ModelConfig, model: str,
+                   by_entity: ModelConfig | None = None) -> InferRequest:
+    """Parse and check an infer request against the model's config, or against
+    `by_entity` (a request carrying entity ids, looked up in a feature store) when its
+    first input is that config's one input."""
     if header_length is not None:
         if header_length < 0 or header_length > len(body):
             raise HttpError(400, f"Inference-Header-Content-Length is {header_length} but the body has {len(body)} bytes")
@@ -110,6 +120,8 @@ def decode_request(body: bytes, header_length: int | None, config: ModelConfig, 
         request = orjson.loads(header)
     except orjson.JSONDecodeError as exc:
         raise HttpError(400, f"malformed JSON in the request body: {exc}") from None
+    if by_entity is not None and _names_entity(request, by_entity.input[0].name):
+        config = by_entity
     if type(request) is list:
         if header_length is not None:
             raise HttpError(400, "a row-oriented request (a JSON list of rows) carries no binary data")

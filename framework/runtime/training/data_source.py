@@ -103,6 +103,11 @@ def load_table(recipe: Any, root: Path, source: Any = None, key: str = "data.sou
     except Exception as exc:  # pandas/pyarrow raise many types; all mean "not readable as fmt"
         raise DataError([Problem(where, key, f"cannot read as {fmt}: {_first_line(exc)}")]) from None
     df.columns = [str(c) for c in df.columns]  # parquet may carry non-string names
+    feast = own_source and data.source.feast is not None
+    if feast:  # the file holds the entity/label rows; the features come from the view
+        from framework.runtime.features.join import join_features
+
+        df, _ = join_features(recipe, Path(root), df)
 
     present = list(df.columns)
     problems = []
@@ -115,7 +120,7 @@ def load_table(recipe: Any, root: Path, source: Any = None, key: str = "data.sou
     if problems:
         raise DataError(problems)
     table = df[data.columns()]
-    if fmt == "csv" and own_source:
+    if fmt == "csv" and own_source and not feast:
         from framework.runtime.training.data_nulls import NULL_TEXT, null_text
 
         table.attrs[NULL_TEXT] = null_text(readable(), df, data.features)
