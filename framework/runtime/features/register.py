@@ -72,8 +72,8 @@ def register(recipe, root: Path) -> Registered:
         if found:
             raise DataError([Problem(None, key, message) for key, message in found])
         quietly(apply_total, store.config, repo, skip_source_validation=False)
-    return Registered(store.config.project, str(store.config.registry.path), len(contents.entities),
-                      len(contents.feature_views))
+    entities = [e for e in contents.entities if not e.name.startswith("__")]  # Feast adds a __dummy entity
+    return Registered(store.config.project, str(store.config.registry.path), len(entities), len(contents.feature_views))
 
 
 def materialize(recipe, root: Path, until: datetime | None = None) -> datetime:
