@@ -106,3 +106,31 @@ def test_a_join_that_matches_nothing_says_how_many_rows(applied) -> None:
         "data/churn_labels.csv: data.source.feast.feature_view: the point-in-time join is empty: none of the 3 label "
         "rows matched a row of feature view 'customer_features' (same customer_id, at or before its "
         "event_timestamp, within the view's ttl)")
+
+
+def test_concurrent_lookups_share_reads_and_keep_their_own_404(applied) -> None:
+    import asyncio
+
+    from framework.contracts.triton import model_config
+    from framework.runtime.features.lookup import OnlineLookup
+    from framework.runtime.serving.protocol import HttpError
+
+    root, _ = applied
+    recipe = api.load_recipe("churn_features", project=root).recipe
+    lookup = OnlineLookup(recipe, root, model_config(recipe))
+    reads: list[int] = []
+    fetch = lookup._fetch
+    lookup._fetch = lambda keys: (reads.append(len(keys)), fetch(keys))[1]
+    ids = [f"C{i:05d}" for i in range(40)] + ["nobody"]
+
+    async def many():
+        return await asyncio.gather(*(lookup.lookup(np.array([[i]], dtype=object)) for i in ids),
+                                    return_exceptions=True)
+
+    results = asyncio.run(many())
+    assert sum(reads) == len(ids) and len(reads) < len(ids)  # shared reads, every id read once
+    assert [type(r) for r in results[:-1]] == [dict] * 40
+    assert isinstance(results[-1], HttpError) and results[-1].status == 404 and "nobody" in results[-1].message
+    one = lookup.features(np.array([["C00007"]], dtype=object))
+    assert all(np.array_equal(one[k], results[7][k]) or one[k].dtype.kind == "f" and np.allclose(
+        one[k], results[7][k], equal_nan=True) for k in one)

@@ -248,7 +248,7 @@ class ServingApp:
                     request = protocol.decode_request(data, parse_header_length(length), model.config, name,
                                                       lookup.request_config if lookup is not None else None)
                     if lookup is not None and lookup.key in request.inputs:  # entity ids: features from the store
-                        request.inputs = await asyncio.to_thread(lookup.features, request.inputs[lookup.key])
+                        request.inputs = await lookup.lookup(request.inputs[lookup.key])
                     if explicit is None:
                         version, shadow = self.router.route(name, headers)
                         routed = True
