@@ -109,6 +109,7 @@ COPY recipes ./recipes
 COPY data ./data
 COPY docs ./docs
 COPY eval ./eval
+COPY feature_repo ./feature_repo
 
 # Kubernetes ignores Docker's HEALTHCHECK: every generated pod carries its own probes
 # (the servers' startup/readiness/liveness probes, KubeRay's probes for Ray pods), and
@@ -121,7 +122,7 @@ CMD ["mlops", "--help"]
 FROM runtime-base AS cuda
 COPY --from=builder /dist/mlops_recipes-*.whl /tmp/wheels/
 RUN set -eu \
-    && python -m pip install --no-cache-dir /tmp/wheels/mlops_recipes-*.whl \
+    && python -m pip install --no-cache-dir "$(ls /tmp/wheels/mlops_recipes-*.whl)[feast]" \
     && rm -rf /tmp/wheels
 USER 1000:1000
 
@@ -130,9 +131,10 @@ FROM runtime-base AS cpu
 ARG TORCH_VERSION=2.13.0
 COPY --from=builder /dist/mlops_recipes-*.whl /tmp/wheels/
 # torch first from the CPU index (2.13.0+cpu satisfies the wheel's torch==2.13.0, so
-# the second install keeps it); everything else from PyPI. No `llm` extra (vLLM needs CUDA).
+# the second install keeps it); everything else from PyPI. No `llm` extra (vLLM needs CUDA);
+# the `feast` extra: training joins and serving looks up features of data.source.feast.
 RUN set -eu \
     && python -m pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu "torch==${TORCH_VERSION}" \
-    && python -m pip install --no-cache-dir /tmp/wheels/mlops_recipes-*.whl \
+    && python -m pip install --no-cache-dir "$(ls /tmp/wheels/mlops_recipes-*.whl)[feast]" \
     && rm -rf /tmp/wheels
 USER 1000:1000

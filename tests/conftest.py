@@ -41,8 +41,9 @@ def copy_project(tmp_path: Path, folders: tuple[str, ...]) -> Path:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the repository's recipes and settings; the working directory."""
-    root = copy_project(tmp_path, ("recipes", "schemas"))
+    """A copy of the repository's recipes and settings (and the Feast repository that
+    churn_features names, which validation reads); the working directory."""
+    root = copy_project(tmp_path, ("recipes", "schemas", "feature_repo"))
     monkeypatch.chdir(root)
     return root
 

@@ -18,9 +18,16 @@ POSTGRES_PASSWORD_ENV = "FEAST_POSTGRES_PASSWORD"
 IMAGE = "quay.io/feastdev/feature-server:0.67.0"  # the pinned Feast release's own image
 
 
+def enabled(recipe) -> bool:
+    """Whether the recipe reads its features from Feast (LLM recipes have no data)."""
+    data = recipe.data
+    return data is not None and data.source.feast is not None
+
+
 def project_name(recipe) -> str:
-    """The Feast project: `data.source.feast.project`, else the recipe name with "_" for
-    "-" (Feast's sqlite online store names tables after the project, so no hyphens)."""
+    """The Feast project: `data.source.feast.project`, else the recipe name with `_` for
+    `-` (Feast refuses hyphens with an sqlite online store: they become table names; one
+    name in every env keeps dev's project the same as staging's)."""
     return recipe.data.source.feast.project or recipe.name.replace("-", "_")
 
 

@@ -18,6 +18,7 @@ TARGETS: tuple[tuple[str, str], ...] = (
     ("ray", "framework.targets.ray"),
     ("rag", "framework.targets.rag"),
     ("batch", "framework.targets.batch"),
+    ("feast", "framework.targets.feature_store"),
     ("triton", "framework.targets.triton"),
     ("kubernetes", "framework.targets.kubernetes"),
     ("traffic", "framework.targets.traffic"),

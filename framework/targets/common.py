@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from framework.contracts import feast as feature_store
 from framework.contracts.resolved import (  # noqa: F401 - targets use them as common.*
     GENERATED_BY,
     RECIPE_FILE,
@@ -104,6 +105,16 @@ class Names:
     def rag_vectors(self) -> str:  # PersistentVolumeClaim holding the vector store
         return self._n("rag-vectors")
 
+    # Feast (data.source.feast): the env's feature_store.yaml and the CronJob materialising
+    # the recipe's view into the online store (<= 52 characters: recipe names are <= 30).
+    @property
+    def feast_configmap(self) -> str:
+        return self._n("feast")
+
+    @property
+    def feast_cronjob(self) -> str:
+        return self._n("feast-materialize")
+
 
 def names(recipe) -> Names:
     return Names(recipe.name)
@@ -185,12 +196,24 @@ def toleration(t) -> dict[str, Any]:
     return {k: v for k, v in t.model_dump().items() if v is not None}
 
 
+def _secret_vars(refs: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"name": var, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+            for var, ref in sorted(refs.items())]
+
+
 def secret_env(recipe) -> list[dict[str, Any]]:
     """Environment variables filled from the Secrets the recipe references."""
-    return [
-        {"name": var, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
-        for var, ref in sorted(recipe.deploy.secrets.items())
-    ]
+    return _secret_vars(recipe.deploy.secrets)
+
+
+def with_feature_store_env(recipe, secrets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`secrets` after the online store's (data.source.feast: Redis connection string,
+    Postgres password) under the names feature_store.yaml references (`${FEAST_...}`),
+    which Feast expands when it loads the file. Those win over a deploy.secrets entry of
+    the same name: the store must get the Secret its file was written for."""
+    store = _secret_vars(feature_store.secret_env(recipe)) if feature_store.enabled(recipe) else []
+    taken = {var["name"] for var in store}
+    return store + [var for var in secrets if var["name"] not in taken]
 
 
 HF_TOKEN_ENV = "HF_TOKEN"  # where Hugging Face clients (vLLM, TGI, Ray Serve LLM) read the hub token

@@ -67,11 +67,13 @@ def _container_env(recipe, with_secrets: bool = True, hub_token: bool = True) ->
     # Ray writes under /tmp/ray and Ray Train defaults its storage to ~/ray_results:
     # HOME inside the /tmp emptyDir lets the root filesystem stay read-only.
     # RAY_USAGE_STATS_ENABLED must be in the pod env: `ray start` reads it, not the job.
-    # `hub_token`: model.token as HF_TOKEN too (pods that download the model).
+    # `hub_token`: model.token as HF_TOKEN too (pods that download the model). The online
+    # store's Secrets go to every pod running the recipe (training, serving lookups).
     env = [{"name": "HOME", "value": TMP_DIR}, {"name": "RAY_USAGE_STATS_ENABLED", "value": "0"}]
     if not with_secrets:
         return env
-    return env + (common.secret_env_with_hub_token(recipe) if hub_token else common.secret_env(recipe))
+    secrets = common.secret_env_with_hub_token(recipe) if hub_token else common.secret_env(recipe)
+    return env + common.with_feature_store_env(recipe, secrets)
 
 
 def _tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:

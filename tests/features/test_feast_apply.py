@@ -134,3 +134,20 @@ def test_concurrent_lookups_share_reads_and_keep_their_own_404(applied) -> None:
     one = lookup.features(np.array([["C00007"]], dtype=object))
     assert all(np.array_equal(one[k], results[7][k]) or one[k].dtype.kind == "f" and np.allclose(
         one[k], results[7][k], equal_nan=True) for k in one)
+
+
+def test_the_run_records_the_view_and_the_joined_tables_hash(applied) -> None:
+    import hashlib
+
+    from framework.runtime.tracking import client
+
+    root, _ = applied
+    uri = f"sqlite:///{root / '.mlops' / 'mlflow.db'}"
+    version = client(uri).get_model_version("churn-features", "1")
+    tags = {k: v for k, v in version.tags.items() if k.startswith("mlops.data.")}
+    digest = hashlib.sha256((root / "data" / "churn_labels.csv").read_bytes()).hexdigest()
+    assert tags["mlops.data.uri"] == "data/churn_labels.csv" and tags["mlops.data.sha256"] == digest
+    assert tags["mlops.data.feast"] == "churn_features:customer_features"
+    assert len(tags["mlops.data.table_sha256"]) == 64
+    run_tags = client(uri).get_run(version.run_id).data.tags
+    assert {k: v for k, v in run_tags.items() if k.startswith("mlops.data.")} == tags

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from framework.contracts import feast
 from framework.recipe.training import Toleration
 from framework.recipe.types import duration_seconds
 from framework.targets import common, kubernetes, metrics, render_all
@@ -180,7 +181,7 @@ def test_read_only_root_has_writable_scratch(recipe):
 
 def test_references_are_generated_or_declared(recipe):
     """ConfigMaps and the ServiceAccount the pods use are rendered here; Secrets are the
-    recipe's (deploy.secrets or model.token), with the key it names."""
+    recipe's (deploy.secrets, model.token or the Feast online store's), with the key it names."""
     docs = docs_of(recipe)
     configmaps = {doc["metadata"]["name"] for doc in k8s.of_kind(docs, "ConfigMap")}
     accounts = {doc["metadata"]["name"] for doc in k8s.of_kind(docs, "ServiceAccount")}
@@ -188,6 +189,8 @@ def test_references_are_generated_or_declared(recipe):
     token = getattr(recipe.model, "token", None)
     if token is not None:
         declared.add((token.name, token.key))
+    store = feast.secret_env(recipe) if feast.enabled(recipe) else {}
+    declared |= {(ref.name, ref.key) for ref in store.values()}
     for _, doc in docs:
         for where, pod in k8s.pod_specs(doc):
             assert k8s.referenced_configmaps(pod) <= configmaps, where
@@ -196,7 +199,9 @@ def test_references_are_generated_or_declared(recipe):
     names = common.names(recipe)
     scheduled = recipe.batch.schedule is not None and recipe.batch.on_cluster  # the batch launcher's own
     assert accounts == {recipe.deploy.service_account} | ({names.batch_launcher} if scheduled else set())
-    assert configmaps == {names.recipe_configmap} | ({names.batch_rayjob_configmap} if scheduled else set())
+    materialized = feast.enabled(recipe) and bool(store)  # a Redis or PostgreSQL online store
+    assert configmaps == ({names.recipe_configmap} | ({names.batch_rayjob_configmap} if scheduled else set())
+                          | ({names.feast_configmap} if materialized else set()))
 
 
 def test_configmap_holds_the_resolved_recipe_bytes(recipe):

@@ -28,7 +28,7 @@ def _generated(project: Path) -> dict[str, str]:
 def test_generate_writes_every_recipe_and_env(project: Path) -> None:
     result = api.generate(all_envs=True)
     assert sorted(result.recipes) == sorted(
-        (r, e) for r in ("churn", "support-assistant") for e in ("dev", "staging", "prod")
+        (r, e) for r in ("churn", "churn-features", "support-assistant") for e in ("dev", "staging", "prod")
     )
     env_dir = project / "generated" / "churn" / "prod"
     assert sorted(p.relative_to(env_dir).as_posix() for p in env_dir.rglob("*") if p.is_file()) == [

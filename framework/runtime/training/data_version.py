@@ -19,6 +19,8 @@ TAG_SHA256 = DATA_TAG + "sha256"
 TAG_REV = DATA_TAG + "rev"  # the git commit of the file; "+dirty" when the working copy differs
 TAG_DVC_MD5 = DATA_TAG + "dvc_md5"
 TAG_URI = DATA_TAG + "uri"
+TAG_FEAST = DATA_TAG + "feast"  # project:view the features were joined from
+TAG_TABLE_SHA256 = DATA_TAG + "table_sha256"  # of the joined table: the file holds only the label rows
 
 
 @dataclass(frozen=True)
@@ -27,9 +29,14 @@ class DataVersion:
     sha256: str
     rev: str | None = None  # None: not in a git repository, or the file is not committed
     dvc_md5: str | None = None
+    feast: str | None = None
+    table_sha256: str | None = None
 
     def tags(self) -> dict[str, str]:
         tags = {TAG_URI: self.uri, TAG_SHA256: self.sha256}
+        if self.feast:
+            tags[TAG_FEAST] = self.feast
+            tags[TAG_TABLE_SHA256] = self.table_sha256
         if self.rev:
             tags[TAG_REV] = self.rev
         if self.dvc_md5:
@@ -37,8 +44,25 @@ class DataVersion:
         return tags
 
 
-def data_version(recipe, root: Path) -> DataVersion:
-    """The version of `data.source` as training reads it (a local path or any fsspec URI)."""
+def data_version(recipe, root: Path, table=None) -> DataVersion:
+    """The version of `data.source` as training reads it (a local path or any fsspec URI);
+    with `data.source.feast`, also the view and the sha256 of the joined `table` (the
+    features come from the feature store, not from the file)."""
+    version = _file_version(recipe, root)
+    feast = recipe.data.source.feast
+    if feast is None or table is None:
+        return version
+    import dataclasses
+
+    import pandas as pd
+
+    from framework.contracts.feast import project_name
+
+    digest = hashlib.sha256(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes()).hexdigest()
+    return dataclasses.replace(version, feast=f"{project_name(recipe)}:{feast.feature_view}", table_sha256=digest)
+
+
+def _file_version(recipe, root: Path) -> DataVersion:
     from framework.runtime.training.data_source import resolve_uri
 
     uri = recipe.data.source.uri

@@ -71,7 +71,7 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
     console.print(f"[bold]{recipe.name}[/] ({recipe.environment})")
     with step("data", console, run_dir):
         frame, report = data.load_and_check(recipe, root, run_dir, console.print)  # raises before any training
-        trained_on = data_version(recipe, root)
+        trained_on = data_version(recipe, root, frame)
         train_df, val_df = (part.reset_index(drop=True) for part in splitting.split(recipe, frame))
         pipeline = FeaturePipeline.fit(recipe, train_df)
         missing = data_nulls.fill_summary(recipe, report.nulls, train_df)

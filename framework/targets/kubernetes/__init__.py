@@ -7,7 +7,9 @@ pytorchjob, a drift CronJob when monitoring.drift is set, the vector store's
 PersistentVolumeClaim when the recipe has a `rag` section (its RayJob and RayService
 come from the rag target), the batch CronJob (with its launcher's ServiceAccount, Role,
 RoleBinding and the batch RayJob's ConfigMap, one multi-document file) when
-batch.schedule is set (the RayJob comes from the batch target). Istio, Argo Rollouts
+batch.schedule is set (the RayJob comes from the batch target), the Feast
+materialisation CronJob and its feature_store.yaml ConfigMap when data.source.feast
+names a Redis or PostgreSQL online store. Istio, Argo Rollouts
 and Prometheus objects come from the traffic and monitoring targets.
 
 Pure: builds dicts and dumps them with `common.yaml_text`; imports nothing heavy.
@@ -18,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from framework.targets import Artifact, common, rag
-from framework.targets.kubernetes import basics, jobs, serving
+from framework.targets.kubernetes import basics, jobs, materialize, serving
 from framework.targets.kubernetes import batch as batch_schedule
 from framework.targets.kubernetes.pods import Port
 from framework.targets.kubernetes.serving import server_pod
@@ -27,6 +29,7 @@ __all__ = ["DIR", "Port", "render", "objects", "server_pod"]
 
 DIR = "k8s"
 BATCH_CRONJOB = "batch-cronjob.yaml"
+FEAST_CRONJOB = "feast-materialize.yaml"
 
 
 def objects(recipe) -> dict[str, dict[str, Any] | list[dict[str, Any]]]:
@@ -53,6 +56,8 @@ def objects(recipe) -> dict[str, dict[str, Any] | list[dict[str, Any]]]:
         result[rag.VECTORS_PVC] = rag.vectors_pvc(recipe)
     if batch_schedule.scheduled(recipe):
         result[BATCH_CRONJOB] = batch_schedule.objects(recipe)
+    if materialize.scheduled(recipe):
+        result[FEAST_CRONJOB] = materialize.objects(recipe)
     return result
 
 

@@ -32,7 +32,7 @@ def pytorchjob(recipe) -> dict[str, Any]:
     container = pods.runtime_container(
         recipe, "pytorch", entrypoints.TRAINING,  # the operator requires the container name "pytorch"
         resources=common.resources(pods.cpu_quantity(training.cpus_per_worker), training.memory_per_worker, gpus),
-        mounts=[tmp_mount, shm_mount],
+        mounts=[tmp_mount, shm_mount], feature_store=True,  # training joins a Feast view's features
     )
     pod = pods.pod_spec(
         recipe,

@@ -122,17 +122,20 @@ def container(
 
 
 def runtime_container(recipe, name: str, module: str, *extra_args: str, resources: dict[str, Any],
-                      mounts: list[dict[str, Any]] = (), env: list[dict[str, Any]] = ()) -> dict[str, Any]:
+                      mounts: list[dict[str, Any]] = (), env: list[dict[str, Any]] = (),
+                      feature_store: bool = False) -> dict[str, Any]:
     """A container of deploy.image running `python -m <module>` (contracts.entrypoints) on the
-    mounted resolved recipe: the entrypoint every job shares with a local apply."""
+    mounted resolved recipe: the entrypoint every job shares with a local apply. With
+    `feature_store`, the Feast online store's Secrets too (jobs that read features)."""
     _, recipe_mount = common.recipe_volume(recipe)
+    secrets = common.secret_env(recipe)
     return container(
         name,
         recipe.deploy.image,
         command=["python", "-m", module, common.recipe_path_in_pod(), *extra_args],
         resources=resources,
         mounts=[recipe_mount, *mounts],
-        env=[*PYTHON_ENV, *env, *common.secret_env(recipe)],
+        env=[*PYTHON_ENV, *env, *(common.with_feature_store_env(recipe, secrets) if feature_store else secrets)],
     )
 
 
