@@ -61,7 +61,7 @@ def test_online_features_and_served_predictions_equal_the_offline_ones(applied) 
     equal the historical join's, and the prediction served from entity ids equals the one
     served from the offline features in the request."""
     from framework.runtime.features.join import join_features
-    from framework.runtime.features.lookup import OnlineLookup
+    from framework.runtime.serving.lookup import OnlineLookup
     from framework.runtime.serving.host import EmbeddedServer, build_app
 
     root, _ = applied
@@ -112,7 +112,7 @@ def test_concurrent_lookups_share_reads_and_keep_their_own_404(applied) -> None:
     import asyncio
 
     from framework.contracts.triton import model_config
-    from framework.runtime.features.lookup import OnlineLookup
+    from framework.runtime.serving.lookup import OnlineLookup
     from framework.runtime.serving.protocol import HttpError
 
     root, _ = applied

@@ -93,7 +93,7 @@ def test_entity_rows_without_the_entity_column(root: Path) -> None:
 
 def test_serving_from_a_store_never_materialised(root: Path) -> None:
     from framework.contracts.triton import model_config
-    from framework.runtime.features.lookup import OnlineLookup
+    from framework.runtime.serving.lookup import OnlineLookup
     from framework.runtime.features.register import register
 
     recipe = _recipe(root)

@@ -15,6 +15,7 @@ import pytest
 
 from framework import api
 from framework.runtime.training import data
+from framework.errors import MlopsError
 from framework.runtime.training.data_report import DataError
 from framework.runtime.training.data_version import data_version
 from tests.conftest import copy_project
@@ -123,3 +124,24 @@ def test_apply_at_a_revision_trains_on_its_rows_and_tags_its_version(repo, monke
     assert tags["mlops.data.sha256"] == hashlib.sha256(repo["bytes"]["v2"]).hexdigest()
     assert tags["mlops.data.rev"] == run(root, "git", "rev-parse", "v2^{commit}")
     assert tags["mlops.data.dvc_md5"] == hashlib.md5(repo["bytes"]["v2"]).hexdigest()
+
+
+def test_a_cluster_job_reads_the_file_its_submitter_pinned(repo, monkeypatch) -> None:
+    """A job on a Ray cluster runs in Ray's upload of the project: no .git, and no file DVC
+    tracks (DVC's .gitignore keeps it out). The submitter writes the file at the revision
+    into the upload and hands the job its version; the job records the same tags."""
+    from framework.runtime.submit import snapshot
+    from framework.runtime.training.data_revision import PINNED_ENV, pin_for_job
+
+    root = repo["root"]
+    recipe = recipe_at(root, "+data.version={rev: v2}")
+    expected = data_version(recipe, root)
+    with snapshot(root) as upload:
+        assert not (upload / ".git" / "HEAD").exists() and not (upload / "data" / "churn.csv").exists()
+        env = pin_for_job(recipe, root, upload)
+        monkeypatch.setenv(PINNED_ENV, env[PINNED_ENV])
+        assert len(data.load_table(recipe, upload)) == repo["rows"]["v2"]
+        assert data_version(recipe, upload) == expected
+        (upload / "data" / "churn.csv").write_text("customer_id\nC1\n")  # not the pinned bytes
+        with pytest.raises(MlopsError, match=r"data\.version: .*churn\.csv is not the file the submitter pinned"):
+            data_version(recipe, upload)

@@ -24,7 +24,7 @@ def test_help_lists_the_commands() -> None:
 def test_validate_everything_in_every_env(project) -> None:
     result = run_cli("validate", "--all-envs")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.count("ok ") == 6
+    assert result.stdout.count("ok ") == 9
 
 
 def test_validate_reports_every_recipe_and_fails_if_one_fails(project) -> None:

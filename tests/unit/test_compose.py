@@ -12,7 +12,7 @@ from framework import api
 from framework.errors import RecipeError
 from tests.conftest import REPO
 
-EXAMPLES = [(r, e) for r in ("churn", "support_assistant") for e in ("dev", "staging", "prod")]
+EXAMPLES = [(r, e) for r in ("churn", "churn_features", "support_assistant") for e in ("dev", "staging", "prod")]
 
 
 @pytest.mark.parametrize(("recipe", "env"), EXAMPLES)

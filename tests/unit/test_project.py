@@ -20,7 +20,7 @@ def test_recipes_dir_comes_from_tool_mlops(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path / "sub")  # found by searching upwards
     project = Project.discover()
     assert project.recipes_dir == tmp_path / "ml" / "recipes"
-    assert project.recipe_names() == ["churn", "support_assistant"]
+    assert project.recipe_names() == ["churn", "churn_features", "support_assistant"]
     assert run_cli("validate", "churn").exit_code == 0
 
 

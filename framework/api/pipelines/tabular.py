@@ -200,6 +200,10 @@ def _train_on_cluster(run: ApplyRun) -> None:
     with snapshot(proj.root) as working_dir:
         spec = job_spec(proj.root, run.env_dir, proj.state_dir, r, run.register_only, working_dir=working_dir,
                         head_shares_disk=run.head_shares_disk)
+        if r.data is not None and r.data.version is not None:  # the upload has no .git: the file at the revision
+            from framework.runtime.training.data_revision import pin_for_job
+
+            spec["runtime_env"]["env_vars"].update(pin_for_job(r, proj.root, working_dir))
         status, log = submit_and_follow(run.address, spec)
     if status != "SUCCEEDED":
         raise MlopsError([Problem(None, "train", f"the Ray job ended {status}: its log is above")])

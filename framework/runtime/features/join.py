@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from framework.errors import Location, Problem
+from framework.errors import Location, MlopsError, Problem
 from framework.recipe.suggest import did_you_mean
 from framework.runtime.features.store import KEY, open_store, repo_dir
-from framework.runtime.training.data_report import DataError
 
 ROW = "__mlops_row"
 
@@ -41,7 +40,7 @@ def registered_view(recipe, root: Path):
     try:
         store.get_feature_view(feast.feature_view)
     except Exception:  # FeatureViewNotFoundException, or a registry that does not exist yet
-        raise DataError([Problem(None, f"{KEY}.feature_view", f"feature view '{feast.feature_view}' is not in the "
+        raise MlopsError([Problem(None, f"{KEY}.feature_view", f"feature view '{feast.feature_view}' is not in the "
                                  f"Feast registry {feast.registry} of {repo_dir(recipe, root)}: run `mlops apply` "
                                  "(its feast-apply step registers it)")]) from None
     return store
@@ -55,13 +54,13 @@ def join_features(recipe, root: Path, rows: pd.DataFrame) -> tuple[pd.DataFrame,
     key, stamp = entity_key(recipe, store), feast.timestamp_column
     for column, what in ((key, f"{KEY}.entity_key"), (stamp, f"{KEY}.timestamp_column")):
         if column not in rows.columns:
-            raise DataError([Problem(where, what, f"the entity rows have no column '{column}'"
+            raise MlopsError([Problem(where, what, f"the entity rows have no column '{column}'"
                                      f"{did_you_mean(column, rows.columns)}; they have: {', '.join(rows.columns)}")])
     entity = rows.copy()
     try:
         entity[stamp] = pd.to_datetime(entity[stamp], utc=True)
     except (ValueError, TypeError) as exc:
-        raise DataError([Problem(where, f"{KEY}.timestamp_column",
+        raise MlopsError([Problem(where, f"{KEY}.timestamp_column",
                                  f"column '{stamp}' is not a timestamp: {str(exc).splitlines()[0]}")]) from None
     entity[key] = entity[key].astype(str)
     entity[ROW] = range(len(entity))
@@ -73,7 +72,7 @@ def join_features(recipe, root: Path, rows: pd.DataFrame) -> tuple[pd.DataFrame,
     joined[stamp] = rows[stamp].to_numpy()  # as the file wrote it
     unmatched = int(joined[names].isna().all(axis=1).sum())
     if unmatched == len(joined):
-        raise DataError([Problem(where, f"{KEY}.feature_view", f"the point-in-time join is empty: none of the "
+        raise MlopsError([Problem(where, f"{KEY}.feature_view", f"the point-in-time join is empty: none of the "
                                  f"{len(joined)} label rows matched a row of feature view '{feast.feature_view}' "
                                  f"(same {key}, at or before its {stamp}, within the view's ttl)")])
     return joined, seconds

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from framework.errors import Location, Problem
+from framework.errors import Location, MlopsError, Problem
 from framework.recipe.feast_catalog import Catalog, View, problems
 from framework.runtime.features.store import KEY, import_feast, open_store, quietly, repo_dir
-from framework.runtime.training.data_report import DataError
 
 
 @dataclass(frozen=True)
@@ -66,11 +65,11 @@ def register(recipe, root: Path) -> Registered:
         try:
             contents = parse_repo(repo)
         except Exception as exc:  # the user's definitions failed to import: name the file, not our stack
-            raise DataError([Problem(Location(str(repo)), f"{KEY}.repo",
+            raise MlopsError([Problem(Location(str(repo)), f"{KEY}.repo",
                                      f"Feast could not read the definitions: {type(exc).__name__}: {exc}")]) from None
         found = problems(recipe.data.source.feast, recipe.data, catalog_of(contents), str(repo))
         if found:
-            raise DataError([Problem(None, key, message) for key, message in found])
+            raise MlopsError([Problem(None, key, message) for key, message in found])
         quietly(apply_total, store.config, repo, skip_source_validation=False)
     entities = [e for e in contents.entities if not e.name.startswith("__")]  # Feast adds a __dummy entity
     return Registered(store.config.project, str(store.config.registry.path), len(entities), len(contents.feature_views))

@@ -86,7 +86,7 @@ class ServingApp:
         self.request_log = request_log
         self.labels = {name: (model_labels or {}).get(name, name) for name in self.models}
         self.max_body_bytes = max_body_bytes
-        self.lookups = lookups or {}  # model name -> OnlineLookup (runtime/features/lookup.py)
+        self.lookups = lookups or {}  # model name -> OnlineLookup (runtime/serving/lookup.py)
         self.metrics_path = metrics_path
         self.batchers: dict[tuple[str, str], DynamicBatcher] = {}
         for name, model in self.models.items():

@@ -60,7 +60,7 @@ def build_app(
     rollout in progress, rollout/live.py); else LatestVersionRouter. `log_sample_rate`
     overrides the recipe's monitoring.metrics.log_sample_rate (0 disables request logging).
     With `data.source.feast`, requests may carry entity ids, looked up in the online store
-    (runtime/features/lookup.py; `root`: the project, default the working directory)."""
+    (runtime/serving/lookup.py; `root`: the project, default the working directory)."""
     from framework import __version__
     from framework.contracts.triton import VersionPolicy, model_config
     from framework.runtime.serving.app import DEFAULT_MAX_BODY_BYTES, ServingApp
@@ -94,7 +94,7 @@ def build_app(
     request_log = RequestLog(state / "requests", sample_rate) if sample_rate > 0 else None
     lookups = {}
     if recipe.data is not None and recipe.data.source.feast is not None:
-        from framework.runtime.features.lookup import OnlineLookup
+        from framework.runtime.serving.lookup import OnlineLookup
 
         lookups[name] = OnlineLookup(recipe, Path(root) if root else Path.cwd(), config)
     return ServingApp(

@@ -6,6 +6,8 @@ file at that revision (data_version.py). DVC is an optional extra, imported here
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -15,6 +17,9 @@ from framework.errors import Location, Problem
 from framework.runtime.training.data_report import DataError
 
 KEY = "data.version"
+# A job on a Ray cluster runs in an upload of the project, without its .git: the submitter
+# reads the file at the revision, puts it in the upload and names its version here.
+PINNED_ENV = "MLOPS_DATA_AT_REVISION"
 _LAST_READ: dict[tuple[str, str, str, str | None], bytes] = {}  # the data step and the version tags read it once
 
 
@@ -104,3 +109,22 @@ def read_at_revision(recipe, root: Path) -> bytes:
     _LAST_READ.clear()  # one file's bytes at a time
     _LAST_READ[which] = raw
     return raw
+
+
+def pin_for_job(recipe, root: Path, upload: Path) -> dict[str, str]:
+    """Write data.source.uri as it is at data.version.rev into a job's upload of the
+    project (`upload` mirrors `root`), and return the env var that hands the job its version
+    (the tags it records), so the job reads that file and never asks git or DVC."""
+    from framework.runtime.training.data_version import data_version
+
+    raw = read_at_revision(recipe, root)
+    target = Path(upload) / recipe.data.source.uri
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(raw)
+    return {PINNED_ENV: json.dumps(data_version(recipe, root).tags(), sort_keys=True)}
+
+
+def pinned_tags() -> dict[str, str] | None:
+    """The version the submitter pinned for this job, if it did."""
+    text = os.environ.get(PINNED_ENV)
+    return json.loads(text) if text else None

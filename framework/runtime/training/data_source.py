@@ -66,6 +66,13 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+def pinned_revision() -> bool:
+    """A cluster job whose submitter put the file at data.version.rev in its upload."""
+    from framework.runtime.training.data_revision import pinned_tags
+
+    return pinned_tags() is not None
+
+
 def load_table(recipe: Any, root: Path, source: Any = None, key: str = "data.source") -> pd.DataFrame:
     """Read `data.source` (or `source`, any object with `uri` and `format`, named `key` in
     errors: `evaluation.dataset`) and return its recipe columns (features, target,
@@ -82,7 +89,7 @@ def load_table(recipe: Any, root: Path, source: Any = None, key: str = "data.sou
     uri, fmt = source.uri, source.format
     where = Location(uri)
     scheme, target = resolve_uri(uri, Path(root))
-    if own_source and data.version is not None:  # the file at a git revision, through DVC
+    if own_source and data.version is not None and not pinned_revision():  # the file at a git revision, through DVC
         from framework.runtime.training.data_revision import read_at_revision
 
         raw = read_at_revision(recipe, Path(root))

@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from framework.errors import MlopsError, Problem
 from framework.runtime.training.data_revision import git, pointer_md5
 
 CHUNK = 1 << 20
@@ -66,6 +67,9 @@ def _file_version(recipe, root: Path) -> DataVersion:
     from framework.runtime.training.data_source import resolve_uri
 
     uri = recipe.data.source.uri
+    pinned = data_revision_pinned(recipe, root)
+    if pinned is not None:
+        return pinned
     if recipe.data.version is not None:  # the bytes at the revision, and the commit it names
         from framework.runtime.training import data_revision
 
@@ -80,6 +84,24 @@ def _file_version(recipe, root: Path) -> DataVersion:
     with open(target, "rb") as stream:
         digest = _sha256(stream)
     return DataVersion(uri, digest, _git_rev(Path(target)), _dvc_md5(Path(target)))
+
+
+def data_revision_pinned(recipe, root: Path) -> DataVersion | None:
+    """The version a cluster job's submitter pinned (data_revision.pin_for_job), once the
+    file the job read is checked to be those bytes."""
+    from framework.runtime.training.data_revision import pinned_tags
+    from framework.runtime.training.data_source import resolve_uri
+
+    tags = pinned_tags() if recipe.data.version is not None else None
+    if tags is None:
+        return None
+    _, target = resolve_uri(recipe.data.source.uri, Path(root))
+    with open(target, "rb") as stream:
+        digest = _sha256(stream)
+    if digest != tags.get(TAG_SHA256):
+        raise MlopsError([Problem(None, "data.version", f"{target} is not the file the submitter pinned at "
+                                  f"data.version.rev (sha256 {digest}, pinned {tags.get(TAG_SHA256)})")])
+    return DataVersion(tags[TAG_URI], digest, tags.get(TAG_REV), tags.get(TAG_DVC_MD5))
 
 
 def _sha256(stream) -> str:
