@@ -118,11 +118,14 @@ COPY feature_repo ./feature_repo
 HEALTHCHECK NONE
 CMD ["mlops", "--help"]
 
+# Both variants install the `wandb` extra: one image serves every recipe, and any of them may
+# mirror its runs to Weights & Biases (tracking.backends: [mlflow, wandb]).
+
 # --- cuda: torch from PyPI (built with CUDA) ---------------------------------------------
 FROM runtime-base AS cuda
 COPY --from=builder /dist/mlops_recipes-*.whl /tmp/wheels/
 RUN set -eu \
-    && python -m pip install --no-cache-dir "$(ls /tmp/wheels/mlops_recipes-*.whl)[feast]" \
+    && python -m pip install --no-cache-dir "$(ls /tmp/wheels/mlops_recipes-*.whl)[feast,wandb]" \
     && rm -rf /tmp/wheels
 USER 1000:1000
 
@@ -135,6 +138,6 @@ COPY --from=builder /dist/mlops_recipes-*.whl /tmp/wheels/
 # the `feast` extra: training joins and serving looks up features of data.source.feast.
 RUN set -eu \
     && python -m pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu "torch==${TORCH_VERSION}" \
-    && python -m pip install --no-cache-dir "$(ls /tmp/wheels/mlops_recipes-*.whl)[feast]" \
+    && python -m pip install --no-cache-dir "$(ls /tmp/wheels/mlops_recipes-*.whl)[feast,wandb]" \
     && rm -rf /tmp/wheels
 USER 1000:1000

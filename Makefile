@@ -35,7 +35,7 @@ $(VLLM_SOURCES): $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,spark,dvc,feast]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,spark,dvc,feast,wandb]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 # The main job on the embedded default: validate every recipe, check the committed

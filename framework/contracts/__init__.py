@@ -6,5 +6,6 @@ standard library and light libraries (yaml; jinja2 only when rendering), nothing
 entrypoints (the modules manifests call), resolved (the resolved recipe's bytes),
 triton (Triton's typed ModelConfig and its config.pbtxt), registry (the model aliases),
 metrics (the framework's metric specs), ray (Serve deployments, the runtime env),
-llm (vLLM's command line), workflows (the workflow file names).
+llm (vLLM's command line), workflows (the workflow file names), tracking (the tracking
+backends' secrets).
 """

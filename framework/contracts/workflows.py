@@ -16,3 +16,17 @@ def workflow_file(recipe) -> str:
 
 
 __all__ = ["WORKFLOW_PREFIX", "REGENERATE_FILE", "workflow_file"]
+
+
+def install_extras(recipe) -> tuple[str, ...]:
+    """The project's extras a recipe's jobs import (`pip install -e '.[...]'`): DVC for
+    data.version, Feast for data.source.feast, wandb for tracking.backends."""
+    data = recipe.data
+    extras = []
+    if data is not None and data.version is not None:
+        extras.append("dvc")
+    if data is not None and data.source.feast is not None:
+        extras.append("feast")
+    if "wandb" in recipe.tracking.backends:
+        extras.append("wandb")
+    return tuple(extras)

@@ -22,6 +22,7 @@ from typing import Any
 from framework.contracts.registry import ALIAS_CANDIDATE, ALIAS_CHAMPION, ROLLOUT_ALIASES
 from framework.contracts.resolved import resolved_recipe_yaml
 from framework.errors import MlopsError
+from framework.runtime.wandb_mirror import mirror_for
 
 DB_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
@@ -193,6 +194,7 @@ class Tracker:
     hash and git commit, with the flattened recipe as params and the resolved recipe as
     the artifact `recipe.resolved.yaml`. On exit: FINISHED, FAILED when the block raised,
     KILLED on Ctrl-C (the exception propagates). `child(name)` gives a nested run (HPO trials).
+    Params, metrics and the registered version go to `mirror` too (W&B: wandb_mirror.py).
     """
 
     def __init__(
@@ -223,6 +225,7 @@ class Tracker:
         self.experiment_id: str | None = None
         self.artifact_uri: str | None = None
         self._client = None
+        self.mirror = mirror_for(recipe, self.state_dir)  # W&B when tracking.backends lists wandb
 
     # A nested tracker shares its parent's client and experiment and logs no recipe.
     @classmethod
@@ -233,6 +236,7 @@ class Tracker:
             resolved=parent.resolved, recipe_hash=parent.recipe_hash, run_name=name,
             tags={**parent.tags, TAG_PARENT: parent.id}, parent=parent, run_id=None,
             experiment_id=parent.experiment_id, artifact_uri=None, _client=parent._client,
+            mirror=parent.mirror.child(name),
         )
         return child
 
@@ -249,10 +253,16 @@ class Tracker:
         return self.run_id
 
     def start(self) -> "Tracker":
+        self.mirror.check()  # a missing extra or API key stops us before any run exists
         if self.experiment_id is None:
             self.experiment_id = ensure_experiment(self.client, self.recipe.experiment, self.uri, self.state_dir)
         run = self.client.create_run(self.experiment_id, tags=self.tags, run_name=self.run_name)
         self.run_id, self.artifact_uri = run.info.run_id, run.info.artifact_uri
+        try:  # the mirrored run shares the id and the (generated) name, and is tagged on the MLflow run
+            self.set_tags(self.mirror.start(self.run_id, run.info.run_name))
+        except BaseException:
+            self.end("FAILED")
+            raise
         if self.parent is None:
             self.log_params(flatten_params(self.recipe))
             self.log_text(self.resolved, "recipe.resolved.yaml")
@@ -262,6 +272,7 @@ class Tracker:
         """Close the run: FINISHED, FAILED or KILLED."""
         if self.run_id is not None:
             self.client.set_terminated(self.run_id, status)
+            self.mirror.end(status)
 
     def __enter__(self) -> "Tracker":
         return self.start()
@@ -283,9 +294,10 @@ class Tracker:
         from mlflow.entities import Param
         from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 
-        items = [Param(str(k), v if isinstance(v, str) else _param_text(v)) for k, v in params.items()]
-        for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
+        texts = {str(k): v if isinstance(v, str) else _param_text(v) for k, v in params.items()}
+        for chunk in _chunks([Param(k, v) for k, v in texts.items()], MAX_PARAMS_TAGS_PER_BATCH):
             self.client.log_batch(self.id, params=chunk)
+        self.mirror.log_params(texts)
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
         """Metrics of one step (an epoch, a trial); read back as history per key."""
@@ -296,6 +308,7 @@ class Tracker:
         items = [Metric(str(k), float(v), now, int(step)) for k, v in metrics.items()]
         for chunk in _chunks(items, MAX_METRICS_PER_BATCH):
             self.client.log_batch(self.id, metrics=chunk)
+        self.mirror.log_metrics(step, {m.key: m.value for m in items})
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -368,6 +381,8 @@ def register(
     version = mlflow_client.create_model_version(
         name, source, run_id=run_id, tags={k: str(v) for k, v in (tags or {}).items()}
     )
+    if isinstance(run, Tracker):  # the mirror references the version (W&B: a model artifact)
+        run.mirror.log_model(name, str(version.version), source, run_id)
     return str(version.version)
 
 

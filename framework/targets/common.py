@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framework.contracts import feast as feature_store
+from framework.contracts.tracking import tracking_secrets
 from framework.contracts.resolved import (  # noqa: F401 - targets use them as common.*
     GENERATED_BY,
     RECIPE_FILE,
@@ -202,8 +203,12 @@ def _secret_vars(refs: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def secret_env(recipe) -> list[dict[str, Any]]:
-    """Environment variables filled from the Secrets the recipe references."""
-    return _secret_vars(recipe.deploy.secrets)
+    """Environment variables filled from the Secrets the recipe references: the tracking
+    backends' (W&B's API key, online), which win over a deploy.secrets entry of the same
+    name, then deploy.secrets."""
+    tracked = _secret_vars(tracking_secrets(recipe))
+    taken = {var["name"] for var in tracked}
+    return tracked + [var for var in _secret_vars(recipe.deploy.secrets) if var["name"] not in taken]
 
 
 def with_feature_store_env(recipe, secrets: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -54,7 +54,7 @@ from __future__ import annotations
 from typing import Any
 
 from framework.recipe.types import image_repository
-from framework.contracts.workflows import REGENERATE_FILE, workflow_file
+from framework.contracts.workflows import REGENERATE_FILE, install_extras, workflow_file
 from framework.targets import Artifact
 from framework.targets.common import GENERATED_BY, header, yaml_text
 
@@ -179,7 +179,8 @@ def pipeline(recipe) -> dict[str, Any]:
 
 def _job(recipe, name: str, commands: list[dict[str, Any]], *, needs: list[str] | None = None,
          env: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": name, "steps": [*setup_steps(recipe.ci.python_version), *commands]}
+    body: dict[str, Any] = {"name": name, "steps": [*setup_steps(recipe.ci.python_version, install_extras(recipe)),
+                                                     *commands]}
     if needs:
         body["needs"] = needs
     if env:

@@ -83,7 +83,8 @@ def checkout_step() -> dict[str, Any]:
     return {"name": "Check out", "uses": CHECKOUT.uses, "with": {"persist-credentials": False}}
 
 
-def setup_steps(python_version: str) -> list[dict[str, Any]]:
+def setup_steps(python_version: str, extras: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    install = f"python -m pip install -e '.[{','.join(extras)}]'" if extras else "python -m pip install -e ."
     return [
         checkout_step(),
         {
@@ -91,7 +92,7 @@ def setup_steps(python_version: str) -> list[dict[str, Any]]:
             "uses": SETUP_PYTHON.uses,
             "with": {"python-version": python_version, "cache": "pip", "cache-dependency-path": "pyproject.toml"},
         },
-        {"name": "Install", "run": "python -m pip install -e ."},
+        {"name": "Install", "run": install},
     ]
 
 

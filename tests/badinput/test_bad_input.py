@@ -54,6 +54,7 @@ D = "recipes/data/churn_csv.yaml"
 R = "recipes/training/ray_cpu.yaml"
 K = "recipes/deploy/k8s.yaml"
 B = "recipes/batch/churn_prod.yaml"
+WANDB = "+tracking.backends=[mlflow,wandb]"
 
 CASES = [
     # --- YAML and file shape -------------------------------------------------------------
@@ -277,6 +278,34 @@ CASES = [
          r"^'the best' is not an MLflow alias: use letters, digits, '_' and '-' \(at most 255 characters\)$"),
     Case("empty-tracking-uri", ["churn", "--env", "staging", "tracking.uri=''"], OVERRIDE, "tracking.uri",
          r"^is empty \(an unset variable such as MLFLOW_TRACKING_URI\?\): give the server's URI, or null for the embedded store$"),
+    # tracking.backends: MLflow stays (the registry), W&B beside it; its settings only with it, its key a reference
+    Case("tracking-backends-without-mlflow", ["churn"], (C, "backends: [wandb]"), "tracking.backends",
+         r"^must include mlflow: it is the model registry that serving, rollout and lineage read "
+         r"\(write \[mlflow, wandb\] to add W&B\)$", [append(C, "tracking:\n  backends: [wandb]\n")]),
+    Case("tracking-backend-twice", ["churn", "+tracking.backends=[mlflow,wandb,wandb]"], OVERRIDE, "tracking.backends",
+         r"^lists wandb more than once$"),
+    Case("tracking-backend-misspelled", ["churn", "+tracking.backends=[mlflow,wandbb]"], OVERRIDE, "tracking.backends.1",
+         r"^'wandbb' is not allowed \(did you mean 'wandb'\?\); one of: 'mlflow' or 'wandb'$"),
+    Case("wandb-settings-without-the-backend", ["churn", "+tracking.wandb.project=churn-runs"], OVERRIDE, "tracking.wandb",
+         r"^tracking.wandb is set but tracking.backends does not list wandb, so nothing reads it: add wandb to "
+         r"tracking.backends, or drop tracking.wandb$"),
+    Case("wandb-api-key-as-literal", ["churn", "+tracking.backends=[mlflow,wandb]",
+                                      "+tracking.wandb={mode: online, api_key: 0123456789abcdef}"], OVERRIDE,
+         "tracking.wandb.api_key", r"^a secret is a reference \{name, key\} to a Kubernetes Secret, never a literal value"),
+    Case("wandb-online-without-a-key", ["churn", WANDB, "+tracking.wandb.mode=online"], OVERRIDE, "tracking.wandb.mode",
+         r"^tracking.wandb.mode online logs in with tracking.wandb.api_key, which is not set: reference the Kubernetes "
+         r"Secret holding the W&B API key \(\{name, key\}\)$"),
+    Case("wandb-key-while-offline", ["churn", WANDB, "+tracking.wandb.api_key={name: wandb, key: api-key}"], OVERRIDE,
+         "tracking.wandb.api_key", r"^tracking.wandb.api_key is used only with tracking.wandb.mode online \(an offline "
+         r"run never logs in\): drop it, or set mode: online$"),
+    Case("wandb-offline-on-the-cluster", ["churn", "--env", "prod", WANDB], OVERRIDE, "tracking.backends",
+         r"^tracking.wandb.mode offline writes the W&B runs that tracking.backends asks for into the job's pod on the "
+         r"cluster in environment prod, whose files go with the job: use mode online \(with tracking.wandb.api_key\) "
+         r"there$"),
+    Case("wandb-offline-said-on-the-cluster", ["churn", "--env", "staging", WANDB, "+tracking.wandb.mode=offline"],
+         OVERRIDE, "tracking.wandb.mode", r"^tracking.wandb.mode offline writes the W&B runs .* in environment staging"),
+    Case("wandb-project-with-a-slash", ["churn", WANDB, "+tracking.wandb.project=ml/churn"], OVERRIDE,
+         "tracking.wandb.project", r"^'ml/churn' is not a W&B name: 1 to 128 characters, none of / \\ # \? % : or spaces$"),
 ]
 
 

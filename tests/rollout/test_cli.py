@@ -159,7 +159,7 @@ def test_apply_exits_1_only_when_the_rollout_rolled_back(monkeypatch, tmp_path, 
                "to roll back; the champion stays"]
     rollout = RolloutResult("churn", "dev", "bandit", "1", "2", decision, reasons, [], 600, None)
     outcome = SimpleNamespace(recipe="churn", environment="dev", model_version="2", aliases=["candidate"], metrics={},
-                              run_id="r", tracking_uri="file:x", run_dir=tmp_path, model_repository=None)
+                              run_id="r", tracking_uri="file:x", run_dir=tmp_path, model_repository=None, wandb_run=None)
     monkeypatch.setattr(api, "apply", lambda *a, **k: api.ApplyResult("churn", "dev", tmp_path, [], outcome, rollout=rollout))
     result = run_cli("apply", "churn")
     assert result.exit_code == exit_code, result.stderr

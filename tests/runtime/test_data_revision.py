@@ -131,7 +131,8 @@ def test_a_cluster_job_reads_the_file_its_submitter_pinned(repo, monkeypatch) ->
     tracks (DVC's .gitignore keeps it out). The submitter writes the file at the revision
     into the upload and hands the job its version; the job records the same tags."""
     from framework.runtime.submit import snapshot
-    from framework.runtime.training.data_revision import PINNED_ENV, pin_for_job
+    from framework.runtime.training.data_revision import PINNED_ENV
+    from framework.runtime.training.data_version import pin_for_job
 
     root = repo["root"]
     recipe = recipe_at(root, "+data.version={rev: v2}")

@@ -206,3 +206,14 @@ def test_the_store_secret_wins_over_a_deploy_secret_of_its_name():
     redis = [e for e in container["env"] if e["name"] == feast.REDIS_ENV]
     assert redis == [{"name": feast.REDIS_ENV,
                       "valueFrom": {"secretKeyRef": {"name": "feast-redis", "key": "connection_string"}}}]
+
+
+def test_an_online_wandb_key_reaches_every_tracked_pod_by_reference() -> None:
+    from framework.targets import common
+
+    recipe = api.load_recipe("churn", overrides=[
+        "+tracking.backends=[mlflow,wandb]", "+tracking.wandb={mode: online, api_key: {name: wandb, key: api-key}}",
+        "+deploy.secrets.WANDB_API_KEY={name: other, key: k}"], project=REPO).recipe
+    env = common.secret_env(recipe)
+    keys = [e for e in env if e["name"] == "WANDB_API_KEY"]
+    assert keys == [{"name": "WANDB_API_KEY", "valueFrom": {"secretKeyRef": {"name": "wandb", "key": "api-key"}}}]

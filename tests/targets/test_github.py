@@ -514,3 +514,15 @@ def test_checks_catch_a_bad_workflow(tmp_path):
     idents = {f.split(" ")[0] for f in serious(zizmor([path]))}
     assert {"unpinned-uses", "template-injection", "artipacked", "dangerous-triggers"} <= idents, idents
     assert not SHA_PIN.match(workflow["jobs"]["build"]["steps"][0]["uses"])
+
+
+def test_the_install_step_takes_the_extras_the_recipes_jobs_import() -> None:
+    def installs(recipe_name: str, *overrides: str) -> set[str]:
+        recipe = api.load_recipe(recipe_name, overrides=list(overrides), project=REPO).recipe
+        _, workflow = pipeline_of(recipe)
+        return {s["run"] for _, s in all_steps(workflow) if s.get("name") == "Install"}
+
+    assert installs("churn") == {"python -m pip install -e ."}
+    assert installs("churn_features") == {"python -m pip install -e '.[feast]'"}
+    assert installs("churn", "+data.version={rev: v2}", "+tracking.backends=[mlflow,wandb]") == {
+        "python -m pip install -e '.[dvc,wandb]'"}

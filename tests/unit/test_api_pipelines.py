@@ -43,7 +43,7 @@ def test_a_rolled_back_candidate_exits_1_and_says_so_on_stderr(tmp_path: Path) -
 
     rollout = RolloutResult("churn", "dev", "canary", "1", "2", "rolled_back", ["canary: worse"], [], 100, None)
     outcome = SimpleNamespace(recipe="churn", environment="dev", model_version="2", aliases=["candidate"], metrics={},
-                              run_id="r", tracking_uri="file:x", run_dir=tmp_path, model_repository=None)
+                              run_id="r", tracking_uri="file:x", run_dir=tmp_path, model_repository=None, wandb_run=None)
     result = api.ApplyResult("churn", "dev", tmp_path, [], outcome, rollout=rollout)
     assert result.exit_code == 1
     errors = [line for line in result.lines() if isinstance(line, api.Err)]

@@ -70,6 +70,9 @@ TRIGGERS = {
     "chunks_overlap_less_than_size": ("support_assistant", ["rag.chunking.overlap=900"]),
     "mmr_fetches_enough": ("support_assistant", ["rag.retriever.fetch_k=2"]),
     "prompt_has_placeholders": ("support_assistant", ["+rag.prompt='Answer: {question}'"]),
+    "wandb_settings_need_the_backend": ("churn", ["+tracking.wandb.project=churn-runs"]),
+    "wandb_key_exactly_online": ("churn", ["+tracking.backends=[mlflow,wandb]", "+tracking.wandb.mode=online"]),
+    "wandb_offline_only_in_dev": ("churn", ["env=staging", "+tracking.backends=[mlflow,wandb]"]),
 }
 
 

@@ -79,6 +79,17 @@ def _rollout(run: ApplyRun) -> str:
             "bandit's inconclusive evidence, keep the champion")
 
 
+def _track(run: ApplyRun) -> str:
+    t = run.recipe.tracking
+    line = (f"track: MLflow run in {t.uri or display_path(run.project.state_dir / 'mlflow.db')} "
+            "(params, per-epoch metrics, data report, model)")
+    if "wandb" not in t.backends:
+        return line
+    where = ("online, logged in with WANDB_API_KEY" if t.wandb.mode == "online"
+             else f"offline under {display_path(run.project.state_dir / 'wandb')}")
+    return f"{line}, mirrored to W&B project {t.wandb.project or run.recipe.name} ({where})"
+
+
 def _rolls_out(run: ApplyRun) -> bool:
     return not run.register_only and (run.target == "local" or run.recipe.serving.backend == "ray_serve")
 
@@ -135,9 +146,7 @@ TEACHER = Step("teacher", _teacher, when=lambda run: run.recipe.training is not 
                and run.recipe.training.distillation is not None)
 HPO = Step("hpo", _hpo, when=lambda run: run.recipe.training is not None and run.recipe.training.hpo is not None)
 TRAIN = Step("train", _train)
-TRACK = Step("track", lambda run: "track: MLflow run in "
-             f"{run.recipe.tracking.uri or display_path(run.project.state_dir / 'mlflow.db')} "
-             "(params, per-epoch metrics, data report, model)")
+TRACK = Step("track", _track)
 EVALUATE = Step("evaluate", lambda run: f"evaluate: {', '.join(run.recipe.evaluation.metrics)} on the validation "
                 f"split; export ONNX; parity <= {run.recipe.evaluation.gates.onnx_parity_atol}")
 DRIFT_REFERENCE = Step("drift reference", lambda run: "drift reference: a seeded sample of the training split with "
@@ -190,6 +199,11 @@ def _check_cluster(run: ApplyRun) -> None:
                    "--backend-store-uri sqlite:///mlflow.db --artifacts-destination s3://bucket/mlflow`), or "
                    "pass --head-shares-disk when the head sees this project at the same path")
         raise MlopsError([Problem(None, "tracking.uri", message)])
+    if "wandb" in r.tracking.backends and r.tracking.wandb.mode == "offline":
+        message = ("--target ray runs the job on the cluster, where offline W&B runs stay in the job's pod: set "
+                   "tracking.wandb.mode online (with tracking.wandb.api_key), or pass --head-shares-disk when the head "
+                   "sees this project at the same path")
+        raise MlopsError([Problem(None, "tracking.wandb.mode", message)])
 
 
 def _train_on_cluster(run: ApplyRun) -> None:
@@ -201,7 +215,7 @@ def _train_on_cluster(run: ApplyRun) -> None:
         spec = job_spec(proj.root, run.env_dir, proj.state_dir, r, run.register_only, working_dir=working_dir,
                         head_shares_disk=run.head_shares_disk)
         if r.data is not None and r.data.version is not None:  # the upload has no .git: the file at the revision
-            from framework.runtime.training.data_revision import pin_for_job
+            from framework.runtime.training.data_version import pin_for_job
 
             spec["runtime_env"]["env_vars"].update(pin_for_job(r, proj.root, working_dir))
         status, log = submit_and_follow(run.address, spec)

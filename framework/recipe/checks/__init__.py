@@ -3,15 +3,15 @@
 Each rule is a small function registered with `check` (base.py) yielding `Violation`s; a
 violation names every key involved, in its `keys` (the first locates it) and in its
 message. The rules live in one module per recipe section they are mainly about (model,
-serving, rollout, data, batch, evaluation, training, rag); what a rule needs to know of a
-serving backend it asks the serving variant (framework/recipe/serving.py). `RUN_ORDER`
+serving, rollout, data, batch, evaluation, training, rag, tracking); what a rule needs to
+know of a serving backend it asks the serving variant (framework/recipe/serving.py). `RUN_ORDER`
 fixes the order in which the rules run, and so the order of the errors a user reads,
 whatever the order in which the modules were imported.
 """
 
 from __future__ import annotations
 
-from framework.recipe.checks import batch, data, evaluation, model, rag, rollout, serving, training
+from framework.recipe.checks import batch, data, evaluation, model, rag, rollout, serving, tracking, training
 from framework.recipe.checks.base import CHECKS, Check, Violation, check, run_checks
 from framework.recipe.checks.data import is_relative_uri, is_remote_uri
 from framework.recipe.checks.serving import QUANTIZATION_BY_BACKEND, VLLM_PLUGIN_QUANTIZATIONS, image_repository
@@ -48,6 +48,8 @@ RUN_ORDER = (
     "distillation_needs_tabular", "checkpoints_within_epochs",
     # rag
     "chunks_overlap_less_than_size", "mmr_fetches_enough", "prompt_has_placeholders",
+    # tracking
+    "wandb_settings_need_the_backend", "wandb_key_exactly_online", "wandb_offline_only_in_dev",
 )
 
 

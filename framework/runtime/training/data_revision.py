@@ -111,19 +111,6 @@ def read_at_revision(recipe, root: Path) -> bytes:
     return raw
 
 
-def pin_for_job(recipe, root: Path, upload: Path) -> dict[str, str]:
-    """Write data.source.uri as it is at data.version.rev into a job's upload of the
-    project (`upload` mirrors `root`), and return the env var that hands the job its version
-    (the tags it records), so the job reads that file and never asks git or DVC."""
-    from framework.runtime.training.data_version import data_version
-
-    raw = read_at_revision(recipe, root)
-    target = Path(upload) / recipe.data.source.uri
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(raw)
-    return {PINNED_ENV: json.dumps(data_version(recipe, root).tags(), sort_keys=True)}
-
-
 def pinned_tags() -> dict[str, str] | None:
     """The version the submitter pinned for this job, if it did."""
     text = os.environ.get(PINNED_ENV)

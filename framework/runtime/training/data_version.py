@@ -8,6 +8,7 @@ version with it (`mlops.data.*`)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,3 +134,16 @@ def version_data(tags: dict[str, str]) -> dict[str, str]:
     """The data version among a run's or model version's tags, without the prefix
     (uri, sha256, rev, dvc_md5)."""
     return {key.removeprefix(DATA_TAG): value for key, value in tags.items() if key.startswith(DATA_TAG)}
+
+
+def pin_for_job(recipe, root: Path, upload: Path) -> dict[str, str]:
+    """Write data.source.uri as it is at data.version.rev into a job's upload of the
+    project (`upload` mirrors `root`), and return the env var that hands the job its version
+    (the tags it records), so the job reads that file and never asks git or DVC."""
+    from framework.runtime.training.data_revision import PINNED_ENV, read_at_revision
+
+    raw = read_at_revision(recipe, root)
+    target = Path(upload) / recipe.data.source.uri
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(raw)
+    return {PINNED_ENV: json.dumps(data_version(recipe, root).tags(), sort_keys=True)}

@@ -36,6 +36,7 @@ class Outcome:
     model_repository: Path | None = None
     tracking_uri: str | None = None
     resumed_from_epoch: int = 0
+    wandb_run: str | None = None  # where its W&B mirror is (tracking.backends wandb)
 
 
 def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str | None = None, console=None,
@@ -82,7 +83,7 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
     run_name = f"{recipe.name}-{recipe.environment}-{tracking.short_hash(text)}"
 
     with tracking.Tracker(recipe, state_dir, resolved=text, root=root) as run:
-        outcome.run_id, outcome.tracking_uri = run.run_id, run.uri
+        outcome.run_id, outcome.tracking_uri, outcome.wandb_run = run.run_id, run.uri, run.mirror.where
         run.set_tags(trained_on.tags())  # which bytes (and which commit of them) this run trained on
         run.log_artifact_file(run_dir / "data_report.json", "data")
         run.log_artifact_file(run_dir / "data_report.html", "data")
@@ -110,7 +111,9 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
             _record_reference(recipe, pipeline, train_df, scores, run, root)
         report_gates = gates.run_gates(recipe, outcome.metrics, onnx_path, served.stat().st_size, disparity, parity)
         console.print(report_gates.rich_table())
-        run.log_dict(report_gates.to_dict(), "evaluation/gates.json")
+        gate_report = report_gates.to_dict()
+        run.log_dict(gate_report, "evaluation/gates.json")
+        run.mirror.log_table(gate_report["gates"], "evaluation/gates", recipe.training.epochs)  # W&B shows tables
         run.log_artifact_file(served, "model")
         outcome.gates_passed = report_gates.passed
         run.set_tags({"mlops.gates": "pass" if report_gates.passed else "fail"})
@@ -369,6 +372,8 @@ def summary(outcome: Outcome) -> str:
         f"  MLflow run {outcome.run_id} in {outcome.tracking_uri}",
         f"  artifacts: {outcome.run_dir}",
     ]
+    if outcome.wandb_run:
+        lines.append(f"  {outcome.wandb_run}")
     if outcome.model_repository:
         lines.append(f"  Triton model repository: {outcome.model_repository}")
     if outcome.tracking_uri and outcome.tracking_uri.startswith("sqlite:///"):
