@@ -80,8 +80,14 @@ def _apply_manifests(recipe: str, env: str | None, validated: Any, proj: Project
         from framework.generate import render_env
 
         steps = kube.plan_steps(render_env(proj, validated).files, waits, selection)
-        return ApplyResult(r.name, r.environment, resolved, steps, dry_run=True)
+        return ApplyResult(r.name, r.environment, resolved, _feast_step(r) + steps, dry_run=True)
     generate([recipe], env=env, project=proj)
+    if _feast_step(r):  # the jobs and the CronJob read the views from the registry: register them first
+        from framework.runtime.features.register import register
+
+        done = register(r, proj.root)
+        if console is not None:
+            console.print(f"feast apply: {done.views} feature view(s) in project {done.project} ({done.registry})")
     started_ms = int(time.time() * 1000)
     outcome = kube.apply_env_dir(resolved.parent, waits, console, selection)
     registered = None
@@ -95,6 +101,15 @@ def _apply_manifests(recipe: str, env: str | None, validated: Any, proj: Project
             raise MlopsError([Problem(None, "train", message)])
     return ApplyResult(r.name, r.environment, resolved, [], outcome, job_outcome=registered,
                        trained=selection.training_only, report=f"{r.name} ({r.environment}): {kube.summary(outcome)}")
+
+
+def _feast_step(r: Any) -> list[str]:
+    feast = r.data.source.feast if r.data is not None else None
+    if feast is None:
+        return []
+    materialised = ("the cluster's CronJob materialises the view into the online store"
+                    if feast.online_store.type != "sqlite" else "`mlops apply` here materialises the sqlite online store")
+    return [f"feast apply: register {feast.repo}/ in the registry {feast.registry} ({materialised})"]
 
 
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # the OCI distribution spec's tag

@@ -114,3 +114,18 @@ def test_an_unset_secret_variable_is_named(root: Path, monkeypatch: pytest.Monke
     assert _one_line(error) == (
         "data.source.feast.online_store: the environment variable FEAST_REDIS_CONNECTION_STRING is not set: it holds "
         "the online store's secret (from the Kubernetes Secret the recipe names)")
+
+
+def test_staging_registers_into_its_own_registry_without_reaching_redis(root: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`apply --target kubernetes` registers the definitions before the manifests (the
+    RayJob and the CronJob read the registry); here the staging registry is a shared path."""
+    from framework.runtime.features.register import register
+
+    registry = tmp_path / "shared" / "registry.db"
+    monkeypatch.setenv("FEAST_REDIS_CONNECTION_STRING", "redis.invalid:6379")
+    result = api.apply("churn_features", env="staging", target="kubernetes", dry_run=True, project=root)
+    assert result.steps[0] == ("feast apply: register feature_repo/ in the registry s3://example-ml-data/feast/staging/"
+                               "registry.db (the cluster's CronJob materialises the view into the online store)")
+    done = register(_recipe(root, "env=staging", f"data.source.feast.registry={registry}"), root)
+    assert (done.project, done.views, done.entities) == ("churn_features", 1, 1) and registry.is_file()

@@ -15,7 +15,7 @@ GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
 
 
 def recipe_of(uri: str):
-    return SimpleNamespace(data=SimpleNamespace(source=SimpleNamespace(uri=uri), version=None))
+    return SimpleNamespace(data=SimpleNamespace(source=SimpleNamespace(uri=uri, feast=None), version=None))
 
 
 def git(root: Path, *args: str) -> str:

@@ -281,7 +281,8 @@ def test_job_chain_and_every_job(recipe):
             continue
         assert steps[1]["uses"].startswith("actions/setup-python@")
         assert steps[1]["with"] == {"python-version": recipe.ci.python_version, "cache": "pip", "cache-dependency-path": "pyproject.toml"}
-        assert steps[2]["run"] == "python -m pip install -e ."
+        extras = github.install_extras(recipe)
+        assert steps[2]["run"] == (f"python -m pip install -e '.[{','.join(extras)}]'" if extras else "python -m pip install -e .")
         assert any(step.get("run", "").startswith("mlops ") for step in steps[3:]), job_id
         if job_id != "train":
             assert job["runs-on"] == list(recipe.ci.runners.default), job_id
