@@ -34,7 +34,7 @@ from framework.contracts import entrypoints
 from framework.recipe.types import duration_seconds
 from framework.targets import batch as batch_target
 from framework.targets import common
-from framework.targets.kubernetes import pods
+from framework.targets.kubernetes import jobs, pods
 
 COMPONENT = batch_target.COMPONENT
 LAUNCH_MODULE = entrypoints.BATCH_LAUNCH
@@ -135,37 +135,10 @@ def cronjob(recipe) -> dict[str, Any]:
         recipe, [container], volumes=[tmp_volume, token_volume, rayjob_volume], recipe_volume=False,
         restartPolicy="Never", serviceAccountName=names.batch_launcher,
     )
-    job_spec = {
-        "backoffLimit": LAUNCH_RETRIES,
-        "activeDeadlineSeconds": int(duration_seconds(batch.timeout)) + START_GRACE_SECONDS,
-        "podFailurePolicy": {
-            "rules": [
-                {"action": "FailJob", "onExitCodes": {"containerName": "launch", "operator": "In",
-                                                      "values": [LAUNCH_FAILED_EXIT_CODE]}},
-                # Evicted or preempted pods retry without counting against backoffLimit
-                # (`status` is required up to Kubernetes 1.34, see jobs.drift_cronjob).
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-            ]
-        },
-        "template": {
-            "metadata": {"labels": common.labels(recipe, COMPONENT), "annotations": pods.pod_annotations(recipe)},
-            "spec": pod,
-        },
-    }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": _metadata(recipe, names.batch_cronjob, annotations=pods.workload_skips(pod)),
-        "spec": {
-            "schedule": batch.schedule,
-            "timeZone": "Etc/UTC",
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": START_DEADLINE_SECONDS,
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 5,
-            "jobTemplate": {"metadata": {"labels": common.labels(recipe, COMPONENT)}, "spec": job_spec},
-        },
-    }
+    metadata = _metadata(recipe, names.batch_cronjob, annotations=pods.workload_skips(pod))
+    return jobs.cron_job(recipe, metadata, COMPONENT, batch.schedule, pod, retries=LAUNCH_RETRIES,
+                         deadline_seconds=int(duration_seconds(batch.timeout)) + START_GRACE_SECONDS,
+                         start_deadline_seconds=START_DEADLINE_SECONDS, fail_on=("launch", LAUNCH_FAILED_EXIT_CODE))
 
 
 def objects(recipe) -> list[dict[str, Any]]:

@@ -81,39 +81,46 @@ def drift_cronjob(recipe) -> dict[str, Any]:
         env=[{"name": "PUSHGATEWAY_ADDRESS", "value": PUSHGATEWAY_ADDRESS}],
     )
     pod = pods.pod_spec(recipe, [container], volumes=[tmp_volume], restartPolicy="Never")
+    metadata = common.metadata(recipe, common.names(recipe).drift_cronjob, DRIFT_COMPONENT,
+                               annotations=pods.workload_skips(pod))
+    return cron_job(recipe, metadata, DRIFT_COMPONENT, drift.schedule, pod, retries=DRIFT_RETRIES,
+                    deadline_seconds=DRIFT_DEADLINE_SECONDS, start_deadline_seconds=DRIFT_START_DEADLINE_SECONDS,
+                    fail_on=("monitor", DRIFT_EXIT_CODE))
+
+
+def cron_job(recipe, metadata: dict[str, Any], component: str, schedule: str, pod: dict[str, Any], *, retries: int,
+             deadline_seconds: int, start_deadline_seconds: int, fail_on: tuple[str, int] | None = None) -> dict[str, Any]:
+    """A CronJob of the framework's (drift check, batch launch, Feast materialisation): UTC,
+    never two at once, `retries` of the pod, and `fail_on` (container, exit code) failing
+    the Job at once."""
+    rules = []
+    if fail_on is not None:
+        rules.append({"action": "FailJob", "onExitCodes": {"containerName": fail_on[0], "operator": "In",
+                                                           "values": [fail_on[1]]}})
+    # Evicted or preempted pods (condition DisruptionTarget=True) retry without counting
+    # against backoffLimit. `status` is required up to Kubernetes 1.34 (optional since
+    # 1.35, defaulting to "True"), so it is always written.
+    rules.append({"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]})
     job_spec = {
-        "backoffLimit": DRIFT_RETRIES,
-        "activeDeadlineSeconds": DRIFT_DEADLINE_SECONDS,
-        "podFailurePolicy": {
-            "rules": [
-                {"action": "FailJob", "onExitCodes": {"containerName": "monitor", "operator": "In",
-                                                      "values": [DRIFT_EXIT_CODE]}},
-                # Evicted or preempted pods (condition DisruptionTarget=True) retry without
-                # counting against backoffLimit. `status` is required up to Kubernetes 1.34
-                # (optional since 1.35, defaulting to "True"), so it is always written.
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-            ]
-        },
+        "backoffLimit": retries,
+        "activeDeadlineSeconds": deadline_seconds,
+        "podFailurePolicy": {"rules": rules},
         "template": {
-            "metadata": {
-                "labels": common.labels(recipe, DRIFT_COMPONENT),
-                "annotations": pods.pod_annotations(recipe),
-            },
+            "metadata": {"labels": common.labels(recipe, component), "annotations": pods.pod_annotations(recipe)},
             "spec": pod,
         },
     }
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": common.metadata(recipe, common.names(recipe).drift_cronjob, DRIFT_COMPONENT,
-                                    annotations=pods.workload_skips(pod)),
+        "metadata": metadata,
         "spec": {
-            "schedule": drift.schedule,
+            "schedule": schedule,
             "timeZone": "Etc/UTC",
             "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": DRIFT_START_DEADLINE_SECONDS,
+            "startingDeadlineSeconds": start_deadline_seconds,
             "successfulJobsHistoryLimit": 3,
             "failedJobsHistoryLimit": 5,
-            "jobTemplate": {"metadata": {"labels": common.labels(recipe, DRIFT_COMPONENT)}, "spec": job_spec},
+            "jobTemplate": {"metadata": {"labels": common.labels(recipe, component)}, "spec": job_spec},
         },
     }

@@ -24,7 +24,7 @@ from typing import Any
 from framework.contracts import feast
 from framework.targets import common
 from framework.targets import feature_store as feature_store_target
-from framework.targets.kubernetes import pods
+from framework.targets.kubernetes import jobs, pods
 
 COMPONENT = "features"
 CONTAINER = "materialize"
@@ -73,35 +73,10 @@ def cronjob(recipe) -> dict[str, Any]:
     )
     pod = pods.pod_spec(recipe, [container], volumes=[tmp_volume, store_volume], recipe_volume=False,
                         restartPolicy="Never")
-    job_spec = {
-        "backoffLimit": RETRIES,
-        "activeDeadlineSeconds": DEADLINE_SECONDS,
-        "podFailurePolicy": {
-            "rules": [
-                # Evicted or preempted pods retry without counting against backoffLimit
-                # (`status` is required up to Kubernetes 1.34, see jobs.drift_cronjob).
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-            ]
-        },
-        "template": {
-            "metadata": {"labels": common.labels(recipe, COMPONENT), "annotations": pods.pod_annotations(recipe)},
-            "spec": pod,
-        },
-    }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": common.metadata(recipe, names.feast_cronjob, COMPONENT, annotations=pods.workload_skips(pod)),
-        "spec": {
-            "schedule": recipe.data.source.feast.materialize_schedule,
-            "timeZone": "Etc/UTC",
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": START_DEADLINE_SECONDS,
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 5,
-            "jobTemplate": {"metadata": {"labels": common.labels(recipe, COMPONENT)}, "spec": job_spec},
-        },
-    }
+    metadata = common.metadata(recipe, names.feast_cronjob, COMPONENT, annotations=pods.workload_skips(pod))
+    return jobs.cron_job(recipe, metadata, COMPONENT, recipe.data.source.feast.materialize_schedule, pod,
+                         retries=RETRIES, deadline_seconds=DEADLINE_SECONDS,
+                         start_deadline_seconds=START_DEADLINE_SECONDS)
 
 
 def objects(recipe) -> list[dict[str, Any]]:
