@@ -129,3 +129,20 @@ def test_staging_registers_into_its_own_registry_without_reaching_redis(root: Pa
                                "registry.db (the cluster's CronJob materialises the view into the online store)")
     done = register(_recipe(root, "env=staging", f"data.source.feast.registry={registry}"), root)
     assert (done.project, done.views, done.entities) == ("churn_features", 1, 1) and registry.is_file()
+
+
+def test_a_cluster_job_gets_devs_registry_in_its_upload(root: Path) -> None:
+    """Ray's upload of the project honours .gitignore, which keeps feature_repo/data/*.db
+    out: the submitter carries the registry in, and the job's join reads it there."""
+    from framework.runtime.features.join import join_features
+    from framework.runtime.features.register import carry_registry, register
+    from framework.runtime.submit import snapshot
+
+    recipe = _recipe(root)
+    register(recipe, root)
+    with snapshot(root) as upload:
+        assert not (upload / "feature_repo" / "data" / "registry.db").exists()
+        assert carry_registry(recipe, root, upload) == upload / "feature_repo" / "data" / "registry.db"
+        joined, _ = join_features(recipe, upload, pd.read_csv(upload / "data" / "churn_labels.csv"))
+    assert len(joined) == 5000 and joined["tenure_months"].notna().all()
+    assert carry_registry(_recipe(root, "env=staging"), root, upload) is None  # the shared registry stays put

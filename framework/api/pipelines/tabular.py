@@ -218,6 +218,10 @@ def _train_on_cluster(run: ApplyRun) -> None:
             from framework.runtime.training.data_version import pin_for_job
 
             spec["runtime_env"]["env_vars"].update(pin_for_job(r, proj.root, working_dir))
+        if r.data is not None and r.data.source.feast is not None:  # dev's registry file is git-ignored
+            from framework.runtime.features.register import carry_registry
+
+            carry_registry(r, proj.root, working_dir)
         status, log = submit_and_follow(run.address, spec)
     if status != "SUCCEEDED":
         raise MlopsError([Problem(None, "train", f"the Ray job ended {status}: its log is above")])

@@ -84,3 +84,21 @@ def materialize(recipe, root: Path, until: datetime | None = None) -> datetime:
     with _inside(repo_dir(recipe, root).resolve()):  # the views' FileSources are relative to the repository
         quietly(store.materialize_incremental, end_date=until, feature_views=[view])
     return until
+
+
+def carry_registry(recipe, root: Path, upload: Path) -> Path | None:
+    """A registry file in the checkout (dev's `data/registry.db`) is git-ignored, so Ray's
+    upload of the project leaves it out: copy it into a job's `upload` (which mirrors
+    `root`), where the job's join reads it. Returns the copy; None for a shared registry."""
+    import shutil
+
+    from framework.recipe.checks import is_relative_uri
+
+    registry = Path(recipe.data.source.feast.registry)
+    if not is_relative_uri(str(registry)):
+        return None
+    source = repo_dir(recipe, root) / registry
+    target = Path(upload) / source.relative_to(Path(root))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+    return target
