@@ -43,9 +43,12 @@ class LineageResult(Result):
             revision = data.get("rev") or "not in git"
             dvc = f", DVC md5 {data['dvc_md5']}" if data.get("dvc_md5") else ""
             sha = data.get("sha256", "not recorded (trained before mlops recorded data versions)")
+            feast = ([f"  features: Feast view {data['feast']}, joined table sha256 {data.get('table_sha256', '?')}"]
+                     if data.get("feast") else [])
             out += [
                 f"version {v.version}",
                 f"  data:    {data.get('uri', '?')} sha256 {sha} (rev {revision}{dvc})",
+                *feast,
                 f"  run:     {v.run_id} (recipe hash {v.recipe_hash or '?'})",
                 f"  aliases: {', '.join(v.aliases) or 'none'}",
                 *[f"  served:  {line}" for line in v.served or ("not served",)],

@@ -151,3 +151,11 @@ def test_the_run_records_the_view_and_the_joined_tables_hash(applied) -> None:
     assert len(tags["mlops.data.table_sha256"]) == 64
     run_tags = client(uri).get_run(version.run_id).data.tags
     assert {k: v for k, v in run_tags.items() if k.startswith("mlops.data.")} == tags
+
+
+def test_lineage_names_the_view_and_the_joined_table(applied) -> None:
+    root, _ = applied
+    lines = api.lineage("churn_features", project=root).lines()
+    features = [line for line in lines if line.startswith("  features: ")]
+    assert len(features) == 1 and features[0].startswith(
+        "  features: Feast view churn_features:customer_features, joined table sha256 ")
