@@ -34,7 +34,9 @@ def applied(tmp_path_factory):
     root = feast_project(tmp_path_factory.mktemp("feast") / "proj")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        for name, value in {"RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true"}.items():
+        # Ray reads its auth mode once per process: every apply in the suite runs it disabled
+        for name, value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+                            "MLFLOW_DISABLE_TELEMETRY": "true"}.items():
             mp.setenv(name, value)
         result = run_cli("apply", "churn_features")
         assert result.exit_code == 0, result.stderr[-3000:] + result.stdout[-3000:]

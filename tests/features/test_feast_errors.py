@@ -146,3 +146,18 @@ def test_a_cluster_job_gets_devs_registry_in_its_upload(root: Path) -> None:
         joined, _ = join_features(recipe, upload, pd.read_csv(upload / "data" / "churn_labels.csv"))
     assert len(joined) == 5000 and joined["tenure_months"].notna().all()
     assert carry_registry(_recipe(root, "env=staging"), root, upload) is None  # the shared registry stays put
+
+
+def test_importing_feast_leaves_prometheus_in_process_mode() -> None:
+    """feast.metrics sets PROMETHEUS_MULTIPROC_DIR at import: the serving app's metrics and
+    every Ray process an apply starts afterwards would inherit multiprocess mode (and a
+    folder Feast deletes at exit). The runtime imports Feast without that."""
+    import subprocess
+
+    code = ("import os; from framework.runtime.features.store import import_feast; import_feast(); "
+            "import prometheus_client.values as v; "
+            "print(sorted(k for k in os.environ if k.startswith('PROMETHEUS_MULTIPROC')), v.ValueClass.__name__)")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PROMETHEUS_MULTIPROC")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         cwd=Path(__file__).parents[2]).stdout.strip().splitlines()[-1]
+    assert out == "[] MutexValue"

@@ -16,11 +16,27 @@ KEY = "data.source.feast"
 EXTRA = "pip install -e '.[feast]'"
 
 
+# feast.metrics (imported with feast) puts prometheus_client into multiprocess mode for
+# the whole process and its children, through these variables, when they are unset: the
+# serving app's own metrics and the Ray processes an apply starts later would then keep
+# their values in files of a temporary folder Feast deletes at exit.
+_PROMETHEUS_MULTIPROCESS = ("PROMETHEUS_MULTIPROCESS_DIR", "PROMETHEUS_MULTIPROC_DIR")
+
+
 def import_feast():
+    """feast, without the process-wide side effect above; or the error naming the extra."""
+    import prometheus_client  # noqa: F401 - fixes its value class (in-process) before feast.metrics can
+
+    before = {name: os.environ.get(name) for name in _PROMETHEUS_MULTIPROCESS}
     try:
         import feast
+        import feast.metrics  # noqa: F401 - what sets the variables, imported here while we watch
     except ImportError:
         raise MlopsError([Problem(None, KEY, f"reading a Feast feature view needs the feast extra: {EXTRA}")]) from None
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
     return feast
 
 
