@@ -109,13 +109,22 @@ class Endpoint:
         payload = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if payload is not None else {}
         began = time.perf_counter()
-        try:
-            self.connection.request(method, self.prefix + path, body=payload, headers=headers)
-            response = self.connection.getresponse()
-            raw = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            self.connection.close()
-            raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
+        for attempt in (1, 2):
+            try:
+                self.connection.request(method, self.prefix + path, body=payload, headers=headers)
+                response = self.connection.getresponse()
+                raw = response.read()
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected) as exc:
+                # A kept-alive connection the server closed while idle (uvicorn: after 5 s):
+                # what any HTTP client does is send once more on a new connection.
+                self.connection.close()
+                if attempt == 2:
+                    raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
+                began = time.perf_counter()
+            except (OSError, http.client.HTTPException) as exc:
+                self.connection.close()
+                raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
         elapsed = (time.perf_counter() - began) * 1000
         try:
             return response.status, json.loads(raw) if raw else None, elapsed
