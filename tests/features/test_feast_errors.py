@@ -122,7 +122,7 @@ def test_staging_registers_into_its_own_registry_without_reaching_redis(root: Pa
     RayJob and the CronJob read the registry); here the staging registry is a shared path."""
     from framework.runtime.features.register import register
 
-    registry = tmp_path / "shared" / "registry.db"
+    registry = tmp_path / "team-volume" / "registry.db"
     monkeypatch.setenv("FEAST_REDIS_CONNECTION_STRING", "redis.invalid:6379")
     result = api.apply("churn_features", env="staging", target="kubernetes", dry_run=True, project=root)
     assert result.steps[0] == ("feast apply: register feature_repo/ in the registry s3://example-ml-data/feast/staging/"
