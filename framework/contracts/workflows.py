@@ -6,6 +6,8 @@ deletes when stale, every `mlops-*.yml` there) and the runtime (the drift monito
 
 from __future__ import annotations
 
+from framework.contracts import feast
+
 WORKFLOW_PREFIX = "mlops-"  # the workflow files generate owns
 REGENERATE_FILE = f"{WORKFLOW_PREFIX}regenerate.yml"  # the same for every recipe: checks generated/ is current
 
@@ -15,7 +17,7 @@ def workflow_file(recipe) -> str:
     return f"{WORKFLOW_PREFIX}{recipe.name}.yml"
 
 
-__all__ = ["WORKFLOW_PREFIX", "REGENERATE_FILE", "workflow_file"]
+__all__ = ["WORKFLOW_PREFIX", "REGENERATE_FILE", "install_extras", "workflow_file"]
 
 
 def install_extras(recipe) -> tuple[str, ...]:
@@ -25,7 +27,7 @@ def install_extras(recipe) -> tuple[str, ...]:
     extras = []
     if data is not None and data.version is not None:
         extras.append("dvc")
-    if data is not None and data.source.feast is not None:
+    if feast.enabled(recipe):
         extras.append("feast")
     if "wandb" in recipe.tracking.backends:
         extras.append("wandb")

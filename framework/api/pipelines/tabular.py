@@ -97,7 +97,9 @@ def _rolls_out(run: ApplyRun) -> bool:
 GENERATE = Step("generate", lambda run: f"generate: write generated/{run.recipe.name}/{run.recipe.environment}/ "
                                         "(the job reads only what is on disk)")
 def _feast(run: ApplyRun) -> bool:
-    return run.recipe.data is not None and run.recipe.data.source.feast is not None
+    from framework.contracts.feast import enabled
+
+    return enabled(run.recipe)
 
 
 def _feast_apply(run: ApplyRun) -> str:
@@ -218,7 +220,7 @@ def _train_on_cluster(run: ApplyRun) -> None:
             from framework.runtime.training.data_version import pin_for_job
 
             spec["runtime_env"]["env_vars"].update(pin_for_job(r, proj.root, working_dir))
-        if r.data is not None and r.data.source.feast is not None:  # dev's registry file is git-ignored
+        if _feast(run):  # dev's registry file is git-ignored
             from framework.runtime.features.register import carry_registry
 
             carry_registry(r, proj.root, working_dir)

@@ -21,10 +21,15 @@ def wandb_settings_need_the_backend(r: Recipe) -> Iterator[Violation]:
         )
 
 
+def _mirrored(r: Recipe):
+    """tracking.wandb when runs are mirrored to W&B, else None."""
+    return r.tracking.wandb if "wandb" in r.tracking.backends else None
+
+
 @check
 def wandb_key_exactly_online(r: Recipe) -> Iterator[Violation]:
-    wandb = r.tracking.wandb
-    if wandb is None or "wandb" not in r.tracking.backends:
+    wandb = _mirrored(r)
+    if wandb is None:
         return
     if wandb.mode == "online" and wandb.api_key is None:
         yield Violation(
@@ -42,8 +47,8 @@ def wandb_key_exactly_online(r: Recipe) -> Iterator[Violation]:
 
 @check
 def wandb_offline_only_in_dev(r: Recipe) -> Iterator[Violation]:
-    wandb = r.tracking.wandb
-    if wandb is None or "wandb" not in r.tracking.backends or wandb.mode != "offline" or r.environment == "dev":
+    wandb = _mirrored(r)
+    if wandb is None or wandb.mode != "offline" or r.environment == "dev":
         return
     # Located where offline was chosen: the mode when a file says it, else the backend that turned W&B on.
     keys = ("tracking.wandb.mode", "tracking.backends")

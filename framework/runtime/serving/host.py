@@ -62,6 +62,7 @@ def build_app(
     With `data.source.feast`, requests may carry entity ids, looked up in the online store
     (runtime/serving/lookup.py; `root`: the project, default the working directory)."""
     from framework import __version__
+    from framework.contracts.feast import enabled as feast_enabled
     from framework.contracts.triton import VersionPolicy, model_config
     from framework.runtime.serving.app import DEFAULT_MAX_BODY_BYTES, ServingApp
     from framework.runtime.serving.metrics import RayMirror, ServingMetrics
@@ -93,7 +94,7 @@ def build_app(
     repository = load_repository(repo_path, {name: config}, {name: model_signature(recipe).columns})
     request_log = RequestLog(state / "requests", sample_rate) if sample_rate > 0 else None
     lookups = {}
-    if recipe.data is not None and recipe.data.source.feast is not None:
+    if feast_enabled(recipe):
         from framework.runtime.serving.lookup import OnlineLookup
 
         lookups[name] = OnlineLookup(recipe, Path(root) if root else Path.cwd(), config)

@@ -14,7 +14,7 @@ import numpy as np
 
 from framework.errors import MlopsError, Problem
 from framework.runtime.features.join import entity_key, feature_names, registered_view
-from framework.runtime.features.store import KEY, quietly
+from framework.runtime.features.store import KEY
 
 MAX_NAMED = 10  # ids named in a 404; the rest are counted
 MAX_IDS_PER_READ = 256  # ids read in one call at most
@@ -89,8 +89,8 @@ class OnlineLookup:
                     future.set_exception(error) if error is not None else future.set_result(result)
 
     def _fetch(self, keys: list[str]) -> dict[str, list]:
-        found, _ = quietly(self.store.get_online_features, features=self.refs,
-                           entity_rows=[{self.key: k} for k in keys])
+        # no `quietly` here: it swaps the process's sys.stdout, which worker threads must not do
+        found = self.store.get_online_features(features=self.refs, entity_rows=[{self.key: k} for k in keys])
         return found.to_dict()
 
     def _tensors(self, values: dict[str, list], start: int, keys: list[str], shape) -> dict[str, np.ndarray]:
