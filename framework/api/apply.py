@@ -37,6 +37,7 @@ def apply(
     skip_training: bool = False,
     training_only: bool = False,
     head_shares_disk: bool = False,
+    no_cache: bool = False,
 ) -> ApplyResult:
     """Generate, then run the recipe: its training job, registry and rollout (a RAG
     recipe: its index, evaluation and service) here on an embedded Ray (`local`), or on
@@ -50,12 +51,19 @@ def apply(
     at the tag the pipeline built and leave the training job out (the pipeline trained
     already; the committed manifests keep the recipe's tag); `training_only`
     (kubernetes) applies only what the training job needs (a PyTorchJob recipe's train
-    job) and reports the version it registered."""
+    job) and reports the version it registered.
+
+    A training job whose steps' fingerprints (the recipe keys each step reads, the data's
+    sha256, the training code) match a finished run that registered a version does not
+    run again: that run's version is reused (`no_cache`: train anyway)."""
     proj = as_project(project)
     validated = load_recipe(recipe, env, (), proj)
     if target not in TARGETS:
         raise MlopsError([Problem(None, "--target", f"unknown target '{target}'; use local, ray or kubernetes")])
     _check_ci_options(target, register_only, image_tag, skip_training, training_only)
+    if no_cache and target == "kubernetes":
+        raise MlopsError([Problem(None, "--no-cache", "the cluster's training job always trains: use it with "
+                                  "--target local or ray")])
     if target == "kubernetes":
         from framework.runtime.kubernetes.apply import Selection
 
@@ -64,7 +72,7 @@ def apply(
     from framework.api.pipelines import pipeline_for
 
     run = ApplyRun(recipe, env, validated.recipe, proj, target=target, address=address, console=console,
-                   register_only=register_only, head_shares_disk=head_shares_disk)
+                   register_only=register_only, head_shares_disk=head_shares_disk, use_cache=not no_cache)
     return pipeline_for(run).apply(run, dry_run)
 
 

@@ -129,4 +129,15 @@ def plan(recipe: str, env: str | None = None, overrides: Sequence[str] = (), pro
 
     proj = as_project(project)
     validated = load_recipe(recipe, env, overrides, proj)
-    return PlanResult(validated.recipe.name, validated.recipe.environment, plan_changes(proj, validated))
+    r = validated.recipe
+    return PlanResult(r.name, r.environment, plan_changes(proj, validated), _training_status(r, proj))
+
+
+def _training_status(r, proj: Project) -> str:
+    """A tabular recipe's training job: cached by an earlier run, or why it runs."""
+    if r.model.kind != "tabular" or r.training is None or r.data is None:
+        return ""
+    from framework.runtime.stepcache.probe import probe
+
+    found = probe(r, proj.root, proj.state_dir)
+    return f"training job {found.hit.line()}" if found.hit else f"training job runs: {found.reason}"

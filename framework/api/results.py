@@ -169,6 +169,7 @@ class PlanResult(Result):
     recipe: str
     env: str
     differences: list[str]  # what would change, in domain terms
+    training: str = ""  # whether apply's training job is cached or runs, and why
 
     @property
     def changes(self) -> bool:
@@ -179,9 +180,10 @@ class PlanResult(Result):
         return 2 if self.changes else 0
 
     def lines(self) -> list[str]:
+        training = [f"  apply: {self.training}"] if self.training else []
         if not self.changes:
-            return [f"{self.recipe} ({self.env}): no changes"]
-        return [f"{self.recipe} ({self.env}):"] + [f"  {line}" for line in self.differences]
+            return [f"{self.recipe} ({self.env}): no changes"] + training
+        return [f"{self.recipe} ({self.env}):"] + [f"  {line}" for line in self.differences] + training
 
 
 # --- apply and serve -----------------------------------------------------------------------

@@ -35,6 +35,8 @@ class ApplyRun:
     console: Any = None
     register_only: bool = False
     head_shares_disk: bool = False
+    use_cache: bool = True  # reuse a finished run with the same step fingerprints (--no-cache: False)
+    probe: Any = None  # the cache's answer (framework.runtime.stepcache.probe.Probe), asked once
     # left by the stages
     report: str = ""
     outcome: Any = None
@@ -80,24 +82,36 @@ def no_check(run: ApplyRun) -> None:
     return None
 
 
+def no_statuses(run: ApplyRun) -> dict[str, str]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """What `apply` does for one kind of recipe on one target. `check` refuses options
     before anything runs (a dry run too); `registers`: it registers a model version, whose
-    run and version a CI job hands on."""
+    run and version a CI job hands on; `statuses`: per step name, whether it runs or is
+    cached and why, for the dry run."""
 
     stages: tuple[Stage, ...]
     check: Callable[[ApplyRun], None] = no_check
     registers: bool = True
+    statuses: Callable[[ApplyRun], dict[str, str]] = no_statuses
 
     def steps(self, run: ApplyRun) -> list[Step]:
         return [step for stage in self.stages for step in stage.steps if step.when(run)]
 
     def apply(self, run: ApplyRun, dry_run: bool = False) -> ApplyResult:
+        if not run.use_cache and self.statuses is no_statuses:
+            message = f"reuses nothing when applying {run.recipe.name}, whose steps are not cached: leave it out"
+            raise MlopsError([Problem(None, "--no-cache", message)])
         self.check(run)
         r = run.recipe
         lines = [step.describe(run) for step in self.steps(run)]
         if dry_run:
+            said = self.statuses(run)
+            lines = [f"{line} [{said[step.name]}]" if step.name in said else line
+                     for step, line in zip(self.steps(run), lines)]
             return ApplyResult(r.name, r.environment, run.resolved, lines, dry_run=True)
         for stage in self.stages:
             if stage.applies(run):

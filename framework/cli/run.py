@@ -54,6 +54,9 @@ def apply(
     head_shares_disk: Annotated[bool, typer.Option("--head-shares-disk", envvar="MLOPS_HEAD_SHARES_DISK", help=(
         "--target ray: the Ray head sees this project at the same path (a head on this machine, or a shared "
         "volume), so the job may write the embedded tracking store under .mlops/."))] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help=(
+        "Train even when a finished run had the same inputs (recipe keys, data sha256, code); by default its "
+        "model version is reused."))] = False,
 ) -> None:
     """Generate, then run the recipe: data checks, training, evaluation, gates, registry (or, with --target
     kubernetes, apply its manifests to the cluster)."""
@@ -67,7 +70,8 @@ def apply(
     try:
         result = api.apply(recipe, env=env, target=target, dry_run=dry_run, address=address, console=stderr_console(),
                            waits=waits, register_only=register_only, image_tag=image_tag, skip_training=skip_training,
-                           training_only=training_only, head_shares_disk=head_shares_disk)
+                           training_only=training_only, head_shares_disk=head_shares_disk,
+                           no_cache=no_cache)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_AFTER_CTRL_C.get(target, "apply stopped")) from None
     finish(result)

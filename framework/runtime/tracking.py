@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from framework.contracts.params import flatten, param_text
 from framework.contracts.registry import ALIAS_CANDIDATE, ALIAS_CHAMPION, ROLLOUT_ALIASES
 from framework.contracts.resolved import resolved_recipe_yaml
 from framework.errors import MlopsError
@@ -83,48 +84,9 @@ def git_commit(root: Path | None) -> str | None:
 
 
 # --- params ---------------------------------------------------------------------------
-def _param_text(value: Any) -> str:
-    # Strings as they are; the rest as in the resolved YAML/JSON (true, null, 0.5).
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-
-
-def _param_key(key: str) -> str:
-    # MLflow accepts alphanumerics, _ - . / : and space in keys; anything else (a label
-    # key, an env var name with odd characters) becomes "_" rather than failing a run.
-    return re.sub(r"[^\w./: -]", "_", key)
-
-
 def flatten_params(recipe) -> dict[str, str]:
-    """The resolved recipe as MLflow params: dotted keys, sorted.
-
-    Lists of scalars are joined with "," (readable in the UI: `evaluation.metrics =
-    accuracy,f1`); lists holding mappings are indexed (`data.checks.0.column`); empty
-    containers and None are kept, so every key of the recipe shows. Values are cut to
-    MLflow's param length limit, which would otherwise reject the whole batch.
-    """
-    from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, MAX_PARAM_VAL_LENGTH
-
-    flat: dict[str, str] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping) and value:
-            for key, item in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), item)
-        elif isinstance(value, list) and any(isinstance(v, (Mapping, list)) for v in value):
-            for index, item in enumerate(value):
-                walk(f"{prefix}.{index}", item)
-        elif isinstance(value, list):
-            flat[prefix] = ",".join(_param_text(v) for v in value) if value else "[]"
-        elif isinstance(value, Mapping):
-            flat[prefix] = "{}"
-        else:
-            flat[prefix] = _param_text(value)
-
-    walk("", recipe.model_dump(mode="json"))
-    return {
-        _param_key(k)[:MAX_ENTITY_KEY_LENGTH]: v[:MAX_PARAM_VAL_LENGTH]
-        for k, v in sorted(flat.items())
-    }
+    """The resolved recipe as MLflow params (framework.contracts.params.flatten)."""
+    return flatten(recipe.model_dump(mode="json"))
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -294,7 +256,7 @@ class Tracker:
         from mlflow.entities import Param
         from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 
-        texts = {str(k): v if isinstance(v, str) else _param_text(v) for k, v in params.items()}
+        texts = {str(k): v if isinstance(v, str) else param_text(v) for k, v in params.items()}
         for chunk in _chunks([Param(k, v) for k, v in texts.items()], MAX_PARAMS_TAGS_PER_BATCH):
             self.client.log_batch(self.id, params=chunk)
         self.mirror.log_params(texts)

@@ -3,6 +3,7 @@ data, an embedded Ray, MLflow on sqlite, ONNX Runtime. Slow (about a minute each
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,6 @@ def _data_tags(root: Path, version: str) -> dict[str, str]:
 
 
 def test_apply_trains_gates_registers_and_fills_the_model_repository(churn_project: Path) -> None:
-    import hashlib
     import subprocess
 
     result = run_cli("apply", "churn")
@@ -50,7 +50,8 @@ def test_apply_trains_gates_registers_and_fills_the_model_repository(churn_proje
     for command in (["init", "-q"], ["add", "data/churn.csv"], ["commit", "-qm", "data"]):
         subprocess.run([*git, *command], cwd=churn_project, check=True)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=churn_project, capture_output=True, text=True).stdout.strip()
-    again = run_cli("apply", "churn")  # version 2 goes through the canary against version 1
+    _unchanged_inputs_reuse_version_1(churn_project)
+    again = run_cli("apply", "churn", "--no-cache")  # version 2 goes through the canary against version 1
     assert again.exit_code == 0, again.stderr[-3000:]
     assert "model version 2 (candidate), gates passed" in again.stdout
     assert "churn (dev): rollout canary: promoted version 2 to champion" in again.stdout
@@ -76,6 +77,47 @@ def test_apply_trains_gates_registers_and_fills_the_model_repository(churn_proje
     assert f"  champion:  version 2 (data data/churn.csv sha256 {digest[:12]}, rev {commit[:12]})\n" in status.stdout
     missing = run_cli("lineage", "churn", "--version", "9")
     assert missing.exit_code == 1 and "--version: version 9 of 'churn' is not in sqlite:///" in missing.stderr
+
+
+def _unchanged_inputs_reuse_version_1(root: Path) -> None:
+    """The step cache: the same recipe keys, data and code reuse the finished run; the dry
+    run and plan name the first step whose inputs changed, and what changed."""
+    from framework.runtime.tracking import client
+
+    run_id = client(f"sqlite:///{root / '.mlops' / 'mlflow.db'}").get_model_version("churn", "1").run_id
+    cached = run_cli("apply", "churn")
+    assert cached.exit_code == 0, cached.stderr[-3000:]
+    assert f"training job cached (run {run_id[:12]}, model version 1, data sha256 " in cached.stderr
+    assert "rollout: cached: version 1 is the champion already" in cached.stderr
+    assert "model version 1 (candidate, champion), gates passed: the inputs of a finished run, reused" in cached.stdout
+    assert "training on Ray" not in cached.stderr and _alias(root, "champion") == "1"
+    assert (root / ".mlops" / "model_repository" / "churn" / "1" / "model.onnx").is_file()
+
+    deploy = root / "recipes" / "env" / "dev.yaml"  # a key the training never reads
+    deploy.write_text(deploy.read_text().replace("namespace: ml-dev", "namespace: ml-dev2"))
+    dry = run_cli("apply", "churn", "--dry-run")
+    assert dry.stdout.count(f"[cached (run {run_id[:12]}, model version 1, data sha256 ") == 7, dry.stdout
+    assert "[runs: with the cached version 1]" in dry.stdout
+    assert "[cached: version 1 is the champion already]" in dry.stdout
+
+    training = root / "recipes" / "training" / "ray_cpu.yaml"
+    original = training.read_text()
+    training.write_text(original.replace("epochs: 10", "epochs: 12"))
+    dry = run_cli("apply", "churn", "--dry-run")
+    assert "train: Ray Train's TorchTrainer" in dry.stdout and "[runs: training.epochs changed (10 -> 12)]" in dry.stdout
+    assert "[runs: the job runs as a whole (training.epochs changed (10 -> 12))]" in dry.stdout  # the data step
+    plan = run_cli("plan", "churn")
+    assert "  apply: training job runs: training.epochs changed (10 -> 12)" in plan.stdout
+    training.write_text(original)
+    csv = root / "data" / "churn.csv"
+    before = hashlib.sha256(csv.read_bytes()).hexdigest()
+    rows = csv.read_text().splitlines(keepends=True)
+    csv.write_text("".join(rows[:-1]))
+    after = hashlib.sha256(csv.read_bytes()).hexdigest()
+    dry = run_cli("apply", "churn", "--dry-run")
+    assert f"[runs: the data changed (sha256 {before[:12]} -> {after[:12]})]" in dry.stdout
+    csv.write_text("".join(rows))
+    deploy.write_text(deploy.read_text().replace("namespace: ml-dev2", "namespace: ml-dev"))
 
 
 def test_a_failed_expectation_stops_before_training(churn_project: Path) -> None:

@@ -33,9 +33,9 @@ def test_serve_address_needs_a_ray_serve_recipe(churn_project: Path) -> None:
                                         "is served by triton (serving.backend ray_serve, or apply --target kubernetes)")
 
 
-def _apply(root: Path, address: str) -> subprocess.CompletedProcess:
+def _apply(root: Path, address: str, *options: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run([MLOPS, "apply", "churn", "--target", "ray", "--address", address], cwd=root, env=env,
+    return subprocess.run([MLOPS, "apply", "churn", "--target", "ray", "--address", address, *options], cwd=root, env=env,
                           capture_output=True, text=True, timeout=900)
 
 
@@ -66,7 +66,7 @@ def test_apply_on_a_ray_cluster_trains_serves_and_rolls_out(churn_project: Path,
         answer = _infer(url, [row])
         assert answer["version"] == "1" and answer["model_version"] == "1"
 
-        second = _apply(churn_project, address)
+        second = _apply(churn_project, address, "--no-cache")  # the same inputs: trains only when told to
         output = second.stdout + second.stderr
         assert second.returncode == 0, output[-4000:]
         assert "rollout step 1/2 (50%): passed" in output and "rollout step 2/2 (100%): passed" in output

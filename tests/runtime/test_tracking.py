@@ -85,6 +85,15 @@ def test_param_values_are_cut_to_mlflows_limit(recipe):
     assert len(tracking.flatten_params(long)["description"]) == MAX_PARAM_VAL_LENGTH
 
 
+def test_the_mlflow_free_limits_are_mlflows():
+    from mlflow.utils import validation
+
+    from framework.contracts import params
+
+    assert (params.MAX_PARAM_VAL_LENGTH, params.MAX_ENTITY_KEY_LENGTH) == (
+        validation.MAX_PARAM_VAL_LENGTH, validation.MAX_ENTITY_KEY_LENGTH)
+
+
 # --- metrics, artifacts, tags ---------------------------------------------------------
 def test_per_epoch_metrics_are_history(logged):
     history = logged.client.get_metric_history(logged.id, "train_loss")

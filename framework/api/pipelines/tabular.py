@@ -165,12 +165,61 @@ FEATURE_STORE = (FEAST_APPLY, MATERIALIZE)  # before training: the join reads th
 TRAINING_JOB = (DATA, TEACHER, HPO, TRAIN, TRACK, EVALUATE, DRIFT_REFERENCE, GATES, REGISTER, SERVE_READY)
 
 
+def _probe(run: ApplyRun):
+    """The step cache's answer for this apply, asked once (framework.runtime.stepcache)."""
+    if run.probe is None:
+        from framework.runtime.stepcache.probe import probe
+
+        run.probe = probe(run.recipe, run.project.root, run.project.state_dir, run.use_cache)
+    return run.probe
+
+
+def _statuses(run: ApplyRun) -> dict[str, str]:
+    """Per step: cached (with the run and the data it trained on) or why it runs."""
+    from framework.runtime.stepcache.reuse import already_champion
+
+    found = _probe(run)
+    said = {step.name: found.status(step.name) for step in TRAINING_JOB if step is not SERVE_READY}
+    if found.hit is not None:
+        said[SERVE_READY.name] = f"runs: with the cached version {found.hit.version}"
+        if already_champion(found) and not run.register_only:
+            said[ROLLOUT.name] = f"cached: version {found.hit.version} is the champion already"
+    return said
+
+
+def _reused(run: ApplyRun) -> bool:
+    """A hit: the job's outputs of the finished run, aliases moved as the job would."""
+    from framework.runtime.stepcache.reuse import reuse
+    from framework.runtime.training.run import summary
+
+    found = _probe(run)
+    if found.hit is None:
+        run.console.print(f"training job runs: {found.reason}")
+        return False
+    run.console.print(f"training job {found.hit.line()}")
+    run.outcome = reuse(run.recipe, found, run.project.state_dir, run.register_only)
+    run.report = summary(run.outcome)
+    return True
+
+
 def _train_here(run: ApplyRun) -> None:
     from framework.runtime.training.run import run_training, summary
 
+    if _reused(run):
+        return
     proj = run.project
     run.outcome = run_training(run.resolved, proj.root, proj.state_dir, None, run.console, register_only=run.register_only)
     run.report = summary(run.outcome)
+
+
+def _champion_already(run: ApplyRun) -> bool:
+    """A cached version that serves as champion already needs no rollout."""
+    from framework.runtime.stepcache.reuse import already_champion
+
+    if run.probe is None or not already_champion(run.probe):
+        return False
+    run.console.print(f"rollout: cached: version {run.probe.hit.version} is the champion already")
+    return True
 
 
 def _roll_out_here(run: ApplyRun) -> None:
@@ -179,9 +228,11 @@ def _roll_out_here(run: ApplyRun) -> None:
     from framework.runtime.rollout.local import rollout_local
 
     proj, r = run.project, run.recipe
+    run.serve_hint = serve_hint(r)
+    if _champion_already(run):
+        return
     with apply_lock(proj.state_dir, r.name):  # run_training released its lock on return
         run.rollout = rollout_local(r, proj.state_dir, proj.root, console=run.console)
-    run.serve_hint = serve_hint(r)
 
 
 def _check_cluster(run: ApplyRun) -> None:
@@ -213,6 +264,10 @@ def _train_on_cluster(run: ApplyRun) -> None:
     from framework.runtime.training.run import outcome_from_log
 
     proj, r = run.project, run.recipe
+    if _reused(run):
+        run.job_outcome = {"run_id": run.outcome.run_id, "model_version": run.outcome.model_version,
+                           "tracking_uri": run.outcome.tracking_uri, "aliases": run.outcome.aliases}
+        return
     with snapshot(proj.root) as working_dir:
         spec = job_spec(proj.root, run.env_dir, proj.state_dir, r, run.register_only, working_dir=working_dir,
                         head_shares_disk=run.head_shares_disk)
@@ -257,17 +312,19 @@ def _roll_out_on_cluster(run: ApplyRun) -> None:
     from framework.runtime.rollout.cluster import cluster_serve_hint, rollout_on_cluster
 
     proj, r = run.project, run.recipe
+    run.serve_hint = cluster_serve_hint(r, run.address)
+    if _champion_already(run):
+        return
     with apply_lock(proj.state_dir, r.name):
         run.rollout = rollout_on_cluster(r, proj.root, run.env_dir, proj.state_dir, run.address,
                                          head_shares_disk=run.head_shares_disk, console=run.console)
-    run.serve_hint = cluster_serve_hint(r, run.address)
 
 
 PIPELINES = {
     "local": Pipeline((Stage(generate_files, (GENERATE,)), Stage(_feature_store, FEATURE_STORE),
                        Stage(_train_here, TRAINING_JOB),
-                       Stage(_roll_out_here, (ROLLOUT,)))),
+                       Stage(_roll_out_here, (ROLLOUT,))), statuses=_statuses),
     "ray": Pipeline((Stage(generate_files, (GENERATE,)), Stage(_feature_store, FEATURE_STORE),
                      Stage(_train_on_cluster, TRAINING_JOB),
-                     Stage(_roll_out_on_cluster, (ROLLOUT,))), check=_check_cluster),
+                     Stage(_roll_out_on_cluster, (ROLLOUT,))), check=_check_cluster, statuses=_statuses),
 }

@@ -37,6 +37,7 @@ class Outcome:
     tracking_uri: str | None = None
     resumed_from_epoch: int = 0
     wandb_run: str | None = None  # where its W&B mirror is (tracking.backends wandb)
+    cached: bool = False  # reused a finished run with the same inputs (framework.runtime.stepcache)
 
 
 def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str | None = None, console=None,
@@ -85,6 +86,7 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
     with tracking.Tracker(recipe, state_dir, resolved=text, root=root) as run:
         outcome.run_id, outcome.tracking_uri, outcome.wandb_run = run.run_id, run.uri, run.mirror.where
         run.set_tags(trained_on.tags())  # which bytes (and which commit of them) this run trained on
+        run.set_tags(_fingerprints(recipe, trained_on, run.uri).tags())  # what a later apply may reuse
         run.log_artifact_file(run_dir / "data_report.json", "data")
         run.log_artifact_file(run_dir / "data_report.html", "data")
         run.log_dict(pipeline.to_dict(), "model/feature_pipeline.json")
@@ -131,6 +133,16 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
     _forget_checkpoints(state_dir, run_dir, run_name)
 
 
+def _fingerprints(recipe, trained_on, uri: str):
+    from framework.runtime import tracking
+    from framework.contracts.fingerprint import fingerprints, identity, teacher_inputs
+
+    def version_of(name: str, alias: str) -> str | None:
+        return tracking.alias_version(name, alias, uri=uri)
+
+    return fingerprints(recipe, identity(trained_on), teacher_inputs(recipe, version_of))
+
+
 def _say_early_stop(recipe, history: list[dict], console) -> None:
     if not history or recipe.training.early_stopping is None or recipe.model.architecture == "lightgbm":
         return  # trees say their rounds themselves (_boost)
@@ -146,10 +158,10 @@ def _say_early_stop(recipe, history: list[dict], console) -> None:
 def _log_missing(run, missing: dict) -> None:
     """Per feature, its nulls and what filled them: data/missing.json and one
     `data.null_count.<column>` metric each, so runs compare in the MLflow UI."""
-    from framework.runtime.tracking import _param_key  # MLflow's rules for key characters
+    from framework.contracts.params import param_key  # MLflow's rules for key characters
 
     run.log_dict(missing, "data/missing.json")
-    run.log_metrics(0, {_param_key(f"data.null_count.{c}"): v["nulls"] for c, v in missing["columns"].items()})
+    run.log_metrics(0, {param_key(f"data.null_count.{c}"): v["nulls"] for c, v in missing["columns"].items()})
 
 
 def _evaluate_and_export(recipe, pipeline, arrays, val_df, result, run, run_dir: Path, outcome):
@@ -365,13 +377,15 @@ def outcome_from_log(log: str) -> dict | None:
 def summary(outcome: Outcome) -> str:
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(outcome.metrics.items()))
     aliases = ", ".join(outcome.aliases) or "no alias moved: `mlops gate` promotes it"
+    cached = ": the inputs of a finished run, reused (--no-cache trains anew)" if getattr(outcome, "cached", False) else ""
     lines = [
         f"{outcome.recipe} ({outcome.environment}): model version {outcome.model_version} "
-        f"({aliases}), gates passed",
+        f"({aliases}), gates passed{cached}",
         f"  metrics: {metrics}",
         f"  MLflow run {outcome.run_id} in {outcome.tracking_uri}",
-        f"  artifacts: {outcome.run_dir}",
     ]
+    if getattr(outcome, "run_dir", None) is not None:
+        lines.append(f"  artifacts: {outcome.run_dir}")
     if outcome.wandb_run:
         lines.append(f"  {outcome.wandb_run}")
     if outcome.model_repository:
