@@ -113,7 +113,7 @@ class RestReader:
         request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
                                          headers={"Content-Type": "application/json", **_auth()})
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=10) as response:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
             if error.code == 404:
