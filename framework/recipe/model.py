@@ -8,7 +8,7 @@ from pydantic import Field
 from framework.recipe.base import Section
 from framework.recipe.types import PositiveInt, SecretRef
 
-# The seed's methods, then those only TGI loads (its --quantize values); which backend
+# The seed's methods, then marlin (SGLang, TGI) and those only TGI loads; which backend
 # loads which each serving variant says (its `quantizations`, framework/recipe/serving.py).
 Quantization = Literal[
     "none", "awq", "gptq", "fp8", "bitsandbytes", "gguf",

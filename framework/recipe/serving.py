@@ -1,5 +1,5 @@
 """`serving`: how the model answers requests; `backend` selects Triton or Ray Serve (tabular),
-vLLM, TGI or Ray Serve LLM (LLMs).
+vLLM, SGLang, Ray Serve LLM or TGI (LLMs; TGI deprecated: archived upstream).
 
 Besides its keys, each variant carries, as class variables (no keys of the recipe, nor of
 its schema), what the cross-field rules (framework/recipe/checks/) ask of its server: the
@@ -74,6 +74,8 @@ class _Serving(Section):
     """The values of model.quantization the server loads."""
     reserved_ports: ClassVar[Mapping[int, str]] = MappingProxyType({})
     """Ports the server opens besides `port`, with what each serves."""
+    deprecation: ClassVar[str] = ""
+    """Why the backend is deprecated and what to use instead (a warning, not an error)."""
 
     replicas: Replicas = Field(default_factory=Replicas, description="Replica count and autoscaling.")
     resources: Resources = Field(default_factory=Resources, description="Resources of one replica.")
@@ -141,6 +143,8 @@ class _LlmServing(_Serving):
     """Quantizations that vLLM loads only with a plugin, with the plugin (servers running vLLM)."""
     plugin_free_images: ClassVar[tuple[str, ...]] = ()
     """Repositories of images known to carry none of `vllm_plugins`."""
+    gguf_from_hub: ClassVar[bool] = True
+    """Whether a GGUF model.source may be `<hub repo>:<quant type>` (else a local .gguf file)."""
 
     resources: Resources = Field(
         default_factory=lambda: Resources(cpu="4", memory="24Gi", gpu=1),
@@ -184,6 +188,37 @@ class VllmServing(_LlmServing):
         return "max_model_len", self.max_model_len
 
 
+# SGLang's image of the pinned release (the `sglang` extra of pyproject.toml): CUDA 12.9,
+# x86-64, the runtime variant (no build tools). tests/targets/test_llm_servers.py checks
+# the flags, quantizations and dtypes against that release's source.
+SGLANG_IMAGE = "lmsysorg/sglang:v0.5.9-cu129-amd64-runtime"
+
+
+class SglangServing(_LlmServing):
+    # SGLang's --quantization choices (QUANTIZATION_CHOICES, server_args.py) the recipe
+    # offers; GGUF weights load from a local .gguf file only (check_gguf_file).
+    server_name: ClassVar[str] = "SGLang"
+    quantizations: ClassVar[frozenset[str]] = frozenset({"none", "awq", "gptq", "fp8", "bitsandbytes", "gguf", "marlin"})
+    gguf_from_hub: ClassVar[bool] = False
+
+    backend: Literal["sglang"] = Field(description="SGLang OpenAI-compatible server (`python -m sglang.launch_server`).")
+    image: ImageRef = Field(default=SGLANG_IMAGE, description="SGLang server image.")
+    mem_fraction_static: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        default=0.85, description="Share of GPU memory SGLang allocates up front (weights and KV cache pool)."
+    )
+    context_length: PositiveInt | None = Field(
+        default=None, description="Longest context served; at most model.max_model_len (default that)."
+    )
+    served_model_name: Name | None = Field(default=None, description="Model name clients ask for; default the recipe name.")
+    max_running_requests: Annotated[int, Field(ge=1, le=4096)] = Field(
+        default=128, description="Requests decoded at once; more wait in SGLang's queue."
+    )
+
+    @property
+    def context_limit(self) -> tuple[str, int | None]:
+        return "context_length", self.context_length
+
+
 class RayServeLlmServing(_LlmServing):
     # Ray Serve LLM runs the vLLM that Ray pins, and downloads model.source as a Hub repo,
     # which a single GGUF file is not.
@@ -218,14 +253,22 @@ class RayServeLlmServing(_LlmServing):
 
 class TgiServing(_LlmServing):
     # TGI's --quantize values and --dtype (auto: the weights' own); exl2 weights load on one GPU.
+    # Deprecated, not removed: the server still deploys, with a warning.
     server_name: ClassVar[str] = "TGI"
+    deprecation: ClassVar[str] = (
+        "Text Generation Inference was archived upstream in March 2026 (huggingface/text-generation-inference is "
+        "read-only: no fixes, no new models); use serving.backend sglang or vllm"
+    )
     quantizations: ClassVar[frozenset[str]] = frozenset({
         "none", "awq", "gptq", "fp8", "bitsandbytes", "bitsandbytes-nf4", "bitsandbytes-fp4", "eetq", "exl2", "marlin",
     })
     dtypes: ClassVar[tuple[str, ...]] = ("auto", "float16", "bfloat16")
     unsharded_quantizations: ClassVar[frozenset[str]] = frozenset({"exl2"})
 
-    backend: Literal["tgi"] = Field(description="Hugging Face Text Generation Inference (OpenAI-compatible /v1).")
+    backend: Literal["tgi"] = Field(
+        description="Hugging Face Text Generation Inference (OpenAI-compatible /v1). Deprecated: archived upstream in "
+        "March 2026; use sglang or vllm."
+    )
     image: ImageRef = Field(
         default="ghcr.io/huggingface/text-generation-inference:3.3.5", description="TGI server image."
     )
@@ -245,9 +288,10 @@ class TgiServing(_LlmServing):
 
 
 TABULAR_SERVING = (TritonServing, RayServeServing)
-LLM_SERVING = (VllmServing, TgiServing, RayServeLlmServing)
+LLM_SERVING = (VllmServing, SglangServing, TgiServing, RayServeLlmServing)
 SERVING_VARIANTS = TABULAR_SERVING + LLM_SERVING
 
 Serving = Annotated[
-    Union[TritonServing, RayServeServing, VllmServing, TgiServing, RayServeLlmServing], Field(discriminator="backend")
+    Union[TritonServing, RayServeServing, VllmServing, SglangServing, TgiServing, RayServeLlmServing],
+    Field(discriminator="backend"),
 ]

@@ -1,4 +1,7 @@
-"""Composed dict -> `Recipe`: the models first, then the cross-field rules."""
+"""Composed dict -> `Recipe`: the models first, then the cross-field rules. Errors raise
+a RecipeError; warnings (rules of severity warning: a deprecated backend, say) are data
+of the result, `Validated.warnings`, for validate and generate to print and count, so
+that whatever keeps a validated result keeps its warnings with it."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pydantic import ValidationError
 
 from framework.errors import Location, Problem, RecipeError
 from framework.project import display_path
-from framework.recipe.checks import Violation, run_checks
+from framework.recipe.checks import WARNING, Violation, run_checks
 from framework.recipe.compose import Composed
 from framework.recipe.errors_map import problems_from
 from framework.recipe.recipe import Recipe
@@ -19,6 +22,7 @@ from framework.recipe.recipe import Recipe
 class Validated:
     composed: Composed
     recipe: Recipe
+    warnings: tuple[Problem, ...] = ()  # `file:line: key: warning: ...`, located like errors
 
 
 def validate_composed(composed: Composed, root: Path | None = None) -> Validated:
@@ -29,22 +33,25 @@ def validate_composed(composed: Composed, root: Path | None = None) -> Validated
     except ValidationError as exc:
         problems = problems_from(exc.errors(include_url=False), composed.config, Recipe, composed.provenance)
         raise RecipeError([_in_recipe_file(p, composed) for p in problems]) from None
-    violations = run_checks(recipe)
+    found = run_checks(recipe)
+    violations = [v for v in found if v.severity != WARNING]
     if not violations and root is not None:
         violations = feast_violations(recipe, root)
     if violations:
-        raise RecipeError(
-            [_in_recipe_file(Problem(composed.provenance.locate(v.keys[0]), v.keys[0], v.message), composed)
-             for v in violations]
-        )
-    return Validated(composed, recipe)
+        raise RecipeError([_located(v, composed) for v in violations])
+    return Validated(composed, recipe, tuple(_located(v, composed) for v in found if v.severity == WARNING))
+
+
+def _located(v: Violation, composed: Composed) -> Problem:
+    """A violation as a problem at the file:line that set its first key."""
+    return _in_recipe_file(Problem(composed.provenance.locate(v.keys[0]), v.keys[0], v.message, v.severity), composed)
 
 
 def _in_recipe_file(problem: Problem, composed: Composed) -> Problem:
     """A key set nowhere (a missing section) is the recipe file's to add."""
     if problem.location is not None:
         return problem
-    return Problem(Location(display_path(composed.source.file), 1), problem.key, problem.message)
+    return Problem(Location(display_path(composed.source.file), 1), problem.key, problem.message, problem.severity)
 
 
 def feast_violations(recipe: Recipe, root: Path) -> list[Violation]:

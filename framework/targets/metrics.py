@@ -42,6 +42,9 @@ Who exposes what (besides the framework's processes: contracts/metrics.py)
   dropped...; `validation` is the client's error, like a 4xx, and is not counted) and
   `tgi_request_duration` (histogram, seconds, successful requests), `tgi_queue_size`.
   Like vLLM, no model-version label: traffic per version uses the track.
+* SGLang (backend sglang): `sglang:*` on its API port; the names and their queries
+  are in metrics_sglang.py (requests and errors from `sglang:http_responses_total`,
+  latency from `sglang:e2e_request_latency_seconds`). Versions by the track.
 * Ray Serve LLM (backend ray_serve_llm): no app of ours, so Ray Serve's own proxy
   metrics on Ray's port `metrics`: `ray_serve_num_http_requests_total{application,
   route,method,status_code}` (5xx = errors) and `ray_serve_http_request_latency_ms`
@@ -74,6 +77,7 @@ from framework.contracts.metrics import (
     REQUESTS,
     ROLLOUT_WEIGHT,
 )
+from framework.targets import metrics_sglang as sglang
 
 # Where Argo Rollouts and `mlops rollout` query Prometheus (the prometheus-operator's
 # governing Service in the kube-prometheus-stack's namespace).
@@ -132,6 +136,7 @@ SERIES_NAMES = frozenset(
     + [TRITON_SUCCESS, TRITON_FAILURE, TRITON_LATENCY_SUMMARY]
     + [VLLM_HTTP_REQUESTS, f"{VLLM_E2E_LATENCY}_bucket", VLLM_REQUEST_SUCCESS]
     + [TGI_REQUESTS, TGI_FAILURES, f"{TGI_DURATION}_bucket", TGI_QUEUE]
+    + list(sglang.SERIES)
     + [RAY_SERVE_REQUESTS, f"{RAY_SERVE_LATENCY_MS}_bucket"]
     + [CPU_SECONDS, MEMORY_WORKING_SET, GPU_UTILIZATION]
 )
@@ -194,7 +199,7 @@ def on_ray(recipe) -> bool:
 
 def tracks_versions(recipe) -> bool:
     """The server has no model-version label: versions are told apart by the pods' track."""
-    return recipe.serving.backend in ("vllm", "tgi")
+    return recipe.serving.backend in ("vllm", "sglang", "tgi")
 
 
 def scope(recipe, service: str | None = None, track: str | None = None) -> Scope:
@@ -236,6 +241,8 @@ def _requests(recipe, fn: str, window: str, s: Scope, by: tuple[str, ...]) -> st
         return f"({ok} + ({failed} or {ok} * 0))"
     if backend == "vllm":
         return _sum(by, f"{fn}({s.selector(VLLM_HTTP_REQUESTS, ('handler', '=~', VLLM_API_HANDLERS))}[{w}])")
+    if backend == "sglang":
+        return _sum(by, f"{fn}({sglang.responses(s)}[{w}])")
     if backend == "tgi":
         return _sum(by, f"{fn}({s.selector(TGI_REQUESTS)}[{w}])")
     if backend == "ray_serve_llm":
@@ -251,6 +258,8 @@ def _errors(recipe, window: str, s: Scope, by: tuple[str, ...]) -> str:
     if backend == "vllm":
         sel = s.selector(VLLM_HTTP_REQUESTS, ("handler", "=~", VLLM_API_HANDLERS), ("status", "=", VLLM_ERROR_STATUS))
         return _sum(by, f"rate({sel}[{w}])")
+    if backend == "sglang":
+        return _sum(by, f"rate({sglang.responses(s, errors=True)}[{w}])")
     if backend == "tgi":
         return _sum(by, f"rate({s.selector(TGI_FAILURES, ('err', '!~', TGI_CLIENT_ERRORS))}[{w}])")
     if backend == "ray_serve_llm":
@@ -289,7 +298,7 @@ def version_labels(recipe) -> tuple[str, ...]:
 
 
 def traffic_by_version(recipe, window: str, s: Scope | None = None) -> str:
-    """Requests per second of each model version (vLLM, TGI: of each track)."""
+    """Requests per second of each model version (vLLM, SGLang, TGI: of each track)."""
     return request_rate(recipe, window, s, version_labels(recipe))
 
 
@@ -328,6 +337,7 @@ def latency_quantile(recipe, quantile: float, window: str, s: Scope | None = Non
         return f"histogram_quantile({number(quantile)}, sum by ({', '.join(('le', *by))}) (rate({sel}[{w}]))) / 1000"
     name = {
         "vllm": f"{VLLM_E2E_LATENCY}_bucket",
+        "sglang": f"{sglang.E2E_LATENCY}_bucket",
         "tgi": f"{TGI_DURATION}_bucket",
     }.get(backend, f"{RAY_PREFIX}{REQUEST_DURATION.name}_bucket")
     return f"histogram_quantile({number(quantile)}, sum by ({', '.join(('le', *by))}) (rate({s.selector(name)}[{w}])))"

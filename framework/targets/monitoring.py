@@ -3,7 +3,7 @@
 When `monitoring.metrics.enabled`:
 * `k8s/servicemonitor.yaml`: scrapes the serving Service(s) (`<recipe>`, and
   blue/green's `<recipe>-preview`, which carries the same labels) on the port that
-  serves metrics: `metrics` for Triton, `http` for vLLM and TGI. It copies the pods'
+  serves metrics: `metrics` for Triton, `http` for vLLM, SGLang and TGI. It copies the pods'
   `mlops.dev/track` label onto the series (`mlops_dev_track`). Ray Serve and Ray Serve
   LLM get none: KubeRay owns those pods and Ray's metrics port is scraped per pod (see
   README).
@@ -20,6 +20,7 @@ import hashlib
 from typing import Any
 
 from framework.targets import Artifact, common, metrics
+from framework.targets import metrics_sglang as sglang
 
 COMPONENT = "server"
 MONITORING_API = "monitoring.coreos.com/v1"
@@ -283,7 +284,8 @@ def dashboard(recipe) -> dict[str, Any]:
                            [(metrics.error_ratio(recipe, w), "errors")], "percentunit", alerts.max_error_rate), 12, 8)
     version = metrics.version_labels(recipe)[0]
     layout.add(_timeseries("Traffic per model version",
-                           "Requests per second by model version (vLLM, TGI: by track; Ray Serve LLM: one version).",
+                           "Requests per second by model version (vLLM, SGLang, TGI: by track; Ray Serve LLM: one "
+                           "version).",
                            [(metrics.traffic_by_version(recipe, w), f"{{{{{version}}}}}")], "reqps"), 12, 8)
     if drift is not None:
         layout.add(_timeseries("Drift score per feature", "Latest drift score of each feature; the line is the threshold.",
@@ -291,6 +293,8 @@ def dashboard(recipe) -> dict[str, Any]:
     if recipe.serving.backend == "vllm":
         layout.add(_timeseries("Finished requests by reason", "Requests the vLLM engine finished (stop, length, abort).",
                                [(metrics.finished_requests(recipe, w), "{{finished_reason}}")], "reqps"), 12, 8)
+    if recipe.serving.backend == "sglang":
+        _sglang_panels(recipe, layout)
     if recipe.serving.backend == "tgi":
         layout.add(_timeseries("Queue size", "Requests waiting in each TGI pod's queue.",
                                [(metrics.queue_size(recipe), "{{pod}}")], "short"), 12, 8)
@@ -367,6 +371,21 @@ def dashboard(recipe) -> dict[str, Any]:
         },
         "panels": layout.panels,
     }
+
+
+def _sglang_panels(recipe, layout: _Layout) -> None:
+    """SGLang's engine: time to first token, running and queued requests, generation
+    throughput and KV cache use (its own `sglang:*` metrics, metrics_sglang.py)."""
+    s = metrics.scope(recipe)
+    layout.add(_timeseries("Time to first token", "Quantiles of the time SGLang takes to the first generated token.",
+                           [(sglang.time_to_first_token(s, q, DASHBOARD_WINDOW), f"p{round(q * 100)}")
+                            for q in metrics.QUANTILES], metrics.LATENCY_UNIT), 12, 8)
+    layout.add(_timeseries("Running and queued requests", "Requests each SGLang pod decodes, and those waiting.",
+                           [(sglang.running(s), "running {{pod}}"), (sglang.queued(s), "queued {{pod}}")], "short"), 12, 8)
+    layout.add(_timeseries("Generation throughput", "Tokens each SGLang pod generates per second.",
+                           [(sglang.throughput(s), "{{pod}}")], "short"), 12, 8)
+    layout.add(_timeseries("KV cache usage", "Share of each SGLang pod's KV cache pool in use.",
+                           [(sglang.token_usage(s), "{{pod}}")], "percentunit"), 12, 8)
 
 
 def render(recipe) -> list[Artifact]:

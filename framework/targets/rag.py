@@ -28,7 +28,7 @@ model.token.
 
 Generation endpoint (`llm_endpoint`): `rag.llm_endpoint` when set; else the recipe's own
 server inside the cluster: the Deployment's Service `http://<recipe>.<namespace>.svc.
-cluster.local:<serving.port>` (vllm, tgi; through Istio's routes when in the mesh), or
+cluster.local:<serving.port>` (vllm, sglang, tgi; through Istio's routes when in the mesh), or
 KubeRay's serve Service of the Ray Serve LLM RayService, `<recipe>-serve-serve-svc`.
 """
 
@@ -195,7 +195,7 @@ def llm_endpoint(recipe) -> str:
     if recipe.serving.backend == "ray_serve_llm":
         host = f"{names(recipe).ray_service}-serve-svc"  # KubeRay's serve Service of the RayService
     else:
-        host = names(recipe).service  # the serving Deployment's Service (vllm, tgi)
+        host = names(recipe).service  # the serving Deployment's Service (vllm, sglang, tgi)
     return f"http://{host}.{recipe.deploy.namespace}.svc.cluster.local:{port}"
 
 

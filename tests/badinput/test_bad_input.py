@@ -54,6 +54,7 @@ D = "recipes/data/churn_csv.yaml"
 R = "recipes/training/ray_cpu.yaml"
 K = "recipes/deploy/k8s.yaml"
 B = "recipes/batch/churn_prod.yaml"
+S = "recipes/serving/sglang.yaml"
 WANDB = "+tracking.backends=[mlflow,wandb]"
 
 CASES = [
@@ -95,7 +96,7 @@ CASES = [
     Case("literal-not-allowed", ["churn", "data.source.format=xlsx"], OVERRIDE, "data.source.format",
          r"^'xlsx' is not allowed; one of: 'csv' or 'parquet'"),
     Case("variant-misspelled", ["churn", "serving.backend=trito"], OVERRIDE, "serving.backend",
-         r"^unknown value 'trito' \(did you mean 'triton'\?\); one of: triton, ray_serve, vllm, tgi, ray_serve_llm"),
+         r"^unknown value 'trito' \(did you mean 'triton'\?\); one of: triton, ray_serve, vllm, sglang, tgi, ray_serve_llm"),
     # --- required fields -------------------------------------------------------------------
     Case("missing-required-field", ["churn"], (D, "source:"), "data.target", r"^required key missing",
          [replace(D, "target: churned\n", "")]),
@@ -104,7 +105,7 @@ CASES = [
          [write("recipes/bare.yaml", "name: bare\n")]),
     # --- groups and recipes ----------------------------------------------------------------
     Case("misspelled-group-option-override", ["churn", "serving=trition"], OVERRIDE, "serving",
-         r"^unknown option 'trition' \(did you mean 'triton'\?\); options: ray_serve, ray_serve_llm, tgi, triton, vllm"),
+         r"^unknown option 'trition' \(did you mean 'triton'\?\); options: ray_serve, ray_serve_llm, sglang, tgi, triton, vllm"),
     Case("misspelled-group-option-in-defaults", ["churn"], (C, "serving: trition"), "defaults.serving",
          r"^unknown option 'trition' \(did you mean 'triton'\?\)", [replace(C, "serving: triton", "serving: trition")]),
     Case("defaults-names-missing-file", ["churn"], (C, "monitoring: gone"), "defaults.monitoring",
@@ -187,7 +188,7 @@ CASES = [
     Case("quantization-needs-vllm-plugin", ["support_assistant", "model.quantization=bitsandbytes"], OVERRIDE,
          "model.quantization", r"^model.quantization bitsandbytes needs vLLM's vllm-bnb-plugin \(out of vLLM's tree since "
          r"0.29\), which serving.image vllm/vllm-openai:v0.33.0 does not contain: use an image with vllm-bnb-plugin "
-         r"installed, or serving.backend tgi$"),
+         r"installed, or serving.backend sglang$"),
     Case("gguf-source-not-one-file", ["support_assistant", "model.quantization=gguf", "+serving.image=registry.example/vllm-gguf:0.33.0"],
          OVERRIDE, "model.quantization", r"^model.quantization gguf needs model.source to name one GGUF file: a local path "
          r"ending in .gguf or '<hub repo>:<quant type>' \(e.g. unsloth/Qwen3-0.6B-GGUF:Q4_K_M\), not 'Qwen/Qwen2.5-1.5B-Instruct'$"),
@@ -196,7 +197,7 @@ CASES = [
     Case("tgi-needs-llm", ["churn", "serving=tgi"], ("recipes/serving/tgi.yaml", "backend: tgi"), "serving.backend",
          r"^serving.backend tgi needs model.kind llm, not tabular$"),
     Case("ray-serve-is-not-for-llm", ["support_assistant", "serving=ray_serve"], ("recipes/serving/ray_serve.yaml", "backend: ray_serve"),
-         "serving.backend", r"^serving.backend ray_serve serves exported tabular models: use vllm, tgi or ray_serve_llm for model.kind llm$"),
+         "serving.backend", r"^serving.backend ray_serve serves exported tabular models: use vllm, sglang or ray_serve_llm for model.kind llm$"),
     Case("tensor-parallel-above-gpus", ["support_assistant", "serving.tensor_parallel_size=2"], OVERRIDE,
          "serving.tensor_parallel_size", r"serving.tensor_parallel_size \(2\) must be <= serving.resources.gpu \(1\)"),
     Case("tgi-shards-above-gpus", ["support_assistant", "serving=tgi", "serving.tensor_parallel_size=4", "serving.resources.gpu=2"],
@@ -215,6 +216,27 @@ CASES = [
          r"the rest is what the model may generate$"),
     Case("tgi-total-above-model", ["support_assistant", "serving=tgi", "serving.max_total_tokens=9000"], OVERRIDE,
          "serving.max_total_tokens", r"^serving.max_total_tokens \(9000\) must be <= model.max_model_len \(8192\)$"),
+    # SGLang: its own quantization list, tensor parallelism within the GPUs, context within the model's
+    Case("sglang-needs-llm", ["churn", "serving=sglang"], (S, "backend: sglang"), "serving.backend",
+         r"^serving.backend sglang needs model.kind llm, not tabular$"),
+    Case("quantization-not-for-sglang", ["support_assistant", "serving=sglang", "model.quantization=eetq"], OVERRIDE,
+         "model.quantization", r"^model.quantization eetq is not supported by serving.backend sglang; supported: awq, "
+         r"bitsandbytes, fp8, gguf, gptq, marlin, none$"),
+    Case("quantization-sglang-only", ["support_assistant", "model.quantization=marlin"], OVERRIDE,
+         "model.quantization", r"^model.quantization marlin is not supported by serving.backend vllm; supported: awq, "
+         r"bitsandbytes, fp8, gguf, gptq, none$"),
+    Case("sglang-tensor-parallel-above-gpus", ["support_assistant", "serving=sglang", "serving.tensor_parallel_size=4",
+         "serving.resources.gpu=2"], OVERRIDE, "serving.tensor_parallel_size",
+         r"^serving.tensor_parallel_size \(4\) must be <= serving.resources.gpu \(2\), the GPUs of a replica$"),
+    Case("sglang-context-above-model", ["support_assistant", "serving=sglang"], (S, "context_length: 32768"),
+         "serving.context_length", r"^serving.context_length \(32768\) must be <= model.max_model_len \(8192\)$",
+         [replace(S, "context_length: 8192", "context_length: 32768")]),
+    Case("sglang-gguf-from-the-hub", ["support_assistant", "serving=sglang", "model.quantization=gguf",
+         "model.source=unsloth/Qwen3-0.6B-GGUF:Q4_K_M"], OVERRIDE, "model.quantization",
+         r"^model.quantization gguf on serving.backend sglang needs model.source to be a local path ending in .gguf "
+         r"\(it reads no '<hub repo>:<quant type>'\), not 'unsloth/Qwen3-0.6B-GGUF:Q4_K_M'$"),
+    Case("sglang-memory-fraction-above-1", ["support_assistant", "serving=sglang", "serving.mem_fraction_static=1.5"],
+         OVERRIDE, "serving.mem_fraction_static", r"^must be less than or equal to 1, got 1.5$"),
     Case("ray-serve-llm-needs-direct-rollout", ["support_assistant", "serving=ray_serve_llm"], ("recipes/rollout/shadow.yaml", "strategy: shadow"),
          "rollout.strategy", r"^rollout.strategy shadow routes traffic between model versions, which serving.backend "
          r"ray_serve_llm cannot \(KubeRay owns the pods and Ray Serve LLM serves one model\): use strategy direct$"),

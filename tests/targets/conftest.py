@@ -1,6 +1,6 @@
 """Recipes every target test renders: the examples in every env, plus variants that
 switch on each option (Ray Serve, PyTorchJob, GPUs, every rollout strategy, each LLM
-server: vLLM, TGI, Ray Serve LLM, features from Feast)."""
+server: vLLM, SGLang, TGI, Ray Serve LLM, features from Feast)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,9 @@ VARIANTS: dict[str, tuple[str, str, list[str]]] = {
     "churn-no-drift": ("churn", "dev", ["monitoring.drift=null", "monitoring.dashboard.enabled=false"]),
     "churn-lightgbm": ("churn", "staging", ["model=lightgbm"]),
     "support-awq-tp2": ("support_assistant", "prod", ["model=qwen_awq", "serving.tensor_parallel_size=2", "serving.resources.gpu=2"]),
+    "support-sglang": ("support_assistant", "prod", ["serving=sglang"]),
+    "support-sglang-awq-tp2": ("support_assistant", "staging", ["serving=sglang", "model=qwen_awq",
+                                                                "serving.tensor_parallel_size=2", "serving.resources.gpu=2"]),
     "support-tgi": ("support_assistant", "prod", ["serving=tgi"]),
     "support-ray-serve-llm": ("support_assistant", "prod", ["serving=ray_serve_llm", "rollout=direct"]),
     # features from a Feast view: a Redis online store in staging, PostgreSQL in prod

@@ -47,7 +47,7 @@ def docs_of(recipe):
 
 
 def serves_in_deployment(recipe) -> bool:
-    return recipe.serving.backend in ("triton", "vllm", "tgi")
+    return recipe.serving.backend in ("triton", "vllm", "sglang", "tgi")
 
 
 def server_template(docs):
@@ -167,6 +167,7 @@ def test_read_only_root_has_writable_scratch(recipe):
     caches = {
         "vllm": ("HOME", "HF_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR"),
         "tgi": ("HOME", "HF_HOME", "HUGGINGFACE_HUB_CACHE", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR"),
+        "sglang": ("HOME", "XDG_CACHE_HOME", "HF_HOME", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR"),
     }
     if recipe.serving.backend in caches:
         pod = server_template(docs_of(recipe))["spec"]
@@ -289,7 +290,7 @@ def test_gpu_pods_are_scheduled_on_gpu_nodes(recipe):
             assert k8s.check_gpu_scheduling(pod, gpu_type) == [], where
     if serves_in_deployment(recipe):
         (server,) = server_template(docs)["spec"]["containers"]
-        llm = recipe.serving.backend in ("vllm", "tgi")  # one GPU per tensor-parallel rank
+        llm = recipe.serving.backend in ("vllm", "sglang", "tgi")  # one GPU per tensor-parallel rank
         expected = recipe.serving.tensor_parallel_size if llm else recipe.serving.resources.gpu
         assert k8s.gpus(server) == expected
 
@@ -407,6 +408,60 @@ def test_tgi_quantized_sharded_and_defaults():
     assert args[args.index("--max-input-length") + 1] == "4095"  # TGI's default: all but one token
     assert args[-5:] == ["--quantize", "awq", "--revision", "abc123", "--trust-remote-code"]
     assert "--dtype" not in args  # TGI refuses --dtype with --quantize
+
+
+SGLANG_PROD_ARGS = [
+    "--model-path", "Qwen/Qwen2.5-1.5B-Instruct",
+    "--tp-size", "1",
+    "--mem-fraction-static", "0.85",
+    "--context-length", "8192",
+    "--served-model-name", "support-assistant",
+    "--host", "0.0.0.0",
+    "--port", "8000",
+    "--dtype", "bfloat16",
+    "--max-running-requests", "128",
+    "--enable-metrics",
+]
+
+
+def test_sglang_server():
+    """The same pod as vLLM's (GPUs, probes, caches, shared memory, secrets), running
+    `python3 -m sglang.launch_server` with metrics on."""
+    recipe = _variant("support-sglang")
+    pod = server_template(docs_of(recipe))["spec"]
+    (sglang,) = pod["containers"]
+    assert sglang["image"] == recipe.serving.image == "lmsysorg/sglang:v0.5.9-cu129-amd64-runtime"
+    assert sglang["command"] == ["python3", "-m", "sglang.launch_server"] and sglang["args"] == SGLANG_PROD_ARGS
+    assert k8s.gpus(sglang) == 1 and pod["nodeSelector"] == {"nvidia.com/gpu.product": "nvidia-h100-80gb"}
+    assert sglang["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert sglang[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    startup = sglang["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 1800
+    env = {e["name"]: e for e in sglang["env"]}
+    assert env["HF_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "huggingface", "key": "token"}}
+    assert env["XDG_CACHE_HOME"]["value"] == "/cache"  # FlashInfer's JIT kernels under ~/.cache
+    vllm_pod = server_template(docs_of(_variant("support-prod")))["spec"]
+    assert {v["name"] for v in pod["volumes"]} == {v["name"] for v in vllm_pod["volumes"]}
+    assert pod["securityContext"] == vllm_pod["securityContext"]
+    assert sglang["securityContext"] == vllm_pod["containers"][0]["securityContext"]
+
+
+def test_sglang_quantized_sharded_and_optional_args():
+    recipe = _variant("support-sglang-awq-tp2")
+    (sglang,) = server_template(docs_of(recipe))["spec"]["containers"]
+    args = sglang["args"]
+    assert args[args.index("--tp-size") + 1] == "2" and k8s.gpus(sglang) == 2
+    assert args[args.index("--context-length") + 1] == "8192"  # serving.context_length
+    assert args[-2:] == ["--quantization", "awq"] and "--load-format" not in args
+    model = recipe.model.model_copy(update={"quantization": "bitsandbytes", "revision": "abc123", "trust_remote_code": True})
+    serving = recipe.serving.model_copy(update={"context_length": None, "served_model_name": "assistant"})
+    (sglang,) = server_template(docs_of(recipe.model_copy(update={"model": model, "serving": serving})))["spec"]["containers"]
+    args = sglang["args"]
+    assert args[args.index("--context-length") + 1] == "16384"  # model.max_model_len
+    assert args[args.index("--served-model-name") + 1] == "assistant"
+    assert args[-7:] == ["--quantization", "bitsandbytes", "--load-format", "bitsandbytes", "--revision", "abc123",
+                         "--trust-remote-code"]
 
 
 def test_triton_server_fetches_the_champion():

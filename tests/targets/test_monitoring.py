@@ -12,7 +12,7 @@ import promql_parser
 import pytest
 
 from framework import api
-from framework.targets import kubernetes, metrics, monitoring, traffic
+from framework.targets import kubernetes, metrics, metrics_sglang, monitoring, traffic
 from tests.conftest import REPO
 from tests.targets.conftest import CRD_SCHEMAS, load_variant
 from tests.targets.k8s_checks import documents, of_kind, one
@@ -143,12 +143,21 @@ def test_every_query_parses_and_reads_only_known_metrics(recipe):
         queries.append(metrics.finished_requests(recipe, "5m"))
     if recipe.serving.backend == "tgi":
         queries.append(metrics.queue_size(recipe))
+    if recipe.serving.backend == "sglang":
+        queries += sglang_queries(recipe, "5m")
     if recipe.serving.backend == "ray_serve":
         queries.append(metrics.rollout_weight(recipe))
     if recipe.rag is not None:
         queries += [metrics.rag_request_rate(recipe, "5m"), metrics.rag_error_ratio(recipe, "5m"),
                     *[metrics.rag_latency_quantile(recipe, q, "5m") for q in metrics.QUANTILES]]
     check_promql(queries)
+
+
+def sglang_queries(recipe, window: str) -> list[str]:
+    """The SGLang engine's queries (metrics_sglang.py) the dashboard shows."""
+    s = metrics.scope(recipe)
+    return [*[metrics_sglang.time_to_first_token(s, q, window) for q in metrics.QUANTILES], metrics_sglang.running(s),
+            metrics_sglang.queued(s), metrics_sglang.throughput(s), metrics_sglang.token_usage(s)]
 
 
 def test_queries_read_the_backends_metrics():
@@ -167,13 +176,19 @@ def test_queries_read_the_backends_metrics():
     assert 'err!~"validation"' in metrics.error_ratio(tgi, "5m")  # the client's errors are not the server's
     assert series_names(metrics.latency_quantile(tgi, 0.99, "5m")) == {"tgi_request_duration_bucket"}
     assert metrics.version_labels(tgi) == (metrics.TRACK,)
+    sglang = recipe_with("serving=sglang", name="support_assistant")
+    assert series_names(metrics.request_rate(sglang, "5m")) == {"sglang:http_responses_total"}
+    assert series_names(metrics.error_ratio(sglang, "5m")) == {"sglang:http_responses_total"}
+    assert 'status_code=~"5.."' in metrics.error_ratio(sglang, "5m") and 'endpoint=~"/v1/.+"' in metrics.request_rate(sglang, "5m")
+    assert series_names(metrics.latency_quantile(sglang, 0.99, "5m")) == {"sglang:e2e_request_latency_seconds_bucket"}
+    assert metrics.version_labels(sglang) == (metrics.TRACK,)
     ray_llm = recipe_with("serving=ray_serve_llm", "rollout=direct", name="support_assistant")
     assert series_names(metrics.error_ratio(ray_llm, "5m")) == {"ray_serve_num_http_requests_total"}
     assert 'status_code=~"5.."' in metrics.error_ratio(ray_llm, "5m") and 'route!~"/-/.*"' in metrics.request_rate(ray_llm, "5m")
     p99 = metrics.latency_quantile(ray_llm, 0.99, "5m")
     assert series_names(p99) == {"ray_serve_http_request_latency_ms_bucket"} and p99.endswith(" / 1000")  # ms -> s
     # The RAG service: the serving app's series through Ray, version "rag", whatever the LLM backend.
-    for llm in (vllm, tgi, ray_llm):
+    for llm in (vllm, sglang, tgi, ray_llm):
         assert series_names(metrics.rag_error_ratio(llm, "5m")) == {"ray_mlops_requests_total"}
         assert series_names(metrics.rag_latency_quantile(llm, 0.5, "5m")) == {"ray_mlops_request_duration_seconds_bucket"}
         for query in (metrics.rag_request_rate(llm, "5m"), metrics.rag_error_ratio(llm, "5m")):
@@ -294,6 +309,8 @@ def dashboard_queries(recipe) -> set[str]:
         result.add(metrics.finished_requests(recipe, w))
     if recipe.serving.backend == "tgi":
         result.add(metrics.queue_size(recipe))
+    if recipe.serving.backend == "sglang":
+        result |= set(sglang_queries(recipe, w))
     if recipe.rag is not None:
         result |= {metrics.rag_request_rate(recipe, w), metrics.rag_error_ratio(recipe, w),
                    *[metrics.rag_latency_quantile(recipe, q, w) for q in metrics.QUANTILES]}

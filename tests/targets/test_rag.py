@@ -25,7 +25,8 @@ from tests.targets import k8s_checks as k8s
 from tests.targets.conftest import load_variant
 from tests.targets.test_ray import _crd_errors, _ray_serve_verdicts
 
-RAG_VARIANTS = ("support-dev", "support-staging", "support-prod", "support-awq-tp2", "support-tgi", "support-ray-serve-llm")
+RAG_VARIANTS = ("support-dev", "support-staging", "support-prod", "support-awq-tp2", "support-sglang", "support-sglang-awq-tp2", "support-tgi",
+                "support-ray-serve-llm")
 STORE = "/app/.mlops/vectors/support-assistant"  # project_docs' .mlops/vectors/support-assistant under /app
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # KubeRay names the cluster of a RayJob or RayService `<name>-raycluster-xxxxx` and its

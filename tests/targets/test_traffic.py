@@ -299,8 +299,9 @@ def test_nothing_for_direct_or_ray_serve():
     assert traffic.render(load_variant("support-ray-serve-llm")) == []  # direct only (a checked rule)
 
 
-def test_tgi_is_routed_like_vllm():
-    """TGI runs in the same Deployment shape as vLLM: shadow mirrors to its candidate pods."""
-    recipe = recipe_with("serving=tgi", name="support_assistant")
+@pytest.mark.parametrize("backend", ["tgi", "sglang"])
+def test_tgi_and_sglang_are_routed_like_vllm(backend):
+    """TGI and SGLang run in the same Deployment shape as vLLM: shadow mirrors to the candidate pods."""
+    recipe = recipe_with(f"serving={backend}", name="support_assistant")
     assert recipe.rollout.strategy == "shadow"
     assert [a.path for a in traffic.render(recipe)] == ["k8s/istio.yaml"]

@@ -95,10 +95,10 @@ def _index_url() -> str:
 
 
 @cache
-def _index_files() -> tuple[tuple[str, str, str], ...]:
-    """(filename, url, sha256) of every vllm file on the index (PEP 691 JSON)."""
+def _index_files(project: str = "vllm") -> tuple[tuple[str, str, str], ...]:
+    """(filename, url, sha256) of every file of `project` on the index (PEP 691 JSON)."""
     request = urllib.request.Request(
-        f"{_index_url()}/vllm/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+        f"{_index_url()}/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -113,9 +113,9 @@ def _index_versions() -> list[str]:
     return [m.group(1) for m in found if m]
 
 
-def _download_sdist(version: str) -> bytes:
-    name = f"vllm-{version}.tar.gz"
-    matches = [(url, sha) for filename, url, sha in _index_files() if filename == name]
+def _download_sdist(version: str, project: str = "vllm") -> bytes:
+    name = f"{project}-{version}.tar.gz"
+    matches = [(url, sha) for filename, url, sha in _index_files(project) if filename == name]
     if not matches:
         raise LookupError(f"{name} is not on {_index_url()}")
     url, sha256 = matches[0]
@@ -133,31 +133,37 @@ def _cache_dir(version: str) -> Path:
     return CACHE / f"vllm-{version}"
 
 
-def _wanted_line() -> str:
-    return "files: " + " ".join(sorted(WANTED))
+def _wanted_line(wanted: tuple[str, ...] = WANTED) -> str:
+    return "files: " + " ".join(sorted(wanted))
 
 
 def fetch(version: str) -> Path:
     """The cache folder of `version`'s files, downloading the sdist once (again when
     WANTED changed since)."""
-    folder = _cache_dir(version)
+    return fetch_sdist_files("vllm", version, WANTED, _cache_dir(version))
+
+
+def fetch_sdist_files(project: str, version: str, wanted: tuple[str, ...], folder: Path) -> Path:
+    """`folder` holding the `wanted` files (paths inside the sdist's top folder) of
+    `project`'s release sdist, verified against the index's sha256; downloaded once
+    (again when `wanted` changed since). tests/targets/sglang_source.py uses it too."""
     marker = folder / "SOURCE"
-    if marker.exists() and _wanted_line() in marker.read_text().splitlines():
+    if marker.exists() and _wanted_line(wanted) in marker.read_text().splitlines():
         return folder
-    data = _download_sdist(version)
+    data = _download_sdist(version, project)
     staging = folder.with_name(folder.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    prefix = f"vllm-{version}/"
+    prefix = f"{project}-{version}/"
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
         for member in archive.getmembers():
             rel = member.name.removeprefix(prefix)
-            if member.isfile() and rel in WANTED:
+            if member.isfile() and rel in wanted:
                 target = staging / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(archive.extractfile(member).read())
     digest = hashlib.sha256(data).hexdigest()
-    (staging / "SOURCE").write_text(f"vllm-{version}.tar.gz sha256 {digest}\n{_wanted_line()}\n")
+    (staging / "SOURCE").write_text(f"{project}-{version}.tar.gz sha256 {digest}\n{_wanted_line(wanted)}\n")
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
     return folder

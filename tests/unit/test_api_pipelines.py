@@ -56,7 +56,9 @@ def test_results_carry_their_exit_codes() -> None:
     assert api.PlanResult("churn", "dev", []).exit_code == 0
     assert api.PlanResult("churn", "dev", ["serving.port: 8000 -> 8001"]).exit_code == 2
     invalid = api.ValidateResult([api.RecipeStatus("chrun", None, [_problem()])])
-    assert invalid.exit_code == 1 and all(isinstance(line, api.Err) for line in invalid.lines())
+    *problems, summary = invalid.lines()
+    assert invalid.exit_code == 1 and all(isinstance(line, api.Err) for line in problems)
+    assert summary == "0 valid, 1 invalid, 0 warnings"  # the summary line, on stdout
 
 
 def _problem():

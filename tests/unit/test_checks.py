@@ -16,6 +16,7 @@ HPO = "+training.hpo={metric: %s, search_space: {%s: {type: float, low: 0.0001, 
 TRIGGERS = {
     "tabular_needs_data_and_training": ("churn", ["~training"]),
     "backend_matches_model_kind": ("churn", ["serving=vllm"]),
+    "backend_is_maintained": ("support_assistant", ["serving=tgi"]),
     "rag_needs_llm": ("churn", ["+rag=project_docs"]),
     "quantization_fits_backend": ("support_assistant", ["model.quantization=gguf", "serving=tgi"]),
     "quantization_plugin_in_image": ("support_assistant", ["model.quantization=bitsandbytes"]),
@@ -97,7 +98,15 @@ def test_examples_break_no_rule(recipe: str) -> None:
     assert run_checks(api.load_recipe(recipe, project=REPO).recipe) == []
 
 
-LLM_SERVERS = {"vllm": [], "tgi": ["serving=tgi"], "ray_serve_llm": ["serving=ray_serve_llm", "rollout=direct"]}
+LLM_SERVERS = {"vllm": [], "sglang": ["serving=sglang"], "tgi": ["serving=tgi"],
+               "ray_serve_llm": ["serving=ray_serve_llm", "rollout=direct"]}
+
+
+def _errors(recipe) -> list:
+    """The violations that make a recipe invalid (warnings left out: tgi's deprecation)."""
+    from framework.recipe.checks import ERROR
+
+    return [v for v in run_checks(recipe) if v.severity == ERROR]
 
 
 @pytest.mark.parametrize("backend", sorted(LLM_SERVERS))
@@ -109,16 +118,29 @@ def test_each_llm_server_takes_what_it_loads(backend: str) -> None:
     from framework.recipe.model import QUANTIZATIONS
 
     base = api.load_recipe("support_assistant", overrides=LLM_SERVERS[backend], project=REPO).recipe
-    assert run_checks(base) == []
+    assert _errors(base) == []
     serving = base.serving.model_copy(update={"image": "registry.example/llm-server-with-plugins:1"})
+    gguf = "unsloth/Qwen3-0.6B-GGUF:Q4_K_M" if base.serving.gguf_from_hub else "/models/qwen3-0.6b.Q4_K_M.gguf"
     for quantization in QUANTIZATIONS:
-        source = "unsloth/Qwen3-0.6B-GGUF:Q4_K_M" if quantization == "gguf" else base.model.source
+        source = gguf if quantization == "gguf" else base.model.source
         model = base.model.model_copy(update={"quantization": quantization, "source": source, "dtype": "auto"})
-        found = run_checks(base.model_copy(update={"model": model, "serving": serving}))
+        found = _errors(base.model_copy(update={"model": model, "serving": serving}))
         if quantization in QUANTIZATION_BY_BACKEND[backend]:
             assert found == [], (quantization, found)
         else:
             assert [v.keys for v in found] == [("model.quantization", "serving.backend")], (quantization, found)
+
+
+def test_a_deprecated_backend_is_a_warning_not_an_error() -> None:
+    from framework.recipe.checks import WARNING
+
+    tgi = api.load_recipe("support_assistant", overrides=["serving=tgi"], project=REPO)
+    (found,) = run_checks(tgi.recipe)
+    assert found.severity == WARNING and found.keys == ("serving.backend",)
+    assert [w.message for w in tgi.warnings] == [found.message]
+    for backend, overrides in LLM_SERVERS.items():
+        if backend != "tgi":
+            assert run_checks(api.load_recipe("support_assistant", overrides=overrides, project=REPO).recipe) == []
 
 
 def test_image_repository() -> None:

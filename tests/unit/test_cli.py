@@ -61,7 +61,7 @@ def test_bad_input_from_a_real_process_has_no_traceback() -> None:
     )
     assert out.returncode == 1
     assert out.stderr.splitlines()[-1] == (
-        "<override>: serving: unknown option 'trition' (did you mean 'triton'?); options: ray_serve, ray_serve_llm, tgi, triton, vllm"
+        "<override>: serving: unknown option 'trition' (did you mean 'triton'?); options: ray_serve, ray_serve_llm, sglang, tgi, triton, vllm"
     )
     assert "Traceback" not in out.stderr
 

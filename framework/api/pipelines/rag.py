@@ -18,8 +18,8 @@ INDEX = Step("index", lambda run: "index: load rag.documents, split, embed the c
 EVALUATE = Step("evaluate", lambda run: "evaluate: retrieval recall@k and MRR on "
                 f"{getattr(getattr(run.recipe.evaluation, 'retrieval', None), 'questions', 'the labelled set')}; check "
                 "evaluation.gates")
-GENERATION = Step("generation", lambda run: f"generation: {run.recipe.serving.backend} (vLLM with a GPU, else "
-                  "serving.cpu_fallback under transformers), OpenAI routes")
+GENERATION = Step("generation", lambda run: f"generation: {run.recipe.serving.backend} (vLLM or SGLang with a GPU, else "
+                  "model.cpu_fallback under transformers), OpenAI routes")
 SERVE = Step("serve", lambda run: "serve: the RAG service (POST /query) on the embedded host, asked the first "
              "labelled question")
 CLUSTER_INDEX = Step("index", lambda run: f"index: the RAG index job ({run.recipe.rag.vector_store.path}) on the Ray "

@@ -12,18 +12,18 @@ whatever the order in which the modules were imported.
 from __future__ import annotations
 
 from framework.recipe.checks import batch, data, evaluation, model, rag, rollout, serving, tracking, training
-from framework.recipe.checks.base import CHECKS, Check, Violation, check, run_checks
+from framework.recipe.checks.base import CHECKS, ERROR, WARNING, Check, Violation, check, run_checks
 from framework.recipe.checks.data import is_relative_uri, is_remote_uri
 from framework.recipe.checks.serving import QUANTIZATION_BY_BACKEND, VLLM_PLUGIN_QUANTIZATIONS, image_repository
 
 __all__ = [
-    "CHECKS", "Check", "QUANTIZATION_BY_BACKEND", "RUN_ORDER", "VLLM_PLUGIN_QUANTIZATIONS", "Violation",
+    "CHECKS", "ERROR", "WARNING", "Check", "QUANTIZATION_BY_BACKEND", "RUN_ORDER", "VLLM_PLUGIN_QUANTIZATIONS", "Violation",
     "check", "image_repository", "is_relative_uri", "is_remote_uri", "run_checks",
 ]
 
 RUN_ORDER = (
     # the sections a model needs, and the server it needs
-    "tabular_needs_data_and_training", "backend_matches_model_kind", "rag_needs_llm",
+    "tabular_needs_data_and_training", "backend_matches_model_kind", "backend_is_maintained", "rag_needs_llm",
     "quantization_fits_backend", "quantization_plugin_in_image", "gguf_names_one_file",
     # serving
     "batch_sizes_fit", "batching_needs_batches", "gpu_instances_need_gpus", "tensor_parallel_fits_gpus",

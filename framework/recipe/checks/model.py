@@ -23,17 +23,30 @@ def tabular_needs_data_and_training(r: Recipe) -> Iterator[Violation]:
                 yield Violation((section, "model.kind"), f"{section} is required when model.kind is tabular")
 
 
-# vLLM loads GGUF from one file: a local path, or `<hub repo>:<quant type>` (vLLM >= 0.29).
-_GGUF_SOURCE = re.compile(r"\.gguf$|^[\w.-]+/[\w.-]+:[\w.-]+$")
+# vLLM loads GGUF from one file: a local path, or `<hub repo>:<quant type>` (vLLM >= 0.29);
+# SGLang from a local .gguf file only (the serving variant's `gguf_from_hub`).
+_GGUF_FILE = re.compile(r"\.gguf$")
+_GGUF_HUB = re.compile(r"^[\w.-]+/[\w.-]+:[\w.-]+$")
 
 
 @check
 def gguf_names_one_file(r: Recipe) -> Iterator[Violation]:
-    if isinstance(r.model, LlmModel) and r.model.quantization == "gguf" and not _GGUF_SOURCE.search(r.model.source):
+    if not isinstance(r.model, LlmModel) or r.model.quantization != "gguf" or _GGUF_FILE.search(r.model.source):
+        return
+    from_hub = getattr(r.serving, "gguf_from_hub", True)
+    if from_hub and _GGUF_HUB.search(r.model.source):
+        return
+    if from_hub:
         yield Violation(
             ("model.quantization", "model.source"),
             f"model.quantization gguf needs model.source to name one GGUF file: a local path ending in .gguf or "
             f"'<hub repo>:<quant type>' (e.g. unsloth/Qwen3-0.6B-GGUF:Q4_K_M), not '{r.model.source}'",
+        )
+    else:
+        yield Violation(
+            ("model.quantization", "model.source", "serving.backend"),
+            f"model.quantization gguf on serving.backend {r.serving.backend} needs model.source to be a local "
+            f"path ending in .gguf (it reads no '<hub repo>:<quant type>'), not '{r.model.source}'",
         )
 
 

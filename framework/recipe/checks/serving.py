@@ -1,5 +1,6 @@
 """Rules mainly about `serving`: whether the backend serves the model (its kind, its
-quantization, the vLLM plugin a quantization needs, its dtype, its sharding), and how the
+quantization, the vLLM plugin a quantization needs, its dtype, its sharding), whether it
+is still maintained (a warning), and how the
 server's own keys fit together (batching, GPUs, context lengths, replicas, ports,
 formats). What differs per backend is no table here: each rule asks the serving variant
 (framework/recipe/serving.py) for its `quantizations`, `vllm_plugins`, `dtypes`,
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from framework.recipe.checks.base import Violation, check
+from framework.recipe.checks.base import WARNING, Violation, check
 from framework.recipe.model import LlmModel
 from framework.recipe.recipe import Recipe
 from framework.recipe.serving import (
-    LLM_SERVING, SERVING_VARIANTS, TABULAR_SERVING, RayServeServing, TgiServing, VllmServing,
+    LLM_SERVING, SERVING_VARIANTS, TABULAR_SERVING, RayServeServing, SglangServing, TgiServing, VllmServing,
 )
 
 # What each backend loads, and the plugins vLLM needs, as tables by backend name: read by
@@ -36,7 +37,19 @@ def backend_matches_model_kind(r: Recipe) -> Iterator[Violation]:
     if isinstance(r.serving, TABULAR_SERVING) and r.model.kind != "tabular":
         yield Violation(
             ("serving.backend", "model.kind"),
-            f"serving.backend {backend} serves exported tabular models: use vllm, tgi or ray_serve_llm for model.kind llm",
+            f"serving.backend {backend} serves exported tabular models: use vllm, sglang or ray_serve_llm for model.kind llm",
+        )
+
+
+@check
+def backend_is_maintained(r: Recipe) -> Iterator[Violation]:
+    """A deprecated backend still validates and generates, with one warning (an error
+    under `--strict`)."""
+    if r.serving.deprecation:
+        yield Violation(
+            ("serving.backend",),
+            f"serving.backend {r.serving.backend} is deprecated: {r.serving.deprecation}",
+            WARNING,
         )
 
 
@@ -71,7 +84,7 @@ def quantization_plugin_in_image(r: Recipe) -> Iterator[Violation]:
     if plugin is None:
         return
     if image_repository(r.serving.image) in r.serving.plugin_free_images:
-        instead = ", or serving.backend tgi" if quantization in TgiServing.quantizations else ""
+        instead = ", or serving.backend sglang" if quantization in SglangServing.quantizations else ""
         yield Violation(
             ("model.quantization", "serving.image"),
             f"model.quantization {quantization} needs vLLM's {plugin} (out of vLLM's tree since 0.29), which "

@@ -7,9 +7,10 @@ the generation server -> start the RAG service -> ask it the first labelled ques
 
 The generation server, in order of preference:
 * `rag.llm_endpoint`: an OpenAI-compatible or Ollama server that already runs;
-* backend vllm on a machine with a CUDA GPU and vLLM installed (`pip install '.[llm]'`):
-  the real vLLM OpenAI server, started with the very arguments the generated
-  Deployment passes (targets/kubernetes/vllm.py), on a free local port;
+* backend vllm (or sglang) on a machine with a CUDA GPU and vLLM installed (`pip install
+  '.[llm]'`; SGLang: `'.[sglang]'`): the real OpenAI-compatible server, started with the
+  very arguments the generated Deployment passes (framework/contracts/llm.py), on a free
+  local port;
 * otherwise `model.cpu_fallback`, when the recipe allows it: that model (a local
   folder, a Hub id already in the local cache, or `tiny-random`) under transformers
   behind the same OpenAI routes (openai_app.py);
@@ -33,7 +34,7 @@ from typing import Any, Iterator
 from framework.contracts.llm import served_model_name
 from framework.errors import MlopsError, Problem
 
-VLLM_START_SECONDS = 1800  # weights download, load, profiling, CUDA graphs
+VLLM_START_SECONDS = 1800  # weights download, load, profiling, CUDA graphs (vLLM or SGLang)
 
 
 @dataclass
@@ -68,17 +69,23 @@ def vllm_installed() -> bool:
     return find_spec("vllm") is not None
 
 
+def sglang_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("sglang") is not None
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _wait_healthy(url: str, seconds: float, process: subprocess.Popen | None = None) -> None:
+def _wait_healthy(url: str, seconds: float, process: subprocess.Popen | None = None, server: str = "vLLM") -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise MlopsError([Problem(None, "serving", f"vLLM exited with code {process.returncode} before it was healthy (its log is above)")])
+            raise MlopsError([Problem(None, "serving", f"{server} exited with code {process.returncode} before it was healthy (its log is above)")])
         try:
             urllib.request.urlopen(f"{url}/health", timeout=2)
             return
@@ -96,6 +103,25 @@ def vllm_command(recipe, port: int) -> list[str]:
     return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", *command, "--host", "127.0.0.1"]
 
 
+def sglang_command(recipe, port: int) -> list[str]:
+    """`python -m sglang.launch_server` with the generated Deployment's args, on this
+    machine's loopback and `port`."""
+    from framework.contracts.llm import SGLANG_MODULE, sglang_args
+
+    command = sglang_args(recipe)
+    command[command.index("--port") + 1] = str(port)
+    command[command.index("--host") + 1] = "127.0.0.1"
+    return [sys.executable, "-m", SGLANG_MODULE, *command]
+
+
+# backend -> (server name, installed?, command, the extra that installs it); looked up
+# when called, so a test may replace any of them.
+LOCAL_SERVERS = {
+    "vllm": ("vLLM", lambda: vllm_installed(), lambda r, p: vllm_command(r, p), "llm"),
+    "sglang": ("SGLang", lambda: sglang_installed(), lambda r, p: sglang_command(r, p), "sglang"),
+}
+
+
 @contextmanager
 def generation_server(recipe, state_dir: Path, console=None) -> Iterator[Llm]:
     """The generation endpoint for the life of the block (see the module docstring)."""
@@ -105,14 +131,15 @@ def generation_server(recipe, state_dir: Path, console=None) -> Iterator[Llm]:
         yield Llm(recipe.rag.llm_endpoint, served, f"generation: {recipe.rag.llm_endpoint} (rag.llm_endpoint)")
         return
     backend = recipe.serving.backend
-    if backend == "vllm" and gpu_available() and vllm_installed():
+    name, installed, build_command, extra = LOCAL_SERVERS.get(backend, (None, None, None, None))
+    if name is not None and gpu_available() and installed():
         port = _free_port()
-        command = vllm_command(recipe, port)
-        say(f"generation: vLLM on this GPU: {' '.join(command[2:])}")
+        command = build_command(recipe, port)
+        say(f"generation: {name} on this GPU: {' '.join(command[2:])}")
         process = subprocess.Popen(command, start_new_session=True)
         try:
-            _wait_healthy(f"http://127.0.0.1:{port}", VLLM_START_SECONDS, process)
-            yield Llm(f"http://127.0.0.1:{port}", served, f"generation: vLLM at http://127.0.0.1:{port}")
+            _wait_healthy(f"http://127.0.0.1:{port}", VLLM_START_SECONDS, process, name)
+            yield Llm(f"http://127.0.0.1:{port}", served, f"generation: {name} at http://127.0.0.1:{port}")
         finally:
             process.terminate()
             try:
@@ -121,10 +148,10 @@ def generation_server(recipe, state_dir: Path, console=None) -> Iterator[Llm]:
                 process.kill()
         return
     fallback = recipe.model.cpu_fallback
-    if backend != "vllm":
-        missing = f"apply --target local starts vLLM only; {backend} runs on clusters"
+    if name is None:
+        missing = f"apply --target local starts vLLM or SGLang only; {backend} runs on clusters"
     else:
-        missing = "no CUDA GPU on this machine" if not gpu_available() else "vLLM is not installed (pip install '.[llm]')"
+        missing = "no CUDA GPU on this machine" if not gpu_available() else f"{name} is not installed (pip install '.[{extra}]')"
     if fallback is None:
         message = (f"serving.backend {backend} cannot run here: {missing}; set model.cpu_fallback (a local model "
                    "folder, a Hub id in the local cache, or tiny-random) to serve on CPU with transformers, "
@@ -207,4 +234,4 @@ def clean_index(recipe, root: Path) -> None:
     shutil.rmtree(Path(root) / recipe.rag.vector_store.path, ignore_errors=True)
 
 
-__all__ = ["apply_local", "summary", "serve_forever", "generation_server", "vllm_command", "RagOutcome"]
+__all__ = ["apply_local", "summary", "serve_forever", "generation_server", "sglang_command", "vllm_command", "RagOutcome"]

@@ -1,6 +1,6 @@
 """The serving Deployment and what surrounds it: Service, HPA, PDB, NetworkPolicy.
 
-Triton, vLLM and TGI run in a Deployment (for canary and blue/green an Argo Rollout of the
+Triton, vLLM, SGLang and TGI run in a Deployment (for canary and blue/green an Argo Rollout of the
 traffic target owns the pods through `workloadRef`: the Deployment then only carries
 the pod template, and the HPA scales the Rollout). Ray Serve runs in a RayService of
 the ray target, whose operator owns the serve pods and their Service: nothing here is
@@ -14,13 +14,13 @@ import json
 from typing import Any
 
 from framework.targets import common, metrics
-from framework.targets.kubernetes import pods, tgi, triton, vllm
+from framework.targets.kubernetes import pods, sglang, tgi, triton, vllm
 
 COMPONENT = "server"
 MONITORING_NAMESPACE = "monitoring"
 ISTIO_NAMESPACE = "istio-system"  # ingress gateways reach the pods directly
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"  # set by Kubernetes on every namespace
-BACKENDS = {"triton": triton, "vllm": vllm, "tgi": tgi}
+BACKENDS = {"triton": triton, "vllm": vllm, "sglang": sglang, "tgi": tgi}
 SERVING_SHA = "mlops.dev/serving-config-sha256"
 
 

@@ -44,9 +44,11 @@ def server(recipe) -> pods.ServerPod:
 
 
 def gpu_server(recipe, name: str, arguments: list[str], environment: list[dict], served_ports: list[pods.Port],
-               cache_dir: str = CACHE_DIR, shm_size: str = SHM_SIZE, startup_seconds: int = STARTUP_SECONDS) -> pods.ServerPod:
-    """An LLM server pod (vLLM, TGI): one GPU per tensor-parallel rank, writable caches,
-    shared memory for NCCL, the recipe, and /health for every probe."""
+               cache_dir: str = CACHE_DIR, shm_size: str = SHM_SIZE, startup_seconds: int = STARTUP_SECONDS,
+               command: list[str] | None = None) -> pods.ServerPod:
+    """An LLM server pod (vLLM, SGLang, TGI): one GPU per tensor-parallel rank, writable
+    caches, shared memory for NCCL, the recipe, and /health for every probe. `command`
+    replaces the image's entrypoint (none: the image's, given `arguments`)."""
     serving = recipe.serving
     gpus = serving.tensor_parallel_size  # one GPU per tensor-parallel rank
     tmp_volume, tmp_mount = pods.tmp_dir()
@@ -58,6 +60,7 @@ def gpu_server(recipe, name: str, arguments: list[str], environment: list[dict],
     container = pods.container(
         name,
         serving.image,
+        command=command,
         args=arguments,
         resources=common.resources(serving.resources.cpu, serving.resources.memory, gpus),
         mounts=[tmp_mount, cache_mount, shm_mount, recipe_mount],
