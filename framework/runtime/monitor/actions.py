@@ -53,12 +53,34 @@ def dispatch(recipe) -> list[str]:
         with urllib.request.urlopen(request, timeout=30) as response:
             status = response.status
     except urllib.error.HTTPError as error:
-        detail = error.read().decode("utf-8", "replace")[:300]
-        raise MlopsError([Problem(None, "monitoring.drift.on_drift",
-                                  f"GitHub refused the dispatch of {workflow_file(recipe)} ({error.code}): {detail}")]) from None
+        message = _github_message(error)
+        raise MlopsError([Problem(None, "monitoring.drift.on_drift", _refusal(error.code, message, workflow_file(recipe),
+                                                                               repository, ref))]) from None
     except OSError as error:
         raise MlopsError([Problem(None, "monitoring.drift.on_drift", f"cannot reach {api}: {error}")]) from None
     return [f"dispatched workflow {workflow_file(recipe)} on {ref} in {repository} (HTTP {status})"]
+
+
+def _github_message(error: urllib.error.HTTPError) -> str:
+    """GitHub's errors are JSON with a `message`; anything else, its first 300 characters."""
+    text = error.read().decode("utf-8", "replace")
+    try:
+        return " ".join(str(json.loads(text)["message"]).split())
+    except (ValueError, KeyError, TypeError):
+        return " ".join(text.split())[:300] or error.reason
+
+
+def _refusal(code: int, message: str, workflow: str, repository: str, ref: str) -> str:
+    """What to do about each answer GitHub gives a dispatch."""
+    hints = {
+        401: "GITHUB_TOKEN is not a valid token",
+        403: "GITHUB_TOKEN may not dispatch workflows: give the job `permissions: actions: write`",
+        404: f"no workflow {workflow} in {repository} that this token can see: commit the generated workflow "
+             "(`mlops generate`) and check GITHUB_REPOSITORY",
+        422: f"{workflow} on {ref} cannot be dispatched: it needs an `on: workflow_dispatch` trigger and the ref must exist",
+    }
+    hint = hints.get(code, f"GitHub refused the dispatch of {workflow}")
+    return f"{hint} (HTTP {code}: {message})"
 
 
 def retrain_locally(recipe, state_dir: Path, root: Path, current, console=None) -> list[str]:
