@@ -35,6 +35,9 @@ def vllm_args(recipe) -> list[str]:
     return result
 
 
+# What a local `apply`/`serve` runs: `python -m vllm.entrypoints.cli.main serve ...` is the image's
+# `vllm serve` entrypoint (the console script's module; openai.api_server is deprecated in 0.33).
+VLLM_MODULE = "vllm.entrypoints.cli.main"
 SGLANG_MODULE = "sglang.launch_server"  # `python -m sglang.launch_server`: the server's entry point
 # Quantizations SGLang reads through a load format of the same name (its loader picks the
 # bitsandbytes and GGUF readers by --load-format).

@@ -1,6 +1,6 @@
 """The GPU path of a local LLM apply: vLLM's OpenAI server started with the generated
 Deployment's arguments, waited for, used, and stopped. No GPU here: a stand-in `vllm`
-package (its api_server module answers /health and /v1/chat/completions) takes vLLM's
+package (its CLI module's `serve` answers /health and /v1/chat/completions) takes vLLM's
 place, and `gpu_available` is made true; everything else is the real code path."""
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ STAND_IN = '''
 import argparse, json, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+assert sys.argv[1] == "serve", sys.argv
 parser = argparse.ArgumentParser()
+parser.add_argument("command")
 for flag in ("--model", "--tensor-parallel-size", "--gpu-memory-utilization", "--max-model-len", "--served-model-name",
              "--port", "--dtype", "--max-num-seqs", "--host", "--quantization", "--revision"):
     parser.add_argument(flag)
@@ -53,24 +55,24 @@ HTTPServer((options.host, int(options.port)), Handler).serve_forever()
 @pytest.fixture
 def stand_in_vllm(tmp_path, monkeypatch):
     package = tmp_path / "site" / "vllm"
-    for sub in ("", "entrypoints", "entrypoints/openai"):
+    for sub in ("", "entrypoints", "entrypoints/cli"):
         (package / sub).mkdir(parents=True, exist_ok=True)
         (package / sub / "__init__.py").write_text("")
-    (package / "entrypoints" / "openai" / "api_server.py").write_text(textwrap.dedent(STAND_IN))
+    (package / "entrypoints" / "cli" / "main.py").write_text(textwrap.dedent(STAND_IN))
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
     monkeypatch.setattr(local, "gpu_available", lambda: True)
     for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    return package / "entrypoints" / "openai" / "api_server.py"
+    return package / "entrypoints" / "cli" / "main.py"
 
 
 def test_the_command_is_the_deployments_arguments_on_a_local_port():
     recipe = api.load_recipe("support_assistant", project=REPO).recipe
     command = local.vllm_command(recipe, 18123)
-    assert command[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    assert command[:4] == [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve"]
     deployment = args(recipe)
-    assert command[3:-2] == [("18123" if previous == "--port" else value) for previous, value in zip([None, *deployment], deployment)]
+    assert command[4:-2] == [("18123" if previous == "--port" else value) for previous, value in zip([None, *deployment], deployment)]
     assert command[-2:] == ["--host", "127.0.0.1"]
 
 
@@ -83,7 +85,7 @@ def test_vllm_is_started_used_and_stopped(stand_in_vllm, tmp_path):
         assert llm.how.startswith("generation: vLLM at http://127.0.0.1:")
         answer = endpoint_client(llm.url, llm.served_name).chat([{"role": "user", "content": "hi"}])
     assert answer == "vllm says support-assistant"
-    passed = json.loads(stand_in_vllm.with_name("api_server.py.args").read_text())
+    passed = json.loads(stand_in_vllm.with_name("main.py.args").read_text())
     assert passed[passed.index("--model") + 1] == recipe.model.source
     import urllib.request
 

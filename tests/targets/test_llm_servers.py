@@ -10,6 +10,8 @@ Python distribution to read: its flags are checked against the launcher referenc
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 
 from framework.recipe.checks import QUANTIZATION_BY_BACKEND, VLLM_PLUGIN_QUANTIZATIONS
@@ -88,6 +90,19 @@ def test_every_vllm_flag_exists_in_the_pinned_vllm(deployment_vllm):
     # the optional ones were emitted (else the loop above checked nothing of them)
     every = vllm.args(recipes[-1])
     assert {"--revision", "--trust-remote-code", "--quantization"} <= set(every)
+
+
+def test_the_local_launcher_module_is_in_the_pinned_vllm(deployment_vllm):
+    """The module a local apply starts (and the vLLM stand-in of tests/rag imitates) is,
+    in the release the Deployment runs, a runnable module and the `vllm` console script
+    that the image's `vllm serve` entrypoint runs."""
+    from framework.contracts.llm import VLLM_MODULE
+
+    assert vllm_source.LAUNCHER == VLLM_MODULE.replace(".", "/") + ".py"
+    assert 'if __name__ == "__main__":\n    main()' in deployment_vllm.files[vllm_source.LAUNCHER]
+    scripts = tomllib.loads(deployment_vllm.files[vllm_source.PROJECT])["project"]["scripts"]
+    assert scripts["vllm"] == f"{VLLM_MODULE}:main"
+    assert vllm_source.openai_image_entrypoint(deployment_vllm) == ["vllm", "serve"]
 
 
 def test_vllm_image_is_the_pinned_release(deployment_vllm):

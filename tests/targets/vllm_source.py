@@ -51,7 +51,9 @@ FRONTEND_ARGS = (
 QUANTIZATION = "vllm/model_executor/layers/quantization/__init__.py"
 MODEL_CONFIG = ("vllm/config/model.py", "vllm/config/__init__.py", "vllm/config.py")
 DOCKERFILE = "docker/Dockerfile"  # sdist only
-WANTED = (ARG_UTILS, *FRONTEND_ARGS, QUANTIZATION, *MODEL_CONFIG, DOCKERFILE)
+LAUNCHER = "vllm/entrypoints/cli/main.py"  # what a local apply runs (contracts.llm.VLLM_MODULE), as the image does
+PROJECT = "pyproject.toml"  # the console scripts: `vllm` is the image's entrypoint
+WANTED = (ARG_UTILS, *FRONTEND_ARGS, QUANTIZATION, *MODEL_CONFIG, DOCKERFILE, LAUNCHER, PROJECT)
 
 
 class Unreachable(Exception):

@@ -95,12 +95,12 @@ def _wait_healthy(url: str, seconds: float, process: subprocess.Popen | None = N
 
 
 def vllm_command(recipe, port: int) -> list[str]:
-    """`python -m vllm.entrypoints.openai.api_server` with the generated Deployment's args."""
-    from framework.contracts.llm import vllm_args
+    """`vllm serve` (as the image runs it) with the generated Deployment's args."""
+    from framework.contracts.llm import VLLM_MODULE, vllm_args
 
     command = vllm_args(recipe)
     command[command.index("--port") + 1] = str(port)
-    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", *command, "--host", "127.0.0.1"]
+    return [sys.executable, "-m", VLLM_MODULE, "serve", *command, "--host", "127.0.0.1"]
 
 
 def sglang_command(recipe, port: int) -> list[str]:
