@@ -65,3 +65,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+# --- GPU checks ------------------------------------------------------------------------
+# Tests marked `gpu` exercise the CUDA paths (nccl, GPU placement, the real LLM servers).
+# They run where a CUDA GPU is present and are skipped elsewhere, and the summary counts
+# them, so a green run on a CPU machine never passes for a GPU-verified one.
+def _cuda_available() -> bool:
+    import shutil
+
+    if shutil.which("nvidia-smi") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    config._gpu_checks_skipped = 0
+    if not gpu_items or _cuda_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (runs on a GPU machine)")
+    for item in gpu_items:
+        item.add_marker(skip)
+    config._gpu_checks_skipped = len(gpu_items)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    skipped = getattr(config, "_gpu_checks_skipped", 0)
+    if skipped:
+        terminalreporter.write_line(f"{skipped} GPU check{'s' if skipped != 1 else ''} not run here (no CUDA GPU)",
+                                    yellow=True)
