@@ -5,35 +5,62 @@ pipelines/), serve.py, monitor.py, rollout.py, pipeline.py (check-data, evaluate
 smoke), lineage.py and batch.py; results.py and results_ci.py hold what they return. Each returns a
 `Result` (its text and exit code) or raises an `MlopsError` (see errors.py); nothing here
 prints. The import-light core: no torch, ray, mlflow, evidently or onnx at import.
+
+Names load with their module on first use (`api.validate` imports recipes.py only), so a
+command pays for the modules it calls and no others.
 """
 
 from __future__ import annotations
 
-from framework.api.apply import apply
-from framework.api.batch import batch
-from framework.api.generate import generate
-from framework.api.lineage import LineageResult, lineage
-from framework.api.monitor import monitor
-from framework.api.pipeline import check_data, evaluate, evaluate_recipe, evaluate_version, gate, smoke
-from framework.api.recipes import check_schemas, load_recipe, plan, recipe_envs, show, validate, write_schemas
-from framework.api.results import (
-    ApplyResult, Err, GenerateResult, Handover, Leaf, PlanResult, RecipeStatus, Result, RolloutChange, RolloutStatus,
-    SchemaResult, ServeResult, ShowResult, ValidateResult, serving_lines,
-)
-from framework.api.results_ci import (
-    BatchRun, DataCheck, EvaluateResult, GateDecision, MonitorRun, RetrievalResult, SmokeResult,
-)
-from framework.api.rollout import rollout_promote, rollout_rollback, rollout_status
-from framework.api.serve import serve
+import importlib
+import sys
+import types
+from typing import Any
 
-__all__ = [
-    "Result", "Err", "Handover",
-    "RecipeStatus", "ValidateResult", "ShowResult", "Leaf", "SchemaResult",
-    "load_recipe", "validate", "show", "write_schemas", "check_schemas", "recipe_envs",
-    "GenerateResult", "generate", "PlanResult", "plan", "ApplyResult", "apply", "ServeResult", "serve", "serving_lines",
-    "monitor", "MonitorRun",
-    "RolloutStatus", "RolloutChange", "rollout_status", "rollout_promote", "rollout_rollback",
-    "LineageResult", "lineage",
-    "DataCheck", "check_data", "EvaluateResult", "evaluate_version", "RetrievalResult", "evaluate", "evaluate_recipe",
-    "GateDecision", "gate", "SmokeResult", "smoke", "BatchRun", "batch",
-]
+# Public name -> the module under framework.api that defines it.
+_EXPORTS = {
+    "recipes": ("load_recipe", "parse_recipe", "validate", "show", "write_schemas", "check_schemas", "recipe_envs",
+                "plan"),
+    "generate": ("generate",),
+    "apply": ("apply",),
+    "serve": ("serve",),
+    "monitor": ("monitor",),
+    "batch": ("batch",),
+    "lineage": ("LineageResult", "lineage"),
+    "pipeline": ("check_data", "evaluate", "evaluate_recipe", "evaluate_version", "gate", "smoke"),
+    "rollout": ("rollout_promote", "rollout_rollback", "rollout_status"),
+    "results": ("Result", "Err", "Handover", "RecipeStatus", "ValidateResult", "ShowResult", "Leaf", "SchemaResult",
+                "GenerateResult", "PlanResult", "ApplyResult", "ServeResult", "serving_lines", "RolloutStatus",
+                "RolloutChange"),
+    "results_ci": ("BatchRun", "DataCheck", "EvaluateResult", "GateDecision", "MonitorRun", "RetrievalResult",
+                   "SmokeResult"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'framework.api' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f"framework.api.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))
+
+
+class _Api(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Importing a submodule binds it on this package; where it shares its name with the
+        # function it exports (generate, apply, serve...), the name stays the function's.
+        if isinstance(value, types.ModuleType) and _MODULE_OF.get(name) == name:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Api
+

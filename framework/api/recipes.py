@@ -26,16 +26,20 @@ def as_project(project: Project | Path | None) -> Project:
 
 def load_recipe(recipe: str, env: str | None = None, overrides: Sequence[str] = (), project: Project | Path | None = None):
     """Compose and validate one recipe; returns `Validated` (composed + Recipe)."""
-    from framework.recipe.compose import compose_recipe
-    from framework.recipe.validate import validate_composed
+    return parse_recipe(recipe, env, overrides, project).validated()
 
-    proj = as_project(project)
-    return validate_composed(compose_recipe(proj, recipe, env, overrides), proj.root)
+
+def parse_recipe(recipe: str, env: str | None = None, overrides: Sequence[str] = (), project: Project | Path | None = None):
+    """`load_recipe`'s answer as a `Parsed` (name, env, `.validated()`): from the parse cache
+    (framework/recipe/parse_cache.py) when nothing it read changed, without Hydra or models."""
+    from framework.recipe.parse_cache import parse
+
+    return parse(as_project(project), recipe, env, overrides)
 
 
 def recipe_envs(recipe: str, project: Project | Path | None = None) -> list[str]:
     """The env overlays a recipe can be composed with (options of its `env` group)."""
-    from framework.recipe.compose import locate
+    from framework.recipe.source import locate
 
     return locate(as_project(project), recipe).options("env")
 
@@ -65,9 +69,8 @@ def validate(
                 continue
         for one_env in envs:
             try:
-                validated = load_recipe(name, one_env, overrides, proj)
-                statuses.append(RecipeStatus(name, validated.recipe.environment, [],
-                                             list(validated.warnings), strict))
+                parsed = parse_recipe(name, one_env, overrides, proj)
+                statuses.append(RecipeStatus(name, parsed.environment, [], list(parsed.warnings()), strict))
             except MlopsError as error:
                 statuses.append(RecipeStatus(name, one_env, error.problems))
     return ValidateResult(statuses, strict)

@@ -14,9 +14,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from framework.cli import core
 from framework.cli.common import EnvOption, app, finish, reports_errors, split_args
 
 StrictOption = Annotated[bool, typer.Option("--strict", help="Warnings (deprecated values) are errors: exit 1 (for CI).")]
+NoCacheOption = Annotated[bool, typer.Option(
+    "--no-cache", help="Compose and validate afresh, neither reading nor writing the parse cache (or MLOPS_NO_CACHE=1).")]
 
 
 @app.command()
@@ -26,9 +29,13 @@ def validate(
     env: EnvOption = None,
     all_envs: Annotated[bool, typer.Option("--all-envs", help="Validate every env overlay of each recipe.")] = False,
     strict: StrictOption = False,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Compose and validate recipes. Exit 0 when all are valid (warnings allowed, unless --strict), 1 otherwise."""
     from framework import api
+
+    if no_cache:
+        core.no_cache()
 
     recipes, overrides = split_args(args)
     finish(api.validate(recipes, env=env, overrides=overrides, all_envs=all_envs, strict=strict))
@@ -74,9 +81,13 @@ def generate(
     all_envs: Annotated[bool, typer.Option("--all-envs", help="Generate every env overlay of each recipe.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 2 if committed output differs.")] = False,
     strict: StrictOption = False,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Write generated/<recipe>/<env>/ and the workflows; --check reports drift (exit 2), --strict fails on warnings."""
     from framework import api
+
+    if no_cache:
+        core.no_cache()
 
     finish(api.generate(recipes or [], env=env, all_envs=all_envs, check=check, strict=strict))
 

@@ -19,23 +19,9 @@ from framework.errors import OVERRIDE_SOURCE, Location, Problem, RecipeError
 from framework.project import Project, display_path
 from framework.recipe.hydra_engine import HydraComposition
 from framework.recipe.provenance import Provenance, parse_yaml_nodes, yaml_problem
+from framework.recipe.reads import record_file, record_files, record_tree
+from framework.recipe.source import RecipeSource, locate
 from framework.recipe.suggest import did_you_mean, one_of
-
-
-@dataclass(frozen=True)
-class RecipeSource:
-    """A recipe file and the Hydra config dir (its folder) that holds its groups."""
-
-    name: str
-    file: Path
-    config_dir: Path
-
-    def groups(self) -> list[str]:
-        return sorted(p.name for p in self.config_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
-
-    def options(self, group: str) -> list[str]:
-        folder = self.config_dir / group
-        return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
 @dataclass(frozen=True)
@@ -46,35 +32,12 @@ class Composed:
     provenance: Provenance
 
 
-def locate(project: Project, recipe: str) -> RecipeSource:
-    """A recipe given by name (`churn`) or by path (`recipes/churn.yaml`)."""
-    if recipe.endswith((".yaml", ".yml")) or "/" in recipe or "\\" in recipe:
-        file = Path(recipe)
-        if not file.is_file():
-            raise RecipeError([Problem(Location(recipe), "", "recipe file not found")])
-        file = file.resolve()
-        return RecipeSource(file.stem, file, file.parent)
-    file = project.recipes_dir / f"{recipe}.yaml"
-    if recipe and not file.is_file():  # by its name: `support-assistant` is support_assistant.yaml
-        file = project.recipes_dir / f"{recipe.replace('-', '_')}.yaml"
-    if not recipe or not file.is_file():
-        known = project.recipe_names()
-        raise RecipeError(
-            [
-                Problem(
-                    Location(display_path(project.recipes_dir)),
-                    "",
-                    f"unknown recipe '{recipe}'{did_you_mean(recipe, known)}; recipes: {one_of(known)}",
-                )
-            ]
-        )
-    return RecipeSource(file.stem, file, project.recipes_dir)
-
-
 def compose_recipe(
     project: Project, recipe: str, env: str | None = None, overrides: Sequence[str] = ()
 ) -> Composed:
     source = locate(project, recipe)
+    record_file(source.file)
+    record_tree(source.config_dir)  # groups, options and optional files: what exists matters
     _check_primary_file(source.file)
     overrides = tuple(overrides) + ((f"env={env}",) if env else ())
     parsed = _parse_overrides(overrides)
@@ -86,6 +49,7 @@ def compose_recipe(
         composition = HydraComposition(source.config_dir, source.name, overrides)
         provenance = _file_provenance(source, composition.defaults)
         cfg = composition.merge()
+        record_files(composition.files())
     except RecipeError:
         raise
     except yaml.MarkedYAMLError as exc:

@@ -13,6 +13,7 @@ import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from framework.recipe.reads import record_file, record_tree
 from framework.recipe.suggest import did_you_mean, one_of
 
 KEY = "data.source.feast"
@@ -81,10 +82,12 @@ def read_repo(repo: Path) -> Catalog:
     entities: dict[str, tuple[str, ...]] = {}  # variable or entity name -> join keys
     calls: list[ast.Call] = []
     catalog = Catalog()
+    record_tree(repo)
     for file in sorted(repo.rglob("*.py")):
         parts = set(file.relative_to(repo).parts)
         if file.name == "__init__.py" or parts & {".venv", ".git", "__pycache__", ".ipynb_checkpoints"}:
             continue
+        record_file(file)
         try:
             tree = ast.parse(file.read_text(encoding="utf-8"), str(file))
         except (SyntaxError, UnicodeDecodeError, OSError):

@@ -50,6 +50,22 @@ class HydraComposition:
             OmegaConf.set_struct(cfg, False)
         return cfg
 
+    def files(self) -> list[Path] | None:
+        """The files Hydra read (each config it loaded from a folder), for the parse cache;
+        None when this Hydra keeps no record of them."""
+        cache = getattr(self._repo, "cache", None)
+        if not isinstance(cache, dict):
+            return None
+        found = []
+        for key, result in cache.items():
+            if result is None:
+                continue
+            if not str(result.path).startswith("file://"):  # Hydra's own packaged configs
+                continue
+            name = str(key).removeprefix("config_path=")
+            found.append(Path(str(result.path).removeprefix("file://")) / (name if name.endswith(".yaml") else f"{name}.yaml"))
+        return found
+
 
 @contextmanager
 def _version_base(base: str) -> Iterator[None]:

@@ -56,12 +56,12 @@ def _in_recipe_file(problem: Problem, composed: Composed) -> Problem:
 
 def feast_violations(recipe: Recipe, root: Path) -> list[Violation]:
     """`data.source.feast` against the repository's definitions, read without Feast."""
-    from framework.recipe.feast_catalog import KEY, problems, read_repo
-    from framework.recipe.suggest import did_you_mean
-
     feast = recipe.data.source.feast if recipe.data is not None else None
     if feast is None:
         return []
+    from framework.recipe.feast_catalog import KEY, problems, read_repo
+    from framework.recipe.suggest import did_you_mean
+
     repo = root / feast.repo
     if not repo.is_dir():
         near = did_you_mean(repo.name, (p.name for p in repo.parent.iterdir() if p.is_dir())) if repo.parent.is_dir() else ""

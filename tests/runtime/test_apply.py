@@ -19,6 +19,13 @@ def _alias(root: Path, alias: str) -> str | None:
     return alias_version("churn", alias, uri=f"sqlite:///{root / '.mlops' / 'mlflow.db'}")
 
 
+def _run_tags(root: Path, version: str) -> dict[str, str]:
+    from framework.runtime.tracking import client
+
+    store = client(f"sqlite:///{root / '.mlops' / 'mlflow.db'}")
+    return store.get_run(store.get_model_version("churn", version).run_id).data.tags
+
+
 def _data_tags(root: Path, version: str) -> dict[str, str]:
     from framework.runtime.tracking import client
 
@@ -59,6 +66,8 @@ def test_apply_trains_gates_registers_and_fills_the_model_repository(churn_proje
     assert _alias(churn_project, "champion") == "2"
     assert _data_tags(churn_project, "2") == {"mlops.data.uri": "data/churn.csv", "mlops.data.sha256": digest,
                                               "mlops.data.rev": commit}  # the commit that holds those bytes
+    assert _run_tags(churn_project, "2")["mlops.git_commit"] == commit  # the project's HEAD when it trained
+    assert "mlops.git_commit" not in _run_tags(churn_project, "1")  # no git then
     assert again.stdout.rstrip().endswith(
         "serve it: mlops serve churn, then POST http://127.0.0.1:8000/v2/models/churn/infer (KServe v2)"
     )
