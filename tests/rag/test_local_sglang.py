@@ -20,40 +20,12 @@ from framework.runtime.rag import local
 from framework.runtime.rag.llm import endpoint_client
 from framework.targets.kubernetes.sglang import args
 from tests.conftest import REPO
+from tests.rag.stand_in_llm import stand_in
 
-STAND_IN = '''
-import argparse, json, sys
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
-parser = argparse.ArgumentParser()
-for flag in ("--model-path", "--tp-size", "--mem-fraction-static", "--context-length", "--served-model-name",
-             "--host", "--port", "--dtype", "--max-running-requests", "--quantization", "--load-format", "--revision"):
-    parser.add_argument(flag)
-for flag in ("--enable-metrics", "--trust-remote-code"):
-    parser.add_argument(flag, action="store_true")
-options = parser.parse_args()
-with open(sys.argv[0] + ".args", "w") as f:
-    json.dump(sys.argv[1:], f)
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200 if self.path == "/health" else 404)
-        self.end_headers()
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        answer = {"choices": [{"message": {"role": "assistant", "content": "sglang says " + body["model"]}}]}
-        data = json.dumps(answer).encode()
-        self.send_response(200 if self.path == "/v1/chat/completions" else 404)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *a):
-        pass
-
-HTTPServer((options.host, int(options.port)), Handler).serve_forever()
-'''
+STAND_IN = stand_in("sglang", (
+    "--model-path", "--tp-size", "--mem-fraction-static", "--context-length", "--served-model-name", "--host", "--port",
+    "--dtype", "--max-running-requests", "--quantization", "--load-format", "--revision"),
+    ("--enable-metrics", "--trust-remote-code"))
 
 
 def _recipe():

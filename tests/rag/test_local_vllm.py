@@ -15,41 +15,11 @@ from framework.runtime.rag import local
 from framework.runtime.rag.llm import endpoint_client
 from framework.targets.kubernetes.vllm import args
 from tests.conftest import REPO
+from tests.rag.stand_in_llm import stand_in
 
-STAND_IN = '''
-import argparse, json, sys
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
-assert sys.argv[1] == "serve", sys.argv
-parser = argparse.ArgumentParser()
-parser.add_argument("command")
-for flag in ("--model", "--tensor-parallel-size", "--gpu-memory-utilization", "--max-model-len", "--served-model-name",
-             "--port", "--dtype", "--max-num-seqs", "--host", "--quantization", "--revision"):
-    parser.add_argument(flag)
-parser.add_argument("--trust-remote-code", action="store_true")
-options = parser.parse_args()
-with open(sys.argv[0] + ".args", "w") as f:
-    json.dump(sys.argv[1:], f)
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200 if self.path == "/health" else 404)
-        self.end_headers()
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        answer = {"choices": [{"message": {"role": "assistant", "content": "vllm says " + body["model"]}}]}
-        data = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *a):
-        pass
-
-HTTPServer((options.host, int(options.port)), Handler).serve_forever()
-'''
+STAND_IN = stand_in("vllm", (
+    "--model", "--tensor-parallel-size", "--gpu-memory-utilization", "--max-model-len", "--served-model-name", "--port",
+    "--dtype", "--max-num-seqs", "--host", "--quantization", "--revision"), ("--trust-remote-code",), command="serve")
 
 
 @pytest.fixture
