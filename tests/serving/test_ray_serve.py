@@ -1,5 +1,6 @@
 """The Ray Serve host: `framework.runtime.serving.ray_host:app` (the generated serve_config's import
-path) on an embedded Ray, answering tritonclient like the embedded host, holding up under
+path) on an embedded Ray in the generated RayService's mode (contracts/ray.py SERVE_ENV),
+answering tritonclient like the embedded host, holding up under
 load, and publishing the app's metrics both on its own /metrics and through Ray's
 metrics exporter (with the `ray_` prefix the generated queries read).
 
@@ -25,7 +26,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from framework.contracts import metrics as contract
-from framework.contracts.ray import SERVE_DEPLOYMENT
+from framework.contracts.ray import SERVE_DEPLOYMENT, SERVE_ENV
 from framework.runtime.serving.protocol import take_rows
 from framework.targets import metrics as promql
 from framework.targets.ray import SERVE_IMPORT_PATH
@@ -47,7 +48,7 @@ def free_port() -> int:
 
 @dataclass
 class RayServe:
-    url: str  # host:port of the Serve proxy, as tritonclient wants it
+    url: str  # host:port of the serve port (HAProxy), as tritonclient wants it
     metrics_port: int  # Ray's metrics exporter (what Prometheus scrapes on every Ray pod)
     repo: Path
 
@@ -62,8 +63,10 @@ class RayServe:
 
 @pytest.fixture(scope="module")
 def ray_serve(tmp_path_factory, model_repo) -> Iterator[RayServe]:
-    """Ray (2 CPUs, metrics exported on a known port every second) with Serve's proxy on
-    127.0.0.1 and the `churn` application (versions 1 and 2 of model_repo) ready."""
+    """Ray (2 CPUs, metrics exported on a known port every second) in the generated
+    RayService's mode (contracts/ray.py SERVE_ENV: HAProxy on the serve port, forwarding to
+    the replica's own HTTP server) on 127.0.0.1, and the `churn` application (versions 1
+    and 2 of model_repo) ready."""
     import ray
     from ray import serve
 
@@ -75,6 +78,8 @@ def ray_serve(tmp_path_factory, model_repo) -> Iterator[RayServe]:
         for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
             mp.delenv(name, raising=False)
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
+        for name, setting in SERVE_ENV.items():  # what the generated RayService's pods run with
+            mp.setenv(name, setting)
         port, metrics_port = free_port(), free_port()
         ray.init(
             address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
@@ -170,7 +175,7 @@ def test_ray_serve_answers_like_onnxruntime(ray_serve):
 
 def test_64_clients_thousands_of_requests_through_the_proxy_zero_5xx(ray_serve):
     """tests/serving/test_load.py's load (64 clients, one request in 20 malformed) through
-    Serve's proxy and a replica: every well-formed request gets its own answer, every
+    the serve port (HAProxy, as the RayService runs it) and a replica: every well-formed request gets its own answer, every
     malformed one a 400, and nothing fails on the server's side."""
     tensors = load_inputs(REQUESTS, seed=17)
     expected = ort_outputs(ray_serve.repo, "2", tensors)

@@ -360,6 +360,29 @@ def test_rayservice_embeds_the_serve_config_and_sizes_workers():
         assert _volume_at(template, "/etc/mlops") == common.recipe_volume(recipe)[0]
 
 
+def test_rayservice_runs_serves_high_throughput_mode_on_every_pod():
+    """HAProxy on the serve port of every pod, forwarding to the replicas' own HTTP servers
+    (Ray reads the variables when its processes start: the pod env, not the app's
+    runtime_env); the ingress deployment writes no access log line per request."""
+    from framework.contracts.ray import SERVE_ENV, SERVE_LOGGING
+
+    artifacts = _render(load_variant("churn-ray-serve"))
+    cluster = _doc(artifacts, RAYSERVICE)["spec"]["rayClusterConfig"]
+    (head,) = cluster["headGroupSpec"]["template"]["spec"]["containers"]
+    (workers,) = cluster["workerGroupSpecs"]
+    (worker,) = workers["template"]["spec"]["containers"]
+    assert SERVE_ENV == {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+    for container in (head, worker):
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert {name: env.get(name) for name in SERVE_ENV} == SERVE_ENV
+    (deployment,) = _doc(artifacts, SERVE_CONFIG)["applications"][0]["deployments"]
+    assert deployment["logging_config"] == SERVE_LOGGING == {"enable_access_log": False, "log_level": "WARNING"}
+    # Ray Serve LLM's own app keeps Serve's defaults
+    llm = _doc(_render(load_variant("support-ray-serve-llm")), RAYSERVICE)["spec"]["rayClusterConfig"]
+    (llm_worker,) = llm["workerGroupSpecs"][0]["template"]["spec"]["containers"]
+    assert not {e["name"] for e in llm_worker["env"]} & set(SERVE_ENV)
+
+
 def test_ray_serve_llm_serves_the_model_with_its_engine():
     recipe = load_variant("support-ray-serve-llm")
     serving, model = recipe.serving, recipe.model

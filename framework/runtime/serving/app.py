@@ -117,7 +117,12 @@ class ServingApp:
         if kind == "http":
             path = scope["path"]
             if path.startswith(_MODELS):
-                await self._model_route(scope, receive, send, path[len(_MODELS):])
+                rest = path[len(_MODELS):]
+                name, infer, tail = rest.partition("/infer")
+                if infer and not tail and "/" not in name and scope["method"] == "POST":  # the hot path
+                    await self._infer(scope, receive, send, name, None)
+                else:
+                    await self._model_route(scope, receive, send, rest)
             else:
                 await self._other_route(scope, receive, send, path)
         elif kind == "lifespan":
@@ -156,6 +161,7 @@ class ServingApp:
             await loop.run_in_executor(None, batcher.close)
         if self.request_log is not None:
             await loop.run_in_executor(None, self.request_log.close)
+        self.metrics.flush()
 
     # --- routing -----------------------------------------------------------------------
     async def _model_route(self, scope: dict, receive: Callable, send: Callable, rest: str) -> None:
@@ -247,7 +253,7 @@ class ServingApp:
                     lookup = self.lookups.get(name)
                     request = protocol.decode_request(data, parse_header_length(length), model.config, name,
                                                       lookup.request_config if lookup is not None else None)
-                    if lookup is not None and lookup.key in request.inputs:  # entity ids: features from the store
+                    if lookup is not None and request.has_input(lookup.key):  # entity ids: features from the store
                         request.inputs = await lookup.lookup(request.inputs[lookup.key])
                     if explicit is None:
                         version, shadow = self.router.route(name, headers)
@@ -256,7 +262,7 @@ class ServingApp:
                     if batcher is None:
                         raise RuntimeError(f"the router chose version '{version}' of model '{name}', which is not loaded")
                     began = time.perf_counter()
-                    outputs = await batcher.infer(request.inputs, request.rows)
+                    outputs = await batcher.submit(request.batch_inputs, request.rows)
                     infer_s = time.perf_counter() - began
                     body, header_length = protocol.encode_response(name, version, request, outputs, model.config)
                     status = 200

@@ -5,16 +5,24 @@ Each app has its own prometheus_client registry (two apps in one process, as in 
 never share series), exposed at /metrics. On Ray Serve a `RayMirror` records the same
 measurements with ray.util.metrics, which Ray's exporter publishes on every pod's
 metrics port with the `ray_` prefix the queries expect (contracts/metrics.py: RAY_PREFIX).
-Label children are cached: the hot path does a dict lookup, not prometheus_client's
-label resolution.
+The per-request series (requests, their duration, those in flight) are counted in plain
+Python on the hot path, with no lock (the app's event loop is their one writer), and become
+Prometheus samples when scraped (`_RequestSeries.collect`, the same exposition
+prometheus_client's Counter, Histogram and Gauge give); the per-batch and rollout series
+are prometheus_client's own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.utils import floatToGoString
 
 from framework.contracts.metrics import APP_METRICS, BATCH_SIZE, INFLIGHT, REQUEST_DURATION, REQUESTS, ROLLOUT_WEIGHT, MetricSpec
 
@@ -29,29 +37,66 @@ def _prometheus(spec: MetricSpec, registry: CollectorRegistry) -> Any:
     return kinds[spec.kind](spec.name, spec.help, **kwargs)
 
 
+class _RequestSeries:
+    """REQUESTS, REQUEST_DURATION and INFLIGHT as plain counts, collected at scrape time."""
+
+    def __init__(self):
+        self.bounds = tuple(float(b) for b in REQUEST_DURATION.buckets)
+        self.counts: dict[tuple[str, str, int], int] = {}
+        self.durations: dict[tuple[str, str], list[float]] = {}  # a count per bucket (+Inf last), then the sum
+        self.created: dict[tuple, float] = {}
+        self.inflight = 0
+
+    def add(self, model: str, version: str, status: int, seconds: float) -> None:
+        key = (model, version, status)
+        count = self.counts.get(key)
+        if count is None:
+            self.created[key] = time.time()
+            count = 0
+        self.counts[key] = count + 1
+        series = self.durations.get(key[:2])
+        if series is None:
+            series = self.durations[key[:2]] = [0] * (len(self.bounds) + 1) + [0.0]
+            self.created[key[:2]] = time.time()
+        series[bisect_left(self.bounds, seconds)] += 1
+        series[-1] += seconds
+
+    def describe(self) -> list:
+        return []  # names checked by the registry at collect time, as for any custom collector
+
+    def collect(self):
+        requests = CounterMetricFamily(REQUESTS.name, REQUESTS.help, labels=REQUESTS.labels)
+        for (model, version, status), count in list(self.counts.items()):
+            requests.add_metric([model, version, str(status)], count, created=self.created[(model, version, status)])
+        duration = HistogramMetricFamily(REQUEST_DURATION.name, REQUEST_DURATION.help, labels=REQUEST_DURATION.labels)
+        created = GaugeMetricFamily(f"{REQUEST_DURATION.name}_created", REQUEST_DURATION.help, labels=REQUEST_DURATION.labels)
+        for key, series in list(self.durations.items()):
+            buckets, total = [], 0
+            for bound, count in zip((*self.bounds, float("inf")), series):
+                total += count
+                buckets.append((floatToGoString(bound), total))
+            duration.add_metric(list(key), buckets, series[-1])
+            created.add_metric(list(key), self.created[key])
+        yield requests
+        yield duration
+        yield created
+        yield GaugeMetricFamily(INFLIGHT.name, INFLIGHT.help, value=self.inflight)
+
+
 class ServingMetrics:
     def __init__(self, mirror: Any = None):
         self.registry = CollectorRegistry(auto_describe=True)
-        built = {spec.name: _prometheus(spec, self.registry) for spec in APP_METRICS}
-        self._requests = built[REQUESTS.name]
-        self._duration = built[REQUEST_DURATION.name]
+        per_request = (REQUESTS.name, REQUEST_DURATION.name, INFLIGHT.name)
+        built = {spec.name: _prometheus(spec, self.registry) for spec in APP_METRICS if spec.name not in per_request}
+        self._series = _RequestSeries()
+        self.registry.register(self._series)
         self._batch = built[BATCH_SIZE.name]
-        self._inflight = built[INFLIGHT.name]
         self._weight = built[ROLLOUT_WEIGHT.name]
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._weights: dict[str, set[str]] = {}
         self.mirror = mirror
 
     def request(self, model: str, version: str, status: int, seconds: float) -> None:
-        key = (model, version, status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (
-                self._requests.labels(model, version, str(status)),
-                self._duration.labels(model, version),
-            )
-        children[0].inc()
-        children[1].observe(seconds)
+        self._series.add(model, version, status, seconds)
         if self.mirror is not None:
             self.mirror.request(model, version, status, seconds)
 
@@ -61,12 +106,12 @@ class ServingMetrics:
             self.mirror.batch(rows)
 
     def started(self) -> None:
-        self._inflight.inc()
+        self._series.inflight += 1
         if self.mirror is not None:
             self.mirror.inflight(1)
 
     def finished(self) -> None:
-        self._inflight.dec()
+        self._series.inflight -= 1
         if self.mirror is not None:
             self.mirror.inflight(-1)
 
@@ -83,9 +128,20 @@ class ServingMetrics:
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
+    def flush(self) -> None:
+        """Hand what the mirror summed over to it (the app's shutdown)."""
+        if self.mirror is not None:
+            self.mirror.flush()
+
 
 class RayMirror:
-    """The same series through ray.util.metrics (Ray Serve replicas)."""
+    """The same series through ray.util.metrics (Ray Serve replicas). Each ray.util.metrics
+    call costs microseconds (tags checked, the value handed to Ray's C++ recorder): the
+    request counts and the in-flight gauge are summed here and handed over at most once
+    every FLUSH_S (on the event loop, and at shutdown: `flush`); each duration and batch
+    size is observed as it comes (a histogram takes values one at a time)."""
+
+    FLUSH_S = 1.0
 
     def __init__(self):
         from ray.util import metrics as ray_metrics
@@ -99,19 +155,44 @@ class RayMirror:
         self._inflight = ray_metrics.Gauge(INFLIGHT.name, INFLIGHT.help)
         self._weight = ray_metrics.Gauge(ROLLOUT_WEIGHT.name, ROLLOUT_WEIGHT.help, tag_keys=ROLLOUT_WEIGHT.labels)
         self._inflight_now = 0
+        self._inflight_sent: int | None = None
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._tags: dict[tuple[str, str], dict[str, str]] = {}
+        self._timer: Any = None
         self._weighted: dict[str, set[str]] = {}
 
     def request(self, model: str, version: str, status: int, seconds: float) -> None:
-        tags = {"model": model, "version": version}
-        self._requests.inc(1, {**tags, "status": str(status)})
+        key = (model, version, status)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        tags = self._tags.get(key[:2])
+        if tags is None:
+            tags = self._tags[key[:2]] = {"model": model, "version": version}
         self._duration.observe(seconds, tags)
+        self._later()
 
     def batch(self, rows: int) -> None:
         self._batch.observe(rows)
 
     def inflight(self, delta: int) -> None:
         self._inflight_now += delta
-        self._inflight.set(self._inflight_now)
+        self._later()
+
+    def _later(self) -> None:
+        if self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(self.FLUSH_S, self.flush)
+            except RuntimeError:  # no event loop here: hand them over now
+                self.flush()
+
+    def flush(self) -> None:
+        """Hand the summed counts and the in-flight gauge to Ray."""
+        self._timer = None
+        counts, self._counts = self._counts, {}
+        for (model, version, status), count in counts.items():
+            self._requests.inc(count, {"model": model, "version": version, "status": str(status)})
+        if self._inflight_now != self._inflight_sent:
+            self._inflight.set(self._inflight_now)
+            self._inflight_sent = self._inflight_now
 
     def weights(self, model: str, weights: dict[str, float]) -> None:
         # ray.util.metrics cannot remove a series: a version the router dropped reads 0.

@@ -15,12 +15,13 @@ example keyed by the model's one-value-wide inputs (`[{"tenure_months": 3, "cont
 "one_year"}]`); the answer is the usual KServe v2 response.
 
 Everything a client can get wrong raises `HttpError` (a 4xx) whose message says what
-to change. The hot path builds no model objects: orjson in, numpy, orjson out.
+to change. The hot path builds no model objects: orjson in, numpy, orjson out. The
+common JSON request is checked in one pass and keeps its `data` lists (tensors.py
+JsonColumns): the batcher builds one array per input for a whole batch.
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,17 +30,12 @@ import orjson
 
 from framework.contracts.triton import ModelConfig
 from framework.runtime.serving.repository import NUMPY_DTYPES
+from framework.runtime.serving.tensors import (
+    TEXT, HttpError, JsonColumns, bytes_elements, bytes_tensor, classify, json_tensor, json_text, text_values,
+)
+from framework.runtime.serving.tensors import shape_text as _shape_text
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
-
-
-class HttpError(Exception):
-    """A request the server refuses: the status and an actionable message."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -49,16 +45,36 @@ class RequestedOutput:
     classification: int = 0
 
 
-@dataclass(slots=True)
 class InferRequest:
-    id: str | None
-    inputs: dict[str, np.ndarray]
-    rows: int  # the batch dimension (1 without batching)
-    outputs: list[RequestedOutput]
+    """A decoded request. `inputs`: {name: array}; a JSON request whose inputs passed the
+    shape checks keeps them as `JsonColumns` until someone reads `inputs` (the batcher
+    takes `batch_inputs` and builds the arrays of a whole batch at once)."""
 
+    __slots__ = ("id", "_inputs", "rows", "outputs")
 
-def _shape_text(shape) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
+    def __init__(self, id: str | None, inputs: dict[str, np.ndarray] | JsonColumns, rows: int,
+                 outputs: list[RequestedOutput]):
+        self.id = id
+        self._inputs = inputs
+        self.rows = rows  # the batch dimension (1 without batching)
+        self.outputs = outputs
+
+    @property
+    def inputs(self) -> dict[str, np.ndarray]:
+        if type(self._inputs) is JsonColumns:
+            self._inputs = self._inputs.arrays()
+        return self._inputs
+
+    @inputs.setter
+    def inputs(self, value: dict[str, np.ndarray]) -> None:
+        self._inputs = value
+
+    @property
+    def batch_inputs(self) -> dict[str, np.ndarray] | JsonColumns:
+        return self._inputs
+
+    def has_input(self, name: str) -> bool:
+        return name in self._inputs
 
 
 class _InputPlan:
@@ -78,14 +94,19 @@ class _InputPlan:
 
 
 class _Plan:
-    __slots__ = ("config", "inputs", "names", "default_outputs")
+    __slots__ = ("config", "inputs", "names", "default_outputs", "specs", "fast", "output_types")
 
     def __init__(self, config: ModelConfig):
         self.config = config
         self.inputs = {t.name: _InputPlan(config, t) for t in config.input}
+        # the deferred JSON form's per-input (dtype, row shape), when every input has a fixed row shape
+        fixed = all(p.tail is not None and p.dtype is not None for p in self.inputs.values())
+        self.specs = {name: (p.dtype, list(p.tail)) for name, p in self.inputs.items()} if fixed else None
+        self.fast = {name: (p.spec.datatype, p.tail, len(p.full), p.per_row) for name, p in self.inputs.items()}
         self.names = ", ".join(self.inputs)
         names = [t.name for t in config.output]
         self.default_outputs = {b: [RequestedOutput(n, b) for n in names] for b in (False, True)}
+        self.output_types = {t.name: t.datatype for t in config.output}
 
 
 _PLANS: dict[int, _Plan] = {}
@@ -133,6 +154,11 @@ def decode_request(body: bytes, header_length: int | None, config: ModelConfig, 
     if type(items) is not list or not items:
         raise HttpError(400, "the request has no 'inputs' list: send one entry per model input")
     plan = _plan(config)
+    fast = _json_columns(items, plan, config.max_batch_size) if plan.specs is not None and not binary else None
+    if fast is not None:
+        request_id = request.get("id")
+        return InferRequest(None if request_id is None else str(request_id), fast, fast.rows,
+                            _requested_outputs(request, config, model, plan))
     inputs: dict[str, np.ndarray] = {}
     offset = 0
     rows = 1
@@ -176,10 +202,10 @@ def decode_request(body: bytes, header_length: int | None, config: ModelConfig, 
             if size is not None:
                 if type(size) is not int or size < 0 or offset + size > len(binary):
                     raise HttpError(400, f"input '{name}': binary_data_size {size!r} does not fit the {len(binary) - offset} bytes after the JSON header")
-                array = _bytes_elements(binary[offset : offset + size], count, name)
+                array = bytes_elements(binary[offset : offset + size], count, name)
                 offset += size
             else:
-                array = _json_text(item.get("data"), name, count)
+                array = json_text(item.get("data"), name, count)
             inputs[name] = array.reshape(shape)
             continue
         if size is not None:
@@ -197,7 +223,7 @@ def decode_request(body: bytes, header_length: int | None, config: ModelConfig, 
         else:
             if "data" not in item:
                 raise HttpError(400, f"input '{name}' has no 'data' (nor binary_data_size)")
-            array = _json_tensor(item["data"], dtype, name)
+            array = json_tensor(item["data"], dtype, name)
             if array.size != count:
                 raise HttpError(
                     400, f"input '{name}' has {array.size} values but shape {_shape_text(shape)} needs {count}"
@@ -216,6 +242,35 @@ def decode_request(body: bytes, header_length: int | None, config: ModelConfig, 
         rows,
         _requested_outputs(request, config, model, plan),
     )
+
+
+def _json_columns(items: list, plan: _Plan, max_rows: int) -> JsonColumns | None:
+    """The common request, checked but for its elements' types: every input once, each
+    with the model's datatype, a [rows, *row shape] shape and a flat `data` list of the
+    size that needs; None for anything else (decode_request's full path then says what)."""
+    lists: dict[str, list] = {}
+    fast = plan.fast
+    rows = 0
+    try:
+        for item in items:
+            name = item["name"]
+            datatype, tail, ndim, per_row = fast[name]
+            shape, data = item["shape"], item["data"]
+            if (
+                item["datatype"] != datatype or name in lists or "parameters" in item or type(shape) is not list
+                or len(shape) != ndim or shape[1:] != tail or type(data) is not list
+            ):
+                return None
+            count = shape[0]
+            if type(count) is not int or not 0 < count <= max_rows or (rows and count != rows):
+                return None
+            rows = count
+            if len(data) != count * per_row or type(data[0]) is list:
+                return None
+            lists[name] = data
+    except (KeyError, TypeError, IndexError):  # not a dict, a name it does not know, a field missing
+        return None
+    return JsonColumns(lists, rows, plan.specs) if len(lists) == len(fast) else None
 
 
 def _check_shape(shape: Any, expected: _InputPlan, config: ModelConfig, name: str, model: str) -> tuple[int, int]:
@@ -246,52 +301,6 @@ def _check_shape(shape: Any, expected: _InputPlan, config: ModelConfig, name: st
 
 def _example(config: ModelConfig, spec) -> list[int]:
     return [1 if d == -1 else d for d in config.full_shape(spec)]
-
-
-def _json_tensor(data: Any, dtype: np.dtype, name: str) -> np.ndarray:
-    if not isinstance(data, list):
-        raise HttpError(400, f"input '{name}': 'data' must be a list of numbers (flat or nested by shape)")
-    try:
-        array = np.array(data, dtype=dtype)  # null -> NaN for floats (a missing value the model imputes)
-    except (ValueError, TypeError):
-        raise HttpError(400, f"input '{name}': 'data' must hold only numbers, in equal-length rows when nested") from None
-    return array.reshape(-1)
-
-
-TEXT = np.dtype(object)  # BYTES tensors hold Python str (the models' string tensors take str)
-
-
-def _json_text(data: Any, name: str, count: int) -> np.ndarray:
-    """A BYTES input in JSON: a (flat or nested) list of strings."""
-    if not isinstance(data, list):
-        raise HttpError(400, f"input '{name}': 'data' must be a list of strings (BYTES)")
-    flat = np.array(data, dtype=object).reshape(-1) if data and isinstance(data[0], list) else np.array(data, dtype=object)
-    if flat.ndim != 1 or any(type(v) is not str for v in flat):
-        raise HttpError(400, f"input '{name}' is BYTES: 'data' must hold only strings, in equal-length rows when nested")
-    if flat.size != count:
-        raise HttpError(400, f"input '{name}' has {flat.size} values but its shape needs {count}")
-    return flat
-
-
-def _bytes_elements(blob: memoryview, count: int, name: str) -> np.ndarray:
-    """BYTES in the binary extension: each element a 4-byte little-endian length, then its bytes."""
-    out = np.empty(count, dtype=object)
-    position = 0
-    for index in range(count):
-        if position + 4 > len(blob):
-            raise HttpError(400, f"input '{name}': its binary data ends after {index} of {count} strings")
-        (length,) = struct.unpack_from("<I", blob, position)
-        position += 4
-        if position + length > len(blob):
-            raise HttpError(400, f"input '{name}': string {index} claims {length} bytes, past the end of its data")
-        try:
-            out[index] = bytes(blob[position : position + length]).decode("utf-8")
-        except UnicodeDecodeError:
-            raise HttpError(400, f"input '{name}': string {index} is not UTF-8") from None
-        position += length
-    if position != len(blob):
-        raise HttpError(400, f"input '{name}': {len(blob) - position} bytes follow its {count} strings")
-    return out
 
 
 def _decode_rows(rows: list, config: ModelConfig, model: str) -> InferRequest:
@@ -368,36 +377,26 @@ def _requested_outputs(request: dict, config: ModelConfig, model: str, plan: _Pl
     return outputs
 
 
-def _classify(array: np.ndarray, k: int) -> np.ndarray:
-    """Triton's classification extension: the top k of each row as "score:index"."""
-    rows = array.reshape(array.shape[0], -1) if array.ndim > 1 else array.reshape(1, -1)
-    k = min(k, rows.shape[1])
-    top = np.argsort(-rows, axis=1, kind="stable")[:, :k]
-    labels = [[f"{rows[r, i]:f}:{i}".encode() for i in row] for r, row in enumerate(top)]
-    shape = (array.shape[0], k) if array.ndim > 1 else (k,)
-    return np.array(labels, dtype=object).reshape(shape)
-
-
 def encode_response(
     model: str, version: str, request: InferRequest, outputs: dict[str, np.ndarray], config: ModelConfig
 ) -> tuple[bytes, int | None]:
     """(body, JSON header length when binary outputs follow it)."""
-    datatypes = {t.name: t.datatype for t in config.output}
+    datatypes = _plan(config).output_types
     entries, blobs = [], []
     for wanted in request.outputs:
         array = outputs[wanted.name]
         datatype = datatypes[wanted.name]
         if wanted.classification:
-            array, datatype = _classify(array, wanted.classification), "BYTES"
+            array, datatype = classify(array, wanted.classification), "BYTES"
         entry: dict[str, Any] = {"name": wanted.name, "datatype": datatype, "shape": list(array.shape)}
         if wanted.binary:
-            blob = _bytes_tensor(array) if datatype == "BYTES" else np.ascontiguousarray(array).tobytes()
+            blob = bytes_tensor(array) if datatype == "BYTES" else np.ascontiguousarray(array).tobytes()
             entry["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         elif datatype == "BYTES":
-            entry["data"] = [v.decode() if type(v) is bytes else str(v) for v in array.reshape(-1)]
+            entry["data"] = text_values(array)
         else:
-            entry["data"] = np.ascontiguousarray(array).reshape(-1)
+            entry["data"] = array.reshape(-1)  # C-contiguous (a copy when it was not), as orjson wants
         entries.append(entry)
     response: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": entries}
     if request.id is not None:
@@ -406,12 +405,6 @@ def encode_response(
     if not blobs:
         return header, None
     return b"".join((header, *blobs)), len(header)
-
-
-def _bytes_tensor(array: np.ndarray) -> bytes:
-    """BYTES in the binary extension: each element as a 4-byte little-endian length, then its bytes."""
-    encoded = (v if type(v) is bytes else str(v).encode() for v in array.reshape(-1))
-    return b"".join(struct.pack("<I", len(v)) + v for v in encoded)
 
 
 def request_inputs(inputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:

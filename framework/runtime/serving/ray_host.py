@@ -20,13 +20,13 @@ from typing import Any
 
 from ray import serve
 
-from framework.contracts.ray import SERVE_DEPLOYMENT, SERVE_MAX_ONGOING_REQUESTS
+from framework.contracts.ray import SERVE_DEPLOYMENT, SERVE_LOGGING, SERVE_MAX_ONGOING_REQUESTS
 from framework.contracts.resolved import RECIPE_ENV
 from framework.errors import MlopsError, Problem
 from framework.runtime.serving.host import _recipe, build_app
 
 
-@serve.deployment(name=SERVE_DEPLOYMENT, max_ongoing_requests=SERVE_MAX_ONGOING_REQUESTS)
+@serve.deployment(name=SERVE_DEPLOYMENT, max_ongoing_requests=SERVE_MAX_ONGOING_REQUESTS, logging_config=SERVE_LOGGING)
 @serve.ingress()
 class ModelServer:
     def __init__(self, recipe: str, model_repository: str | None = None, state_dir: str | None = None,
