@@ -143,15 +143,17 @@ def parity(booster, pipeline, onnx_path: str | Path, frame) -> float:
 
 # --- Ray Train --------------------------------------------------------------------------
 def train_on_ray(recipe, arrays: dict[str, np.ndarray], storage: Path, run_name: str,
-                 on_round: Callable[[dict[str, float]], None] | None = None) -> BoostResult:
+                 on_round: Callable[[dict[str, float]], None] | None = None, embedded: bool = False) -> BoostResult:
     """Ray Train's LightGBMTrainer with the recipe's workers; the caller initialised Ray
-    (embedded locally, or the cluster's address)."""
+    (embedded locally, or the cluster's address; `embedded`: see trainer.train_on_ray)."""
     import ray
     import ray.train
     from ray.train.lightgbm import LightGBMTrainer
 
+    from framework.runtime.training.trainer import trainer_for
+
     training = recipe.training
-    trainer = LightGBMTrainer(
+    trainer = trainer_for(LightGBMTrainer, embedded)(
         _train_loop,
         train_loop_config={"recipe": recipe.model_dump(mode="json"), "arrays": ray.put(arrays)},
         scaling_config=ray.train.ScalingConfig(

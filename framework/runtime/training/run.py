@@ -56,10 +56,22 @@ def run_training(resolved: Path, root: Path, state_dir: Path, ray_address: str |
     state_dir = state_dir.resolve()
     run_dir = state_dir / "runs" / recipe.name / recipe.environment / short_hash(text)
     outcome = Outcome(recipe.name, recipe.environment, run_dir=run_dir)
+    _freeze_at_exit()
     with apply_lock(state_dir, recipe.name):
         _train_evaluate_register(recipe, text, root.resolve(), state_dir, run_dir, ray_address, console, outcome,
                                  register_only)
     return outcome
+
+
+def _freeze_at_exit() -> None:
+    """The interpreter's last garbage collection walks every object that torch, Ray, MLflow
+    and pandas left (600,000 and more): 1-2 s of a cold apply's exit on 2 cores. Frozen at
+    exit, they are skipped; the process is ending, so their memory goes with it."""
+    import atexit
+    import gc
+
+    atexit.unregister(gc.freeze)  # once, however many runs this process trains
+    atexit.register(gc.freeze)
 
 
 def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address, console, outcome,
@@ -83,7 +95,10 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
         }
     run_name = f"{recipe.name}-{recipe.environment}-{tracking.short_hash(text)}"
 
-    with tracking.Tracker(recipe, state_dir, resolved=text, root=root) as run:
+    tracker = tracking.Tracker(recipe, state_dir, resolved=text, root=root)
+    tracker.mirror.check()  # what refuses the run (the W&B extra or key) does so before Ray starts
+    # An embedded Ray starts in the background while MLflow opens the run (embedded_ray.py).
+    with _ray(recipe, ray_address) as ray_session, tracker as run:
         outcome.run_id, outcome.tracking_uri, outcome.wandb_run = run.run_id, run.uri, run.mirror.where
         run.set_tags(trained_on.tags())  # which bytes (and which commit of them) this run trained on
         run.set_tags(_fingerprints(recipe, trained_on, run.uri).tags())  # what a later apply may reuse
@@ -95,13 +110,13 @@ def _train_evaluate_register(recipe, text, root, state_dir, run_dir, ray_address
             with step("teacher", console, run_dir):
                 arrays["t_train"] = _teacher_logits(recipe, pipeline, arrays["x_train"], train_df, run, console)
 
-        with _ray(recipe, ray_address):
+        with ray_session.running():  # an embedded Ray stops in the background, during the export
             if recipe.training.hpo is not None:
                 with step("hyper-parameter search", console, run_dir):
                     recipe = _search(recipe, pipeline, arrays, state_dir, run_dir, run_name, run, console)
                 run_name = f"{run_name}-{tracking.short_hash(json.dumps(outcome_values(recipe), sort_keys=True))}"
             with step("training on Ray", console, run_dir):
-                result = _train(recipe, pipeline, arrays, state_dir, run_name, run, console)
+                result = _train(recipe, pipeline, arrays, state_dir, run_name, run, console, ray_session.embedded)
         outcome.resumed_from_epoch = result.started_at_epoch
         _say_early_stop(recipe, result.history, console)
         if result.started_at_epoch:
@@ -228,26 +243,20 @@ def outcome_values(recipe) -> dict[str, Any]:
 
 @contextmanager
 def _ray(recipe, ray_address: str | None):
-    """Ray for the search and the training: embedded (stopped afterwards, also on
-    Ctrl-C, so nothing keeps running) or the cluster at ray_address."""
-    import ray
+    """Ray for the search and the training: embedded (started in the background, stopped
+    afterwards, also on Ctrl-C, so nothing keeps running) or the cluster at ray_address."""
+    from framework.runtime.training.embedded_ray import RaySession
 
-    started = not ray.is_initialized()
-    if started:
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        if ray_address in (None, "", "local"):
-            cpus = max(2, int(recipe.training.workers * recipe.training.cpus_per_worker))
-            ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(address=ray_address, log_to_driver=False)
+    cpus = max(2, int(recipe.training.workers * recipe.training.cpus_per_worker))
+    warm = "ray.train.lightgbm" if recipe.model.architecture == "lightgbm" else "ray.train.torch"
+    session = RaySession(cpus, ray_address, warm=warm).start()
     try:
-        yield
+        yield session
     finally:
-        if started:
-            ray.shutdown()
+        session.close()
 
 
-def _train(recipe, pipeline, arrays, state_dir: Path, run_name: str, run, console):
+def _train(recipe, pipeline, arrays, state_dir: Path, run_name: str, run, console, embedded: bool = False):
     """Ray Train with a live epoch bar; every epoch's metrics go to MLflow as they come."""
     from framework.runtime.training.progress import EpochBar
     from framework.runtime.training.trainer import train_on_ray
@@ -261,22 +270,22 @@ def _train(recipe, pipeline, arrays, state_dir: Path, run_name: str, run, consol
         bar.advance(metrics)
 
     if recipe.model.architecture == "lightgbm":
-        return _boost(recipe, arrays, state_dir, run_name, run, console)
+        return _boost(recipe, arrays, state_dir, run_name, run, console, embedded)
     with EpochBar(console, recipe.training.epochs) as bar:
         result = train_on_ray(recipe.model_dump(mode="json"), pipeline.to_dict(), arrays, state_dir / "ray", run_name,
-                              on_epoch=on_epoch)
+                              on_epoch=on_epoch, embedded=embedded)
     for entry in result.history:  # epochs not seen live (those before a resume)
         if int(entry["epoch"]) not in logged:
             run.log_metrics(int(entry["epoch"]), {k: v for k, v in entry.items() if k != "epoch"})
     return result
 
 
-def _boost(recipe, arrays, state_dir: Path, run_name: str, run, console):
+def _boost(recipe, arrays, state_dir: Path, run_name: str, run, console, embedded: bool = False):
     """Ray Train's LightGBMTrainer; the validation loss of every tenth round goes to MLflow."""
     from framework.runtime.training.boosting import train_on_ray
 
     with console.status(f"growing up to {recipe.model.trees.num_boost_round} trees on {recipe.training.workers} worker(s)"):
-        result = train_on_ray(recipe, arrays, state_dir / "ray", run_name,
+        result = train_on_ray(recipe, arrays, state_dir / "ray", run_name, embedded=embedded,
                               on_round=lambda entry: run.log_metrics(int(entry["epoch"]), {"val_loss": entry["val_loss"]}))
     console.print(f"LightGBM: {result.rounds} rounds, kept the first {result.best_iteration} "
                   "(the best validation loss)")

@@ -45,11 +45,14 @@ def train_on_ray(
     run_name: str,
     *,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    embedded: bool = False,
 ) -> TrainResult:
     """Train the recipe's model on the arrays (x_train, y_train, x_val, y_val[, t_train]).
 
     Ray must be initialised by the caller (embedded locally, or a cluster address).
     on_epoch is called in the calling process with each epoch's metrics as they come.
+    embedded: the caller started this Ray for this job (a local apply): Ray Train runs
+    without its cluster-only helpers (embedded_train.py).
     """
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -59,7 +62,7 @@ def train_on_ray(
     use_gpu = float(training["gpus_per_worker"]) > 0
     resume_from = _recover_torn_snapshot(storage.resolve() / run_name)
     progress = _ProgressRelay(on_epoch) if on_epoch else None
-    trainer = TorchTrainer(
+    trainer = trainer_for(TorchTrainer, embedded)(
         _train_loop,
         train_loop_config={"recipe": recipe_dict, "pipeline": pipeline_dict, "arrays": ray.put(arrays),
                            "progress": progress.queue if progress else None, "resume_from": resume_from},
@@ -90,6 +93,17 @@ def train_on_ray(
     with checkpoint.as_directory() as folder:
         state = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=False)
     return TrainResult(state["model"], state["history"], state["started_at_epoch"], checkpoint.path)
+
+
+def trainer_for(base, embedded: bool):
+    """Ray Train's trainer class `base`; for an embedded Ray, less its cluster-only helpers."""
+    if not embedded:
+        return base
+    try:
+        from framework.runtime.training.embedded_train import trainer_class
+    except ImportError:  # a Ray whose internals moved: its trainer as it comes
+        return base
+    return trainer_class(base)
 
 
 SNAPSHOT_FILE = "checkpoint_manager_snapshot.json"
