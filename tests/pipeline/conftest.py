@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.ray_head import _node_ports, free_ports
 
 BIN = Path(sys.executable).parent
 # Not part of a checkout: environments, tools, local state, caches, the tests.
@@ -129,7 +130,7 @@ def ray_cluster(tmp_path_factory):
     subprocess.run(
         [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={free_port()}", "--num-cpus=2",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-         "--disable-usage-stats"],
+         "--disable-usage-stats", *_node_ports(free_ports(6))],  # not Ray's defaults: another Ray may hold them
         env=env, check=True, capture_output=True, timeout=180,
     )
     try:
