@@ -59,7 +59,8 @@ startup <= 6 s; a cold `mlops apply churn` <= 15 s.
 The defaults (1,200,000 rows, 10 epochs) give the hand loop >= 60 s on 2 cores.
 `--ray-env KEY=VALUE` (repeatable) adds, for each worker count, a run with those
 environment variables set, to measure a Ray setting against the default in one run.
-Run: `python bench/train.py` (about 7 minutes on 2 cores) or `python bench/train.py --quick`.
+Run: `python bench/train.py` (about 5 minutes on 2 cores, 8 with `--cluster-too --apply-runs 3`)
+or `python bench/train.py --quick` (about 2 minutes).
 """
 
 from __future__ import annotations
@@ -374,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="cold `mlops apply churn` runs in fresh project copies (0: none)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 20,000 rows, 3 epochs (a few seconds of training; "
-                        "the run takes about a minute, Ray's fixed start and stop)")
+                        "the run takes a minute or two, Ray's fixed start and stop and the cold apply)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.epochs = 20_000, 3

@@ -22,7 +22,7 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 DRIVER = r"""
-import json, pickle, sys, time
+import json, os, pickle, sys, time
 import ray
 from ray._private.state import actors
 from framework.runtime.training.embedded_ray import RaySession
@@ -40,7 +40,8 @@ classes = sorted({a["ActorClassName"] for a in actors().values()})
 session.stop()
 session.close()
 print(json.dumps({"epochs": epochs, "history": len(result.history), "val_loss": result.history[-1]["val_loss"],
-                  "actors": classes, "initialized_after_close": ray.is_initialized()}))
+                  "actors": classes, "initialized_after_close": ray.is_initialized(),
+                  "watcher_setting_left": "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER" in os.environ}))
 """
 
 CLUSTER_ONLY = {"PlacementGroupCleaner", "DatasetManager", "_AutoscalingCoordinatorActor", "PreemptionWatcher"}
@@ -77,9 +78,10 @@ def test_ray_train_on_the_embedded_ray_leaves_out_the_cluster_helpers(tmp_path: 
     assert {"TrainController", "RayTrainWorker", "SynchronizationActor"} <= set(outcome["actors"])
     assert not CLUSTER_ONLY & set(outcome["actors"]), outcome["actors"]
     assert outcome["initialized_after_close"] is False
+    assert outcome["watcher_setting_left"] is False  # set for the fit only: a later cluster fit keeps its watcher
 
 
-def test_the_embedded_trainer_is_ray_trains_own_less_the_helpers(monkeypatch) -> None:
+def test_the_embedded_trainer_is_ray_trains_own_less_the_helpers() -> None:
     from ray.train.torch import TorchTrainer
     from ray.train.v2._internal.callbacks import DatasetsCallback
     from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
@@ -87,13 +89,9 @@ def test_the_embedded_trainer_is_ray_trains_own_less_the_helpers(monkeypatch) ->
     from framework.runtime.training.embedded_train import FixedWithoutAutoscaler
     from framework.runtime.training.trainer import trainer_for
 
-    monkeypatch.setenv("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "1")  # restored afterwards: Ray Train reads it
-    monkeypatch.delenv("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER")
     assert trainer_for(TorchTrainer, embedded=False) is TorchTrainer  # a cluster: Ray Train as it comes
-    assert "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER" not in os.environ
     embedded = trainer_for(TorchTrainer, embedded=True)
     assert issubclass(embedded, TorchTrainer)
-    assert os.environ["RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"] == "0"  # the controller starts no watcher
     import ray.train
 
     trainer = embedded(lambda config: None, scaling_config=ray.train.ScalingConfig(num_workers=1))

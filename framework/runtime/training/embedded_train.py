@@ -50,7 +50,6 @@ class FixedWithoutAutoscaler(FixedScalingPolicy):
 def trainer_class(base):
     """A trainer for the embedded Ray: Ray Train's `base` (TorchTrainer, LightGBMTrainer),
     less the helpers above."""
-    os.environ.setdefault(PREEMPTION_WATCHER, "0")
 
     class Embedded(base):
         def _create_default_callbacks(self):
@@ -59,8 +58,15 @@ def trainer_class(base):
         def _initialize_and_run_controller(self, **controller_init_kwargs):
             if not self.scaling_config.elasticity_enabled:
                 controller_init_kwargs["scaling_policy"] = FixedWithoutAutoscaler(self.scaling_config)
-            return super()._initialize_and_run_controller(**controller_init_kwargs)
+            # Read from this process's environment when the controller starts; set for this
+            # fit only, so that a later cluster fit in the same process keeps its watcher.
+            ours = PREEMPTION_WATCHER not in os.environ
+            os.environ.setdefault(PREEMPTION_WATCHER, "0")
+            try:
+                return super()._initialize_and_run_controller(**controller_init_kwargs)
+            finally:
+                if ours:
+                    os.environ.pop(PREEMPTION_WATCHER, None)
 
     Embedded.__name__ = Embedded.__qualname__ = f"Embedded{base.__name__}"
     return Embedded
-
