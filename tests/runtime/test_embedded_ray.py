@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from framework import api
 from tests.conftest import REPO
+from tests.runtime.training_payload import training_payload
 
 pytestmark = pytest.mark.slow
 
@@ -48,21 +45,8 @@ CLUSTER_ONLY = {"PlacementGroupCleaner", "DatasetManager", "_AutoscalingCoordina
 
 
 def _payload(tmp_path: Path, workers: int, epochs: int = 2, rows: int = 1500) -> Path:
-    from framework.runtime.training.features import FeaturePipeline
-
     overrides = [f"training.epochs={epochs}", f"training.workers={workers}", "training.batch_size=64"]
-    recipe = api.load_recipe("churn", overrides=overrides, project=REPO).recipe
-    frame = pd.read_csv(REPO / "data" / "churn.csv").head(rows)
-    train, val = frame.iloc[: rows * 4 // 5], frame.iloc[rows * 4 // 5:]
-    pipeline = FeaturePipeline.fit(recipe, train)
-    arrays = {
-        "x_train": pipeline.transform(train), "y_train": pipeline.targets(train).astype(np.int64),
-        "x_val": pipeline.transform(val), "y_val": pipeline.targets(val).astype(np.int64),
-    }
-    path = tmp_path / "payload.pkl"
-    path.write_bytes(pickle.dumps({"recipe": recipe.model_dump(mode="json"), "pipeline": pipeline.to_dict(),
-                                   "arrays": arrays, "storage": tmp_path / "ray-storage", "run": "embedded-test"}))
-    return path
+    return training_payload(tmp_path, overrides, rows, "embedded-test")
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["one worker", "ddp two workers"])

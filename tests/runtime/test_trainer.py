@@ -10,12 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from framework import api
 from tests.conftest import REPO
+from tests.runtime.training_payload import training_payload
 
 pytestmark = pytest.mark.slow
 
@@ -35,26 +33,9 @@ finally:
 
 
 def _payload(tmp_path: Path, epochs: int, rows: int = 2000) -> Path:
-    import pickle
-
-    from framework.runtime.training.features import FeaturePipeline
-
     # A patience longer than the run: the history must survive the resume, every epoch of it.
     overrides = [f"training.epochs={epochs}", "training.batch_size=64", "+training.early_stopping.patience=1000"]
-    recipe = api.load_recipe("churn", overrides=overrides, project=REPO).recipe
-    frame = pd.read_csv(REPO / "data" / "churn.csv").head(rows)
-    train, val = frame.iloc[: rows * 4 // 5], frame.iloc[rows * 4 // 5:]
-    pipeline = FeaturePipeline.fit(recipe, train)
-    arrays = {
-        "x_train": pipeline.transform(train), "y_train": pipeline.targets(train).astype(np.int64),
-        "x_val": pipeline.transform(val), "y_val": pipeline.targets(val).astype(np.int64),
-    }
-    path = tmp_path / "payload.pkl"
-    path.write_bytes(pickle.dumps({
-        "recipe": recipe.model_dump(mode="json"), "pipeline": pipeline.to_dict(), "arrays": arrays,
-        "storage": tmp_path / "ray-storage", "run": "churn-test",
-    }))
-    return path
+    return training_payload(tmp_path, overrides, rows, "churn-test")
 
 
 def _run(payload: Path, timeout: float = 300) -> dict:
