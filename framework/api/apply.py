@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from framework.api.results import ApplyResult
 from framework.api.steps import ApplyRun
 from framework.errors import MlopsError, Problem
 from framework.project import Project
+from framework.recipe import cache_store
 
 TARGETS = ("local", "ray", "kubernetes")
 
@@ -57,7 +59,8 @@ def apply(
     sha256, the training code) match a finished run that registered a version does not
     run again: that run's version is reused (`no_cache`: train anyway)."""
     proj = as_project(project)
-    validated = load_recipe(recipe, env, (), proj)
+    with cache_store.read_only() if dry_run else nullcontext():  # a dry run writes nothing
+        validated = load_recipe(recipe, env, (), proj)
     if target not in TARGETS:
         raise MlopsError([Problem(None, "--target", f"unknown target '{target}'; use local, ray or kubernetes")])
     _check_ci_options(target, register_only, image_tag, skip_training, training_only)

@@ -3,7 +3,8 @@
 A cache may only make commands faster, never fail them: an unreadable, partial or corrupt
 entry reads as missing, and an unwritable folder (a read-only checkout in CI) is skipped
 without a word. Entries are written to a temporary sibling and renamed into place, so a
-reader never sees half of one; `MLOPS_NO_CACHE=1` turns the cache off.
+reader never sees half of one; `MLOPS_NO_CACHE=1` turns the cache off, and `read_only()`
+keeps a command that promises to write nothing (`apply --dry-run`) from writing entries.
 """
 
 from __future__ import annotations
@@ -12,16 +13,29 @@ import json
 import os
 import tempfile
 import zlib
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 ENV_SWITCH = "MLOPS_NO_CACHE"
 MAX_ENTRIES = 2000  # per folder; the oldest go first
 PRUNE_EVERY = 64  # writes, on average
+_READ_ONLY: ContextVar[bool] = ContextVar("mlops_cache_read_only", default=False)
 
 
 def enabled() -> bool:
     return os.environ.get(ENV_SWITCH, "").strip().lower() in ("", "0", "false", "no")
+
+
+@contextmanager
+def read_only():
+    """Within it, entries are read but never written."""
+    token = _READ_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _READ_ONLY.reset(token)
 
 
 def folder(state_dir: Path, kind: str) -> Path:
@@ -38,6 +52,8 @@ def read(path: Path) -> dict[str, Any] | None:
 
 
 def write(path: Path, data: dict[str, Any]) -> None:
+    if _READ_ONLY.get():
+        return
     text = json.dumps(data, separators=(",", ":"))  # key order kept: it is the recipe's order
     tmp = None
     try:

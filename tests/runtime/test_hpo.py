@@ -96,8 +96,9 @@ def test_dry_run_lists_the_search_and_the_teacher_before_training(project: Path)
     result = run_cli("apply", "churn", "--dry-run")
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[3] == "  3. teacher: soft targets from models:/big@champion (temperature 2.0, alpha 0.5)"
+    assert lines[3] == ("  3. teacher: soft targets from models:/big@champion (temperature 2.0, alpha 0.5) "
+                        "[runs: no finished run of churn (dev) yet]")
     assert lines[4] == ("  4. hpo: 8 Optuna trials (tpe, 2 at once) on Ray Tune over training.optimizer.lr, "
                         "training.optimizer.weight_decay, model.hidden_sizes, maximize roc_auc; "
-                        "the best values train the final model")
+                        "the best values train the final model [runs: no finished run of churn (dev) yet]")
     assert lines[5].startswith("  5. train: Ray Train")
