@@ -74,7 +74,7 @@ demo: setup
 	$(BIN)/mlops apply churn
 
 test: setup tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 bench: setup
 	$(BIN)/python bench/cli.py
