@@ -36,6 +36,7 @@ import yaml
 
 from framework.contracts.resolved import RECIPE_ENV, RECIPE_FILE
 from framework.errors import MlopsError, Problem
+from framework.runtime.tracking import COMMIT_ENV, git_commit
 
 # Not uploaded with the working dir: environments, local state, VCS, caches.
 UPLOAD_EXCLUDES = [".venv/", ".tools/", ".mlops/", ".git/", "**/__pycache__/", "tests/golden/", "*.egg-info/"]
@@ -101,6 +102,9 @@ def job_spec(root: Path, env_dir: Path, state_dir: Path, recipe, register_only: 
     resolved = (env_dir / RECIPE_FILE).relative_to(root).as_posix()
     module = rayjob["spec"]["entrypoint"].split()[2]  # python -m <module> <recipe path in the pod>
     env_vars = cluster_env_vars(runtime_env.get("env_vars", {}), resolved, state_dir if head_shares_disk else None)
+    commit = git_commit(root)
+    if commit:  # the upload leaves .git out: the run is tagged with the submitter's HEAD
+        env_vars[COMMIT_ENV] = commit
     runtime_env.update({"working_dir": str(working_dir or root), "excludes": UPLOAD_EXCLUDES, "env_vars": env_vars})
     flags = " --register-only" if register_only else ""
     return {"entrypoint": f"python -m {module} {resolved}{flags}", "runtime_env": runtime_env}

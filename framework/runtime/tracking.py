@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import time
@@ -34,6 +35,8 @@ TAG_RECIPE = "mlops.recipe"
 TAG_ENV = "mlops.environment"
 TAG_HASH = "mlops.recipe_hash"
 TAG_COMMIT = "mlops.git_commit"
+# The submitter's HEAD, handed to a cluster job: its upload of the project has no .git.
+COMMIT_ENV = "MLOPS_GIT_COMMIT"
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
 
@@ -81,6 +84,11 @@ def git_commit(root: Path | None) -> str | None:
         return None
     commit = done.stdout.strip()
     return commit if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
+
+
+def _commit_from_env() -> str | None:
+    commit = os.environ.get(COMMIT_ENV, "").strip()
+    return commit if re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
 
 
 # --- params ---------------------------------------------------------------------------
@@ -179,7 +187,7 @@ class Tracker:
             TAG_ENV: recipe.environment,
             TAG_HASH: self.recipe_hash[:SHORT_HASH],
         }
-        commit = git_commit(root)
+        commit = _commit_from_env() or git_commit(root)
         if commit:
             self.tags[TAG_COMMIT] = commit
         self.parent: Tracker | None = None

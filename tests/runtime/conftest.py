@@ -1,4 +1,4 @@
-"""A copy of the project with the churn data, for runs that write .mlops/ and generated/;
+"""A user's checkout of the project with the churn data (tests/user_project.py), for runs that write .mlops/ and generated/;
 and the module-scoped MLflow fixtures (env, recipe, state) of the tracking and distillation tests."""
 
 from __future__ import annotations
@@ -9,11 +9,13 @@ import pytest
 
 from framework import api
 from tests.conftest import REPO, copy_project
+from tests.user_project import make_user_project
 
 
 @pytest.fixture
 def churn_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = copy_project(tmp_path, ("recipes", "data"))
+    make_user_project(root, generated_from=REPO)  # git, .gitignore, a .venv, committed generated/
     monkeypatch.chdir(root)
     for name, value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true"}.items():
         monkeypatch.setenv(name, value)

@@ -38,8 +38,9 @@ def _data_tags(root: Path, version: str) -> dict[str, str]:
 
 
 def test_apply_trains_gates_registers_and_fills_the_model_repository(churn_project: Path) -> None:
-    import subprocess
+    from tests.user_project import git
 
+    first = git(churn_project, "rev-parse", "HEAD")  # the fixture is a user's checkout, committed
     result = run_cli("apply", "churn")
     assert result.exit_code == 0, result.stderr[-3000:]
     assert "model version 1 (candidate), gates passed" in result.stdout
@@ -51,13 +52,16 @@ def test_apply_trains_gates_registers_and_fills_the_model_repository(churn_proje
     assert "churn (dev): rollout canary: promoted version 1 to champion" in result.stdout
     assert _alias(churn_project, "champion") == "1"
     digest = hashlib.sha256((churn_project / "data" / "churn.csv").read_bytes()).hexdigest()
-    assert _data_tags(churn_project, "1") == {"mlops.data.uri": "data/churn.csv", "mlops.data.sha256": digest}
+    assert _data_tags(churn_project, "1") == {"mlops.data.uri": "data/churn.csv", "mlops.data.sha256": digest,
+                                              "mlops.data.rev": first}
+    assert _run_tags(churn_project, "1")["mlops.git_commit"] == first
+    assert git(churn_project, "status", "--porcelain") == ""  # apply's state and logs are ignored, generated/ unchanged
 
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    for command in (["init", "-q"], ["add", "data/churn.csv"], ["commit", "-qm", "data"]):
-        subprocess.run([*git, *command], cwd=churn_project, check=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=churn_project, capture_output=True, text=True).stdout.strip()
     _unchanged_inputs_reuse_version_1(churn_project)
+    (churn_project / "README.md").write_text("# churn\n")
+    git(churn_project, "add", "README.md")
+    git(churn_project, "commit", "-qm", "a readme")
+    second = git(churn_project, "rev-parse", "HEAD")
     again = run_cli("apply", "churn", "--no-cache")  # version 2 goes through the canary against version 1
     assert again.exit_code == 0, again.stderr[-3000:]
     assert "model version 2 (candidate), gates passed" in again.stdout
@@ -65,19 +69,18 @@ def test_apply_trains_gates_registers_and_fills_the_model_repository(churn_proje
     assert "synthetic requests on the embedded server" in again.stdout
     assert _alias(churn_project, "champion") == "2"
     assert _data_tags(churn_project, "2") == {"mlops.data.uri": "data/churn.csv", "mlops.data.sha256": digest,
-                                              "mlops.data.rev": commit}  # the commit that holds those bytes
-    assert _run_tags(churn_project, "2")["mlops.git_commit"] == commit  # the project's HEAD when it trained
-    assert "mlops.git_commit" not in _run_tags(churn_project, "1")  # no git then
+                                              "mlops.data.rev": first}  # the commit that last changed those bytes
+    assert _run_tags(churn_project, "2")["mlops.git_commit"] == second  # the project's HEAD when it trained
     assert again.stdout.rstrip().endswith(
         "serve it: mlops serve churn, then POST http://127.0.0.1:8000/v2/models/churn/infer (KServe v2)"
     )
+    commit = first
 
     lineage = run_cli("lineage", "churn")  # data -> run -> version -> aliases -> where it is served
     assert lineage.exit_code == 0, lineage.stderr[-3000:]
     text = lineage.stdout
     assert text.index("version 2\n") < text.index("version 1\n")  # newest first
-    assert f"  data:    data/churn.csv sha256 {digest} (rev {commit})" in text
-    assert f"  data:    data/churn.csv sha256 {digest} (rev not in git)" in text
+    assert text.count(f"  data:    data/churn.csv sha256 {digest} (rev {commit})\n") == 2
     assert "  aliases: champion, candidate" in text and "  served:  champion: answers requests" in text
     assert f"  served:  model file in {churn_project / '.mlops' / 'model_repository' / 'churn' / '1'}" in text
     one = run_cli("lineage", "churn", "--version", "1")

@@ -36,12 +36,15 @@ def test_the_job_is_the_generated_rayjob(churn_project: Path) -> None:
     assert spec["runtime_env"]["excludes"] == UPLOAD_EXCLUDES
     assert spec["runtime_env"]["env_vars"]["RAY_USAGE_STATS_ENABLED"] == "0"
     assert "MLOPS_STATE_DIR" not in spec["runtime_env"]["env_vars"]  # the cluster's own disk
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=churn_project, capture_output=True, text=True).stdout.strip()
+    assert spec["runtime_env"]["env_vars"]["MLOPS_GIT_COMMIT"] == head  # the upload has no .git
     shared = job_spec(churn_project, env_dir, churn_project / ".mlops", recipe, head_shares_disk=True)
     assert shared["runtime_env"]["env_vars"]["MLOPS_STATE_DIR"] == str((churn_project / ".mlops").resolve())
 
 
 def test_the_snapshot_is_what_ray_would_upload_copied_once(churn_project: Path) -> None:
-    (churn_project / ".gitignore").write_text("*.log\nscratch/\n.mlops/\n")
+    with (churn_project / ".gitignore").open("a") as ignore:  # the user's own, plus a folder of theirs
+        ignore.write("scratch/\n")
     (churn_project / "apply.log").write_text("the client's own output")
     (churn_project / "scratch").mkdir()
     (churn_project / "scratch" / "big.bin").write_bytes(b"0" * 1000)
@@ -54,9 +57,11 @@ def test_the_snapshot_is_what_ray_would_upload_copied_once(churn_project: Path) 
         (churn_project / "data" / "churn.csv").write_text("changed after the snapshot")  # the copy keeps its bytes
         assert (copy / "data" / "churn.csv").read_text() != "changed after the snapshot"
     assert not copy.exists()  # removed afterwards
-    assert "apply.log" not in files and not [f for f in files if f.startswith(("scratch/", ".mlops/"))]
+    assert "apply.log" not in files and "notebook.log" not in files
+    assert not [f for f in files if f.startswith(("scratch/", ".mlops/", ".venv/", ".git/"))]
     assert "data/notes.rayignored" not in files
-    assert {"data/churn.csv", "pyproject.toml", "recipes/churn.yaml", ".gitignore"} <= set(files)
+    assert {"data/churn.csv", "pyproject.toml", "recipes/churn.yaml", ".gitignore",
+            "generated/churn/dev/recipe.resolved.yaml", "generated/churn/dev/ray/rayjob.yaml"} <= set(files)
 
 
 def test_target_ray_refuses_a_store_the_cluster_cannot_reach(churn_project: Path) -> None:
@@ -120,8 +125,7 @@ def test_a_head_that_cannot_see_the_project_trains_from_what_it_was_sent(
     and the client fetches the registered model from it."""
     import mlflow
 
-    shutil.copy(REPO / ".gitignore", churn_project / ".gitignore")
-    recipe = churn_project / "recipes" / "churn.yaml"
+    recipe = churn_project / "recipes" / "churn.yaml"  # the fixture is a user's checkout: git, .gitignore, .venv
     recipe.write_text(recipe.read_text() + f"tracking:\n  uri: {mlflow_server}\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     with (churn_project / "apply.log").open("w") as log:  # `mlops apply ... > apply.log` in the project root
@@ -135,5 +139,7 @@ def test_a_head_that_cannot_see_the_project_trains_from_what_it_was_sent(
     client = mlflow.MlflowClient(mlflow_server)
     (version,) = client.search_model_versions("name='churn'")
     assert version.version == "1"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=churn_project, capture_output=True, text=True).stdout.strip()
+    assert client.get_run(version.run_id).data.tags["mlops.git_commit"] == head  # handed over: the upload has no .git
     assert not (churn_project / ".mlops" / "runs").exists()  # the job wrote nothing on this machine's disk
     assert (churn_project / ".mlops" / "model_repository" / "churn" / "1" / "model.onnx").is_file()  # fetched
