@@ -48,12 +48,16 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def tree_snapshot(root: Path) -> dict[str, str]:
-    """Every file under root with a hash of its bytes: equal snapshots, nothing written."""
+def tree_snapshot(root: Path, *, with_cache: bool = False) -> dict[str, str]:
+    """Every file under root with a hash of its bytes: equal snapshots, nothing written.
+    The parse cache (.mlops/cache/) is left out unless asked for: any command that composed
+    a recipe may keep its answer there, refused or not, and whether it does depends on how
+    recently the inputs were written (framework/recipe/parse_cache.py, RACY_NS)."""
+    cache = root / ".mlops" / "cache"
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and (with_cache or not p.is_relative_to(cache))
     }
 
 
