@@ -30,10 +30,11 @@ def git(root: Path, *args: str) -> str:
 
 def make_user_project(root: Path, generated_from: Path | None = None) -> str:
     """Turn the copied project at `root` into a user's checkout; returns HEAD.
-    `generated_from`: a folder whose `generated/` is committed too (the repository's)."""
+    `generated_from`: a folder whose `generated/` and `.github/` are committed too (the repository's)."""
     (root / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
-    if generated_from is not None and (generated_from / "generated").is_dir():
-        shutil.copytree(generated_from / "generated", root / "generated", dirs_exist_ok=True)
+    for folder in ("generated", ".github") if generated_from is not None else ():  # what generate wrote last time
+        if (generated_from / folder).is_dir():
+            shutil.copytree(generated_from / folder, root / folder, dirs_exist_ok=True)
     _virtualenv(root / ".venv")
     (root / "notebook.log").write_text("a local log the upload must not carry\n", encoding="utf-8")
     git(root, "init", "-q")
