@@ -11,7 +11,6 @@ importing this module stays cheap for the CLI.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import subprocess

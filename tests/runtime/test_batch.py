@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import REPO, copy_project, run_cli
 from tests.processes import session_members
+from tests.user_project import make_user_project
 
 pytestmark = pytest.mark.slow
 needs_spark = pytest.mark.skipif(importlib.util.find_spec("pyspark") is None,
@@ -27,9 +28,11 @@ ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISA
 
 @pytest.fixture(scope="module")
 def applied(tmp_path_factory):
-    """A churn project (with a .gitignore) whose version 1 is the champion."""
+    """A user's churn checkout (tests/user_project.py) whose version 1 is the champion."""
     root = copy_project(tmp_path_factory.mktemp("batch"), ("recipes", "data"))
-    (root / ".gitignore").write_text(".mlops/\nscored/\n")
+    make_user_project(root, generated_from=REPO)
+    with (root / ".gitignore").open("a") as ignore:
+        ignore.write("scored/\n")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         for name, value in ENV.items():

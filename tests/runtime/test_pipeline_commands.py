@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import copy_project, run_cli
+from tests.conftest import REPO, copy_project, run_cli
+from tests.user_project import make_user_project
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.slow
 def trained(tmp_path_factory):
     """A churn project whose version 1 was trained and registered without aliases."""
     root = copy_project(tmp_path_factory.mktemp("ci"), ("recipes", "data"))
-    (root / ".gitignore").write_text(".mlops/\n")
+    make_user_project(root, generated_from=REPO)  # CI's checkout: git, .gitignore, committed generated/
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         for name, value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",

@@ -9,7 +9,6 @@ rolls version 2 out by canary across the cluster's replicas and promotes it."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -18,7 +17,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import REPO
 from tests.ray_head import free_port, ray_head
 
 pytestmark = pytest.mark.slow
@@ -49,7 +47,6 @@ def _infer(url: str, rows: list[dict]) -> dict:
 def test_apply_on_a_ray_cluster_trains_serves_and_rolls_out(churn_project: Path, mlflow_server: str) -> None:
     import mlflow
 
-    shutil.copy(REPO / ".gitignore", churn_project / ".gitignore")
     port = free_port()
     recipe = churn_project / "recipes" / "churn.yaml"
     text = recipe.read_text().replace("  - serving: triton\n", "  - serving: ray_serve\n")

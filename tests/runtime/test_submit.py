@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from framework.runtime.submit import UPLOAD_EXCLUDES, job_spec, snapshot
-from tests.conftest import REPO, run_cli
+from tests.conftest import run_cli
 from tests.ray_head import free_port
 from tests.ray_head import ray_head as start_ray_head
 
