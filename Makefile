@@ -25,13 +25,15 @@ TRITON := $(TOOLS)/triton-venv/.installed-pytriton-$(TRITON_PYTRITON)
 VLLM_SOURCES := $(TOOLS)/vllm-sources-$(shell sha256sum pyproject.toml tests/targets/vllm_source.py | sha256sum | cut -c1-12)
 SGLANG_SOURCES := $(TOOLS)/sglang-sources-$(shell sha256sum pyproject.toml tests/targets/vllm_source.py tests/targets/sglang_source.py | sha256sum | cut -c1-12)
 
-# Prometheus' promtool (rules checked and unit-tested) and a Pushgateway: Debian's packages.
-PROMTOOL := /usr/bin/promtool
+# Prometheus' promtool (rules checked and unit-tested), and a real Prometheus scraping `mlops
+# serve` and a Pushgateway (tests/monitor/test_prometheus_scrape.py): Debian's packages.
+PROMETHEUS_BINS := /usr/bin/promtool /usr/bin/prometheus /usr/bin/prometheus-pushgateway
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-tools: $(CHECKOV) $(ACTIONLINT) $(VLLM_SOURCES) $(SGLANG_SOURCES) $(PROMTOOL) $(TRITON)
+tools: $(CHECKOV) $(ACTIONLINT) $(VLLM_SOURCES) $(SGLANG_SOURCES) $(PROMETHEUS_BINS) $(TRITON)
 
-$(PROMTOOL):
+# Grouped: one apt run installs whichever of the three is missing.
+$(PROMETHEUS_BINS) &:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends prometheus prometheus-pushgateway
 

@@ -21,6 +21,9 @@ buckets are defined once here; a renamed metric or label changes in one place.
   namespace=<deploy.namespace>, model=<registered model>`; the Pushgateway is scraped
   with honor_labels, so the series keep those labels. `feature=OVERALL_FEATURE` is the
   dataset-level score.
+* Triton (backend triton): the series of Triton's own that the queries of such a recipe
+  read (`TRITON_*`); the serving app exports them too where it stands in for Triton
+  (runtime/serving/triton_metrics.py), so the same queries read `mlops serve`.
 
 Import-light on purpose (stdlib only).
 """
@@ -68,6 +71,11 @@ APP_METRICS = (REQUESTS, REQUEST_DURATION, BATCH_SIZE, INFLIGHT, ROLLOUT_WEIGHT)
 RAG_VERSION = "rag"  # the version label of every RAG service series
 RAY_PREFIX = "ray_"  # ray.util.metrics' exporter prefixes every application metric
 
+# --- Triton's own series (targets/metrics.py queries them; the serving app mirrors them) ----
+TRITON_SUCCESS = "nv_inference_request_success"
+TRITON_FAILURE = "nv_inference_request_failure"
+TRITON_LATENCY_SUMMARY = "nv_inference_request_summary_us"
+
 # --- the drift job -------------------------------------------------------------------------
 DRIFT_SCORE = MetricSpec(
     "model_drift_score", "gauge", "Drift score of a feature (PSI or Evidently) of served traffic vs. the reference.",
@@ -79,5 +87,6 @@ PUSHGATEWAY_ADDRESS = "http://prometheus-pushgateway.monitoring.svc:9091"  # the
 
 __all__ = [
     "MetricSpec", "REQUESTS", "REQUEST_DURATION", "BATCH_SIZE", "INFLIGHT", "ROLLOUT_WEIGHT", "APP_METRICS",
-    "RAG_VERSION", "RAY_PREFIX", "DRIFT_SCORE", "OVERALL_FEATURE", "DRIFT_JOB", "PUSHGATEWAY_ADDRESS",
+    "RAG_VERSION", "RAY_PREFIX", "TRITON_SUCCESS", "TRITON_FAILURE", "TRITON_LATENCY_SUMMARY",
+    "DRIFT_SCORE", "OVERALL_FEATURE", "DRIFT_JOB", "PUSHGATEWAY_ADDRESS",
 ]

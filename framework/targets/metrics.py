@@ -76,6 +76,9 @@ from framework.contracts.metrics import (
     REQUEST_DURATION,
     REQUESTS,
     ROLLOUT_WEIGHT,
+    TRITON_FAILURE,
+    TRITON_LATENCY_SUMMARY,
+    TRITON_SUCCESS,
 )
 from framework.targets import metrics_sglang as sglang
 
@@ -91,9 +94,6 @@ MIN_RATE_WINDOW_SECONDS = 300  # rate() windows: at least 5m and 4 scrape interv
 ERROR_STATUS = "5.."  # regex over the status label: server errors
 
 # --- what the servers expose -----------------------------------------------------------
-TRITON_SUCCESS = "nv_inference_request_success"
-TRITON_FAILURE = "nv_inference_request_failure"
-TRITON_LATENCY_SUMMARY = "nv_inference_request_summary_us"
 TRITON_ARGS = ("--metrics-config=summary_latencies=true",)
 
 VLLM_HTTP_REQUESTS = "http_requests_total"

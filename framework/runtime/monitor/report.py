@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from framework.contracts.metrics import DRIFT_JOB, DRIFT_SCORE, OVERALL_FEATURE
+from framework.errors import MlopsError, Problem
 
 
 def table(result, title: str):
@@ -67,12 +68,42 @@ def _atomic(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
+def check_address(address: str) -> None:
+    """One error line, before any work, for a Pushgateway address that is no http(s) URL."""
+    from urllib.parse import urlparse
+
+    try:
+        parts = urlparse(address if "://" in address else f"http://{address}")  # push_to_gateway's default scheme
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # reading .port raises on a port that is no number
+        ok = False
+    if not ok or any(c.isspace() for c in address):
+        raise _cannot_push(address, "not an http(s) URL")
+
+
 def push(address: str, result, model: str, namespace: str) -> None:
-    """The gauges to a Pushgateway (replacing the previous push of this grouping key)."""
+    """The gauges to a Pushgateway (replacing the previous push of this grouping key); one
+    error line saying why when it cannot (no alert could fire on these scores)."""
+    from urllib.error import HTTPError, URLError
+
     from prometheus_client import push_to_gateway
 
-    push_to_gateway(address, job=DRIFT_JOB, registry=gauges(result, model),
-                    grouping_key={"namespace": namespace, "model": model}, timeout=10)
+    try:
+        push_to_gateway(address, job=DRIFT_JOB, registry=gauges(result, model),
+                        grouping_key={"namespace": namespace, "model": model}, timeout=10)
+        return
+    except HTTPError as error:  # something answered, but refused the push (or is no Pushgateway)
+        body = error.read().decode("utf-8", "replace").strip().splitlines()
+        reason = f"HTTP {error.code} {error.reason}" + (f": {body[0][:200]}" if body else "")
+    except URLError as error:  # nothing answered: refused, unknown host
+        reason = getattr(error.reason, "strerror", None) or str(error.reason)
+    except OSError as error:  # a timeout
+        reason = error.strerror or str(error)
+    raise _cannot_push(address, reason)
+
+
+def _cannot_push(address: str, reason: str) -> MlopsError:
+    return MlopsError([Problem(None, "--pushgateway", f"cannot push {DRIFT_SCORE.name} to {address}: {reason}")])
 
 
 def log_run(recipe, state_dir: Path, summary: dict, paths: dict[str, Path]) -> str:
@@ -95,4 +126,4 @@ def _metric_key(name: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
 
 
-__all__ = ["table", "gauges", "write", "push", "log_run"]
+__all__ = ["table", "gauges", "write", "check_address", "push", "log_run"]

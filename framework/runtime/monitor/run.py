@@ -54,6 +54,8 @@ def monitor(
     settings = recipe.monitoring.drift
     if settings is None:
         raise MlopsError([Problem(None, "monitoring.drift", f"{recipe.name} has no monitoring.drift section: drift checks are off")])
+    if pushgateway:
+        report.check_address(pushgateway)
     state_dir = Path(state_dir).resolve()
     say = (lambda line: console.print(line, markup=False, highlight=False)) if console is not None else (lambda line: None)
     began = time.perf_counter()

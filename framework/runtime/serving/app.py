@@ -105,6 +105,7 @@ class ServingApp:
                 )
             if request_log is not None:
                 request_log.describe(self.labels[name], model.columns, output_widths(config))
+            self.metrics.loaded(self.labels[name], list(model.versions))
         self._server_metadata = protocol.dumps({"name": SERVER_NAME, "version": server_version, "extensions": EXTENSIONS})
         self._shadows: set[asyncio.Task] = set()
         self.shadows_dropped = 0

@@ -101,7 +101,9 @@ def build_app(
     return ServingApp(
         repository,
         router=router,
-        metrics=ServingMetrics(mirror=RayMirror() if ray_metrics else None),
+        # Standing in for the recipe's Triton: its series too, which the generated queries read.
+        metrics=ServingMetrics(mirror=RayMirror() if ray_metrics else None,
+                               triton={recipe.registered_model: name} if recipe.serving.backend == "triton" else None),
         request_log=request_log,
         model_labels={name: recipe.registered_model},
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,

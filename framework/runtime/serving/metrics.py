@@ -9,7 +9,8 @@ The per-request series (requests, their duration, those in flight) are counted i
 Python on the hot path, with no lock (the app's event loop is their one writer), and become
 Prometheus samples when scraped (`_RequestSeries.collect`, the same exposition
 prometheus_client's Counter, Histogram and Gauge give); the per-batch and rollout series
-are prometheus_client's own.
+are prometheus_client's own. Where the app stands in for the recipe's Triton, /metrics also
+carries Triton's own request series (triton_metrics.py), which that recipe's queries read.
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ class _RequestSeries:
 
 
 class ServingMetrics:
-    def __init__(self, mirror: Any = None):
+    """`triton`: {model label: repository name} of models whose Triton series to keep."""
+
+    def __init__(self, mirror: Any = None, triton: dict[str, str] | None = None):
         self.registry = CollectorRegistry(auto_describe=True)
         per_request = (REQUESTS.name, REQUEST_DURATION.name, INFLIGHT.name)
         built = {spec.name: _prometheus(spec, self.registry) for spec in APP_METRICS if spec.name not in per_request}
@@ -94,9 +97,21 @@ class ServingMetrics:
         self._weight = built[ROLLOUT_WEIGHT.name]
         self._weights: dict[str, set[str]] = {}
         self.mirror = mirror
+        self.triton = None
+        if triton:
+            from framework.runtime.serving.triton_metrics import TritonSeries
+
+            self.triton = TritonSeries(triton)
+
+    def loaded(self, model: str, versions: list[str]) -> None:
+        """The versions the app loaded (Triton's series exist from load on)."""
+        if self.triton is not None:
+            self.triton.loaded(model, versions)
 
     def request(self, model: str, version: str, status: int, seconds: float) -> None:
         self._series.add(model, version, status, seconds)
+        if self.triton is not None:
+            self.triton.add(model, version, status, seconds)
         if self.mirror is not None:
             self.mirror.request(model, version, status, seconds)
 
@@ -126,7 +141,9 @@ class ServingMetrics:
             self.mirror.weights(model, weights)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        text = generate_latest(self.registry)
+        # Triton's counters carry no `_total`, which prometheus_client's families would add.
+        return text + self.triton.exposition() if self.triton is not None else text
 
     def flush(self) -> None:
         """Hand what the mirror summed over to it (the app's shutdown)."""
