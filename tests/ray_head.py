@@ -74,11 +74,29 @@ def ray_head(*, num_cpus: int = 2, hide: Path | None = None, worker_nodes: int =
     `num_cpus` joined to it). `hide`: a folder the cluster must not see (a tmpfs over it in
     the cluster's own mount namespace, `unshare --mount`), as a remote cluster cannot see
     the client's disk."""
-    temp = tempfile.mkdtemp(prefix="rayhead-", dir="/tmp")  # short: Ray's socket paths live under it
+    for attempt in (1, 2):  # a port picked free can be taken before Ray binds it: once more, on new ports
+        temp = tempfile.mkdtemp(prefix="rayhead-", dir="/tmp")  # short: Ray's socket paths live under it
+        start, dashboard = _start_command(temp, num_cpus, hide, worker_nodes)
+        done = subprocess.run(start, env=_env(), capture_output=True, text=True, timeout=180)
+        if done.returncode == 0:
+            break
+        _kill_all(temp)
+        if attempt == 2:
+            raise RuntimeError(f"ray start failed twice: {done.stdout[-2000:]}{done.stderr[-3000:]}")
+    try:
+        yield f"http://127.0.0.1:{dashboard}"
+    finally:
+        _kill_all(temp)
+
+
+def _env() -> dict[str, str]:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, "PATH": path, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _start_command(temp: str, num_cpus: int, hide: Path | None, worker_nodes: int) -> tuple[list[str], int]:
     ports = free_ports(9 + 6 * worker_nodes)
     dashboard, gcs, client = ports.pop(), ports.pop(), ports.pop()
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, "PATH": path, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     head = [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", f"--num-cpus={num_cpus}",
             "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
             "--disable-usage-stats", f"--temp-dir={temp}", f"--ray-client-server-port={client}", *_node_ports(ports)]
@@ -87,18 +105,16 @@ def ray_head(*, num_cpus: int = 2, hide: Path | None = None, worker_nodes: int =
     nodes = [[RAY, "start", f"--address=127.0.0.1:{gcs}", "--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}",
               "--disable-usage-stats", f"--temp-dir={temp}/node{n}", *_node_ports(ports)] for n in range(worker_nodes)]
     script = " && ".join(shlex.join(command) for command in [head, *nodes])
-    if hide is not None:
-        script = f"mount -t tmpfs tmpfs {shlex.quote(str(hide))} && test -z \"$(ls -A {shlex.quote(str(hide))})\" && {script}"
-        start = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
-    else:
-        start = ["sh", "-c", script]
-    try:
-        subprocess.run(start, env=env, check=True, capture_output=True, timeout=180)
-        yield f"http://127.0.0.1:{dashboard}"
-    finally:
-        for _ in range(3):  # workers may be starting while the first pass runs
-            for pid in _processes_of(temp):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.5)
-        shutil.rmtree(temp, ignore_errors=True)
+    if hide is None:
+        return ["sh", "-c", script], dashboard
+    script = f"mount -t tmpfs tmpfs {shlex.quote(str(hide))} && test -z \"$(ls -A {shlex.quote(str(hide))})\" && {script}"
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script], dashboard
+
+
+def _kill_all(temp: str) -> None:
+    for _ in range(3):  # workers may be starting while the first pass runs
+        for pid in _processes_of(temp):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+    shutil.rmtree(temp, ignore_errors=True)
