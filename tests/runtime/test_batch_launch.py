@@ -14,7 +14,7 @@ import yaml
 from framework.runtime.batch import launch
 from framework.targets.kubernetes import batch as batch_schedule
 from tests.conftest import REPO
-from tests.runtime.fake_kube_api import FakeKubeApi
+from tests.runtime.fake_kube_api import GONE, FakeKubeApi
 
 PROD = REPO / "generated" / "churn" / "prod"
 COLLECTION = "/apis/ray.io/v1/namespaces/ml-prod/rayjobs"
@@ -98,10 +98,21 @@ def test_forbidden_is_one_line_naming_the_verb(fake: FakeKubeApi, manifest: Path
 
 
 def test_a_rayjob_deleted_while_waited_for(fake: FakeKubeApi, manifest: Path, capsys):
-    fake.fail[("GET", "rayjobs/churn-batch-00001")] = (404, 'rayjobs.ray.io "churn-batch-00001" not found')
+    fake.progress["rayjobs/churn-batch-00001"] = [{"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"}, GONE]
     assert _main(manifest) == 1
     assert "kubernetes: wait for RayJob/churn-batch-00001 in ml-prod: the RayJob was deleted before it finished" in (
         capsys.readouterr().err)
+
+
+def test_an_invalid_manifest_is_refused_by_the_cluster(fake: FakeKubeApi, manifest: Path, capsys):
+    manifest.write_text(manifest.read_text().replace("shutdownAfterJobFinishes: true", "shutdownAfterJobFinishes: yes please"))
+    assert _main(manifest, "--run", RUN) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        "kubernetes: create a RayJob churn-batch-... in ml-prod: the API server refused it (422 Invalid): "
+        'RayJob.ray.io "churn-batch-00001" is invalid: spec.shutdownAfterJobFinishes: Invalid value: "string": '
+        'spec.shutdownAfterJobFinishes in body must be of type boolean: "string"')
+    assert fake.objects == {}
 
 
 def test_not_a_rayjob_manifest(fake: FakeKubeApi, tmp_path: Path, capsys):

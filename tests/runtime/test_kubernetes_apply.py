@@ -1,14 +1,20 @@
 """`apply --target kubernetes` against a fake API server (tests/runtime/fake_kube_api.py):
 no API server can run on the dev machine, so there is no real-cluster test.
 
-The fake records every request and is scripted per object: readiness progressions,
-injected errors, missing CRDs and namespaces. Most tests apply the committed
+The fake answers as kube-apiserver does for what apply uses (server-side apply with
+field ownership, schema validation, generations, discovery, finalizers), so the error
+paths below are the cluster's own answers wherever it can give them; it is scripted
+per object for what only controllers and RBAC decide: readiness progressions,
+injected errors (401, 403), missing namespaces. Most tests apply the committed
 generated/ (and tests/golden/) dirs read-only; the CLI tests apply a copy.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,15 +26,18 @@ import yaml
 from framework.errors import MlopsError
 from framework.runtime.kubernetes.objects import ORDER, ordered, parse, read_env_dir
 from framework.runtime.kubernetes.rest import RESOURCES
-from framework.runtime.kubernetes.apply import KubeOutcome, Waits, apply_env_dir
+from framework.runtime.kubernetes.apply import KubeOutcome, Selection, Waits, apply_env_dir
 from tests.conftest import REPO, run_cli, tree_snapshot
-from tests.runtime.fake_kube_api import TOKEN, FakeKubeApi, write_kubeconfig
+from tests.runtime.fake_kube_api import CRD_SCHEMAS, TOKEN, Crd, FakeKubeApi, write_kubeconfig
 
 FAST = Waits(job_s=5, serving_s=5, poll_s=0.01, delete_s=5)
 CHURN_DEV = REPO / "generated" / "churn" / "dev"
 GOLDEN = REPO / "tests" / "golden"
 NS = "/namespaces/ml-dev"
 RAYJOB = f"/apis/ray.io/v1{NS}/rayjobs/churn-train"
+DEPLOYMENT = f"/apis/apps/v1{NS}/deployments/churn-server"
+ROLLOUT = f"/apis/argoproj.io/v1alpha1{NS}/rollouts/churn-server"
+VIRTUAL_SERVICE = f"/apis/networking.istio.io/v1{NS}/virtualservices/churn"
 CHURN_DEV_ORDER = [
     f"/api/v1{NS}/serviceaccounts/mlops-runner",
     f"/api/v1{NS}/configmaps/churn-recipe",
@@ -256,8 +265,7 @@ def test_a_kind_not_in_the_tables_goes_last_through_discovery(fake: FakeKubeApi,
     (env_dir / "k8s" / "extra.yaml").write_text(
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: ns}\nspec: {size: 3}\n---\n"
         "apiVersion: v1\nkind: Service\nmetadata: {name: s1, namespace: ns}\n", encoding="utf-8")
-    fake.discovery["/apis/example.com/v1"] = [{"name": "widgets", "singularName": "widget", "namespaced": True,
-                                               "kind": "Widget", "verbs": ["get", "patch"]}]
+    fake.install(Crd("example.com", "Widget", {"v1": None}))
     console = Lines()
     _apply(env_dir, console=console)
     assert [r.path for r in fake.patches()] == ["/api/v1/namespaces/ns/services/s1", "/apis/example.com/v1/namespaces/ns/widgets/w1"]
@@ -265,6 +273,80 @@ def test_a_kind_not_in_the_tables_goes_last_through_discovery(fake: FakeKubeApi,
 
     (env_dir / "k8s" / "extra.yaml").write_text("apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g1, namespace: ns}\n")
     assert _error(env_dir) == "kubernetes: apply Gadget/g1 in ns: the cluster serves no kind Gadget in example.com/v1 (is its CRD installed?)"
+
+
+# --- what the cluster keeps between applies -----------------------------------------------
+def _idle_controllers(fake: FakeKubeApi, *paths: str) -> None:
+    """From now on the controllers of these objects report what they last reported."""
+    for path in paths:
+        fake.progress["/".join(path.split("/")[-2:])] = [copy.deepcopy(fake.objects[path]["status"])]
+
+
+def test_reapplying_unchanged_manifests_bumps_no_generation_and_waits_for_nothing(fake: FakeKubeApi) -> None:
+    """A no-op apply changes no generation, so the controllers' observedGeneration still
+    matches and apply does not wait for a rollout that never starts."""
+    _apply()
+    _idle_controllers(fake, DEPLOYMENT, ROLLOUT)
+    before = {path: copy.deepcopy(obj["metadata"]) for path, obj in fake.objects.items() if path != RAYJOB}
+    fake.requests.clear()
+    outcome = _apply()
+    assert {path: obj["metadata"] for path, obj in fake.objects.items() if path != RAYJOB} == before  # resourceVersions too
+    assert [m for m, p in fake.calls() if p in (DEPLOYMENT, ROLLOUT)] == ["PATCH", "PATCH", "GET", "GET"]  # one look each
+    assert outcome.ready == ["Deployment/churn-server in ml-dev", "Rollout/churn-server in ml-dev"]
+    # the training job ran again: deleted once finished, created anew
+    assert ("DELETE", RAYJOB) in fake.calls() and fake.objects[RAYJOB]["metadata"]["generation"] == 1
+
+
+def test_a_changed_spec_is_waited_for_until_its_controller_observes_it(fake: FakeKubeApi) -> None:
+    _apply()
+    _idle_controllers(fake, DEPLOYMENT)  # a deployment controller that never gets to it
+    deploy = Selection(skip_training=True, image="ghcr.io/example/mlops-runtime:0.1.0", image_tag="3f2c1a9b")
+    with pytest.raises(MlopsError) as caught:  # the next build's tag: the Deployment's init container changes
+        apply_env_dir(CHURN_DEV, Waits(serving_s=0.2, poll_s=0.01), None, deploy)
+    assert str(caught.value) == ("kubernetes: wait for serving: Deployment/churn-server in ml-dev not ready after 0.2s "
+                                 "(last status: generation 2 not observed by the deployment controller yet)")
+    assert fake.objects[DEPLOYMENT]["metadata"]["generation"] == 2
+    assert fake.objects[ROLLOUT]["metadata"]["generation"] == 1  # its spec (a workloadRef) did not change
+
+
+def test_fields_another_manager_changed_are_taken_back(fake: FakeKubeApi) -> None:
+    """apply forces its fields (the generated manifests are the truth, as a GitOps
+    controller's drift correction): `kubectl apply --server-side` without
+    --force-conflicts would refuse this apply, and every one after Argo Rollouts first
+    moved the canary weights (test_fake_kube_api pins kube's 409 for it)."""
+    _apply()
+    fake.edit(DEPLOYMENT, {"spec": {"replicas": 3}}, manager="kubectl-edit")  # scaled by hand
+    http = copy.deepcopy(fake.objects[VIRTUAL_SERVICE]["spec"]["http"])
+    http[1]["route"][0]["weight"], http[1]["route"][1]["weight"] = 100, 0  # a finished canary
+    fake.edit(VIRTUAL_SERVICE, {"spec": {"http": http}}, manager="rollouts-controller")
+    assert fake.managers(DEPLOYMENT)["kubectl-edit (Update)"] == {".spec.replicas"}
+    fake.requests.clear()
+    _apply()
+    assert all(r.query["force"] == "true" for r in fake.patches())
+    assert fake.objects[DEPLOYMENT]["spec"]["replicas"] == 0
+    assert [r["weight"] for r in fake.objects[VIRTUAL_SERVICE]["spec"]["http"][1]["route"]] == [90, 10]
+    assert set(fake.managers(DEPLOYMENT)) == set(fake.managers(VIRTUAL_SERVICE)) == {"mlops (Apply)"}
+    assert ".spec.replicas" in fake.managers(DEPLOYMENT)["mlops (Apply)"]
+
+
+def test_a_finished_job_is_deleted_and_its_finalizers_waited_for(fake: FakeKubeApi) -> None:
+    fake.finalizers["rayjobs/churn-train"] = ["ray.io/rayjob-finalizer"]  # KubeRay's, on every RayJob
+    _apply()
+    fake.requests.clear()
+    _apply()
+    assert fake.calls()[3:10] == [("GET", RAYJOB), ("DELETE", RAYJOB)] + [("GET", RAYJOB)] * 4 + [("PATCH", RAYJOB)]
+    assert fake.requests[4].query == {"propagationPolicy": "Foreground"}
+
+
+def test_a_job_whose_finalizer_is_never_removed(fake: FakeKubeApi) -> None:
+    fake.finalizers["rayjobs/churn-train"] = ["ray.io/rayjob-finalizer"]
+    _apply()
+    fake.finalize_gets = None  # the KubeRay operator is gone: nobody removes its finalizer
+    assert _error(waits=Waits(job_s=5, serving_s=5, poll_s=0.01, delete_s=0.2)) == (
+        "kubernetes: delete RayJob/churn-train in ml-dev: still there 0.2s after deleting it (finalizers?); "
+        "see `kubectl describe rayjob churn-train -n ml-dev`")
+    _nothing_after(fake, "GET", RAYJOB)
+    assert fake.objects[RAYJOB]["metadata"]["finalizers"] == ["ray.io/rayjob-finalizer", "foregroundDeletion"]
 
 
 # --- failures: the exact message, and nothing applied after -------------------------------
@@ -301,9 +383,32 @@ def test_unauthorized_says_to_refresh_the_credentials(fake: FakeKubeApi) -> None
      "Istio"),
 ])
 def test_a_missing_crd_names_what_to_install(fake: FakeKubeApi, group: str, ref: str, crd: str, provider: str) -> None:
-    fake.missing_groups.add(group)
+    fake.uninstall(group)
     assert _error() == f"kubernetes: apply {ref} in ml-dev: the CRD {crd} is not installed in the cluster; install {provider}"
-    assert fake.requests[-1].method == "PATCH" and fake.requests[-1].path.startswith(f"/apis/{group}/")
+    assert fake.patches()[-1].path.startswith(f"/apis/{group}/")
+    assert fake.calls()[-1] == ("GET", f"/apis/{group}")  # discovery: no such group, so not a version mismatch
+
+
+def test_a_crd_version_the_cluster_does_not_serve(fake: FakeKubeApi) -> None:
+    """KubeRay before 1.0 served ray.io at v1alpha1 only: its CRD is there, the manifests'
+    version is not, and the cluster answers that 404 as it answers a CRD not installed."""
+    fake.install(Crd("ray.io", "RayJob", {"v1alpha1": None}))
+    assert _error() == (
+        "kubernetes: apply RayJob/churn-train in ml-dev: the cluster serves rayjobs.ray.io at v1alpha1, not v1: the CRD "
+        "installed is of another release than the manifests are written for; install a release of KubeRay (the "
+        "kuberay-operator Helm chart) that serves ray.io/v1 RayJob")
+    _nothing_after(fake, "GET", "/apis/ray.io/v1alpha1")
+
+
+def test_a_builtin_version_the_cluster_does_not_serve(fake: FakeKubeApi, tmp_path: Path) -> None:
+    env_dir = tmp_path / "env"
+    (env_dir / "k8s").mkdir(parents=True)
+    (env_dir / "k8s" / "hpa.yaml").write_text(  # removed in Kubernetes 1.26
+        "apiVersion: autoscaling/v2beta2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web, namespace: ns}\n"
+        "spec: {maxReplicas: 2, scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}}\n", encoding="utf-8")
+    assert _error(env_dir) == (
+        "kubernetes: apply HorizontalPodAutoscaler/web in ns: the cluster serves horizontalpodautoscalers.autoscaling at "
+        "v2, v1, not v2beta2: this Kubernetes release does not serve autoscaling/v2beta2 HorizontalPodAutoscaler")
 
 
 def test_a_missing_namespace_says_to_create_it(fake: FakeKubeApi) -> None:
@@ -314,13 +419,38 @@ def test_a_missing_namespace_says_to_create_it(fake: FakeKubeApi) -> None:
     assert len(fake.requests) == 1
 
 
-def test_an_invalid_object_gives_the_servers_message(fake: FakeKubeApi) -> None:
-    fake.fail[("PATCH", "services/churn")] = (
-        422, 'Service "churn" is invalid: spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive')
+def _hand_edited(tmp_path: Path, rel: str, old: str, new: str) -> Path:
+    """A copy of generated/churn/dev with one line of one manifest edited by hand."""
+    env_dir = tmp_path / "dev"
+    shutil.copytree(CHURN_DEV, env_dir)
+    text = (env_dir / rel).read_text(encoding="utf-8")
+    assert old in text
+    (env_dir / rel).write_text(text.replace(old, new, 1), encoding="utf-8")
+    return env_dir
+
+
+def test_an_invalid_object_gives_the_field_and_the_rule_it_breaks(fake: FakeKubeApi, tmp_path: Path) -> None:
+    env_dir = _hand_edited(tmp_path, "k8s/prometheusrule.yaml", "for: 5m", "for: 5 minutes")
+    pattern = "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+    assert _error(env_dir) == (
+        "kubernetes: apply PrometheusRule/churn-server in ml-dev: the API server refused it (422 Invalid): "
+        'PrometheusRule.monitoring.coreos.com "churn-server" is invalid: spec.groups[0].rules[0].for: Invalid value: '
+        f'"5 minutes": spec.groups[0].rules[0].for in body should match \'{pattern}\'')
+    _nothing_after(fake, "PATCH", CHURN_DEV_ORDER[-2])
+    assert CHURN_DEV_ORDER[-2] not in fake.objects
+
+
+def test_a_field_the_clusters_older_crd_does_not_declare(fake: FakeKubeApi) -> None:
+    """The cluster runs a KubeRay older than the manifests: its RayJob CRD has no
+    submitterPodTemplate. kube answers that apply with a 500 (kubernetes#122480)."""
+    schema = json.loads((CRD_SCHEMAS / "ray.io" / "rayjob_v1.json").read_text(encoding="utf-8"))
+    del schema["properties"]["spec"]["properties"]["submitterPodTemplate"]
+    fake.install(Crd("ray.io", "RayJob", {"v1": schema}))
     assert _error() == (
-        'kubernetes: apply Service/churn in ml-dev: the API server refused it (422 Invalid): Service "churn" is invalid: '
-        "spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive")
-    _nothing_after(fake, "PATCH", CHURN_DEV_ORDER[4])
+        "kubernetes: apply RayJob/churn-train in ml-dev: the API server answered 500 Internal Server Error: failed to "
+        "create typed patch object (ml-dev/churn-train; ray.io/v1, Kind=RayJob): .spec.submitterPodTemplate: field not "
+        "declared in schema")
+    _nothing_after(fake, "PATCH", RAYJOB)
 
 
 def test_a_failed_job_stops_before_serving_and_says_where_its_logs_are(fake: FakeKubeApi) -> None:
@@ -451,7 +581,7 @@ def test_the_cli_generates_then_applies(project: Path, fake: FakeKubeApi) -> Non
 
 
 def test_a_failure_exits_1_without_a_traceback(project: Path, fake: FakeKubeApi) -> None:
-    fake.missing_groups.add("ray.io")
+    fake.uninstall("ray.io")
     env = {**os.environ, "KUBECONFIG": os.environ["KUBECONFIG"]}
     out = subprocess.run([sys.executable, "-m", "framework.cli", "apply", "churn", "--target", "kubernetes"],
                          cwd=project, env=env, capture_output=True, text=True, timeout=120)

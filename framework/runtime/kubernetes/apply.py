@@ -161,7 +161,19 @@ class _Run:
         try:
             return request()
         except (KubeApiError, KubeUnreachable) as exc:
-            raise errors.request_failed(step, exc, obj, self.resources.get(obj), verb) from None
+            resource = self.resources.get(obj)
+            raise errors.request_failed(step, exc, obj, resource, verb, self._served(exc, resource)) from None
+
+    def _served(self, exc: Exception, resource: Resource | None) -> list[str] | None:
+        """After a 404 of the resource itself (no object or namespace named in it): the
+        versions the cluster serves it at, as a CRD not installed and a version not served
+        both answer that 404."""
+        if not isinstance(exc, KubeApiError) or exc.status != 404 or exc.details or resource is None:
+            return None
+        try:
+            return self.kube.served_versions(resource.group, resource.plural)
+        except (KubeApiError, KubeUnreachable):
+            return None
 
     def _apply(self, obj: KubeObject) -> None:
         step = f"apply {obj.ref}"

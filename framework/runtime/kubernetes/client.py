@@ -113,6 +113,15 @@ class Kube:
             if error.status != 404:
                 raise
 
+    def served_versions(self, group: str, plural: str) -> list[str]:
+        """The versions of an API group that serve a resource, from discovery ([]: none,
+        e.g. its CRD is not installed)."""
+        base = "/api" if group == "" else f"/apis/{group}"
+        versions = [v if isinstance(v, str) else v.get("version", "")  # /api lists plain strings
+                    for v in (self.get(base) or {}).get("versions") or []]
+        return [v for v in versions
+                if any(r.get("name") == plural for r in (self.get(f"{base}/{v}") or {}).get("resources") or [])]
+
     def request(self, method: str, path: str, query: list[tuple[str, str]] | None = None,
                 body: dict[str, Any] | None = None, content_type: str = "application/json") -> dict[str, Any]:
         import urllib3

@@ -22,11 +22,13 @@ def failures(step: str, messages: list[str]) -> MlopsError:
     return MlopsError([Problem(None, KEY, f"{step}: {message}") for message in messages])
 
 
-def request_failed(step: str, exc: Exception, obj: KubeObject, resource: Resource | None, verb: str) -> MlopsError:
-    return failure(step, _explain(exc, obj, resource, verb))
+def request_failed(step: str, exc: Exception, obj: KubeObject, resource: Resource | None, verb: str,
+                   served: list[str] | None = None) -> MlopsError:
+    """`served`: for a 404 of the resource itself, the versions the cluster serves it at."""
+    return failure(step, _explain(exc, obj, resource, verb, served))
 
 
-def _explain(exc: Exception, obj: KubeObject, resource: Resource | None, verb: str) -> str:
+def _explain(exc: Exception, obj: KubeObject, resource: Resource | None, verb: str, served: list[str] | None) -> str:
     if isinstance(exc, KubeUnreachable):
         return (f"cannot reach the Kubernetes API server at {exc.host} ({exc.why}); is the cluster up, and is the "
                 "kubeconfig's current context the right one (`kubectl config current-context`)?")
@@ -46,6 +48,15 @@ def _explain(exc: Exception, obj: KubeObject, resource: Resource | None, verb: s
             name = missing.group(1) if missing else exc.details.get("name", namespace)
             return (f"namespace {name} does not exist; create it (`kubectl create namespace {name}`) "
                     "or set deploy.namespace to an existing one")
+        if served and obj.version not in served:  # a 404 says the same when only the version is missing
+            wanted = f"{obj.api_version} {obj.kind}"
+            if resource is not None and is_custom(resource.group):
+                provider = CRD_PROVIDERS.get(resource.group, f"the operator of {resource.group}")
+                why = ("the CRD installed is of another release than the manifests are written for; "
+                       f"install a release of {provider} that serves {wanted}")
+            else:
+                why = f"this Kubernetes release does not serve {wanted}"
+            return f"the cluster serves {what} at {', '.join(served)}, not {obj.version}: {why}"
         if resource is not None and is_custom(resource.group):
             provider = CRD_PROVIDERS.get(resource.group, f"the operator that serves {resource.group}")
             return (f"the CRD {resource.crd_name} ({obj.api_version} {obj.kind}) is not installed in the cluster; "
