@@ -28,6 +28,7 @@ from framework.runtime.kubernetes.objects import ORDER, ordered, parse, read_env
 from framework.runtime.kubernetes.rest import RESOURCES
 from framework.runtime.kubernetes.apply import KubeOutcome, Selection, Waits, apply_env_dir
 from tests.conftest import REPO, run_cli, tree_snapshot
+from framework.runtime.kubernetes.rest import CRD_PROVIDERS
 from tests.runtime.fake_kube_api import CRD_SCHEMAS, TOKEN, Crd, FakeKubeApi, write_kubeconfig
 
 FAST = Waits(job_s=5, serving_s=5, poll_s=0.01, delete_s=5)
@@ -449,7 +450,8 @@ def test_a_field_the_clusters_older_crd_does_not_declare(fake: FakeKubeApi) -> N
     assert _error() == (
         "kubernetes: apply RayJob/churn-train in ml-dev: the API server answered 500 Internal Server Error: failed to "
         "create typed patch object (ml-dev/churn-train; ray.io/v1, Kind=RayJob): .spec.submitterPodTemplate: field not "
-        "declared in schema")
+        "declared in schema; the cluster's CRD rayjobs.ray.io is older than these manifests: upgrade "
+        f"{CRD_PROVIDERS['ray.io']}")
     _nothing_after(fake, "PATCH", RAYJOB)
 
 

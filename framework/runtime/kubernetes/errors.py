@@ -64,6 +64,10 @@ def _explain(exc: Exception, obj: KubeObject, resource: Resource | None, verb: s
         return f"not found (404): {exc.message}"
     if exc.status == 422:
         return f"the API server refused it (422 Invalid): {exc.message}"
+    if exc.status == 500 and "field not declared in schema" in exc.message and resource and is_custom(resource.group):
+        provider = CRD_PROVIDERS.get(resource.group, f"the operator of {resource.group}")
+        return (f"the API server answered {exc.status} {exc.reason}: {exc.message}; the cluster's CRD "
+                f"{resource.crd_name} is older than these manifests: upgrade {provider}")
     return f"the API server answered {exc.status} {exc.reason}: {exc.message}"
 
 
