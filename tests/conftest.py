@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,18 @@ def tree_snapshot(root: Path, *, with_cache: bool = False) -> dict[str, str]:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden from the current output")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The team's tracking server: a real `mlflow server` on 127.0.0.1 (its URL), one for
+    the whole session, as starting one takes 10-20 s. Shared, so a test names its own
+    experiments and registered models (tests.mlflow_server.unique_name) and never assumes
+    the server is empty."""
+    from tests.mlflow_server import running_mlflow_server
+
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,8 @@
 - a Python environment for the steps: a fresh venv that sees the project's installed
   packages (a .pth line), so the workflow's own `pip install -e .` installs the
   checkout into it without touching the project's venv;
-- the team's tracking server: a real `mlflow server` on 127.0.0.1;
+- the team's tracking server: the session's `mlflow server` (tests/conftest.py), shared
+  with other tests: the checkout's recipe names its own model and experiment;
 - the Ray cluster of `vars.RAY_ADDRESS`: a real `ray start --head` with token auth, the
   token given to the workflow as `secrets.RAY_AUTH_TOKEN`;
 - the staging and production clusters: the fake Kubernetes API server the apply tests
@@ -14,7 +15,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets as random_secrets
 import shutil
@@ -22,9 +22,6 @@ import site
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,20 +38,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(url: str, seconds: float, process: subprocess.Popen | None = None, log: Path | None = None) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited {process.returncode}: {log.read_text()[-2000:] if log else ''}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"{url} not up after {seconds}s: {log.read_text()[-2000:] if log else ''}")
 
 
 def git(checkout: Path, *args: str) -> str:
@@ -85,37 +68,6 @@ def step_venv(folder: Path) -> Path:
     target = folder / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     (target / "_project_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n", encoding="utf-8")
     return folder / "bin"
-
-
-@contextlib.contextmanager
-def running_mlflow_server(folder: Path) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 storing under `folder`: its URL while it runs."""
-    port = free_port()
-    log = folder / "server.log"
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--artifacts-destination", str(folder / "artifacts"),
-             "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{url}/health", 120, process, log)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-@pytest.fixture(scope="package")
-def mlflow_server(tmp_path_factory):
-    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as url:
-        yield url
 
 
 @pytest.fixture(scope="package")

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline.conftest import commit, free_port, make_checkout, step_venv, wait_for
+from tests.mlflow_server import unique_name, wait_for
+from tests.pipeline.conftest import commit, free_port, make_checkout, step_venv
 from tests.pipeline.harness import Harness
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -86,6 +87,7 @@ def pipeline_env(tmp_path_factory, mlflow_server, ray_cluster, clusters):
 
     work = tmp_path_factory.mktemp("pipeline")
     checkout = make_checkout(work / "checkout")
+    model = own_registry(checkout)
     bin_dir = step_venv(work / "venv")
     address, token = ray_cluster
     home = work / "home"
@@ -96,7 +98,17 @@ def pipeline_env(tmp_path_factory, mlflow_server, ray_cluster, clusters):
                 "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"})
     kubeconfig = write_kubeconfig(work / "kubeconfig", clusters.url).read_text(encoding="utf-8")
     return {"work": work, "checkout": checkout, "bin": bin_dir, "env": env, "address": address, "token": token,
-            "kubeconfig": kubeconfig, "mlflow": mlflow_server, "clusters": clusters}
+            "kubeconfig": kubeconfig, "mlflow": mlflow_server, "clusters": clusters, "model": model}
+
+
+def own_registry(checkout: Path) -> str:
+    """The recipe's registered model and experiment, this module's alone on the shared
+    server (run_pipeline commits the change); the name."""
+    name = unique_name("churn")
+    recipe = checkout / "recipes" / "churn.yaml"
+    recipe.write_text(f"{recipe.read_text(encoding='utf-8')}tracking:\n  registered_model: {name}\n  experiment: {name}\n",
+                      encoding="utf-8")
+    return name
 
 
 def run_pipeline(p: dict, name: str) -> tuple[dict, Staging]:
@@ -150,9 +162,9 @@ def test_churn_pipeline_runs_end_to_end(pipeline_env):
     from mlflow import MlflowClient
 
     client = MlflowClient(p["mlflow"], p["mlflow"])
-    model = client.get_model_version("churn", version)
+    model = client.get_model_version(p["model"], version)
     assert model.tags["mlops.gate"] == "pass"
-    assert client.get_model_version_by_alias("churn", "candidate").version == version
+    assert client.get_model_version_by_alias(p["model"], "candidate").version == version
     evaluation = client.get_run(model.tags["mlops.evaluation_run"])
     assert evaluation.data.tags["mlops.kind"] == "evaluate" and evaluation.data.tags["mlops.model_version"] == version
     assert evaluation.data.metrics["accuracy"] > 0.6
@@ -193,5 +205,5 @@ def test_a_failed_gate_stops_the_pipeline_before_deploy(pipeline_env):
     client = MlflowClient(p["mlflow"], p["mlflow"])
     version = results["train"].outputs["model-version"]
     assert version == "2"
-    assert client.get_model_version("churn", version).tags["mlops.gate"] == "fail"
-    assert client.get_model_version_by_alias("churn", "candidate").version == "1"  # no alias moved
+    assert client.get_model_version(p["model"], version).tags["mlops.gate"] == "fail"
+    assert client.get_model_version_by_alias(p["model"], "candidate").version == "1"  # no alias moved

@@ -44,14 +44,3 @@ def recipe():
 @pytest.fixture(scope="module")
 def state(env, tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("state") / ".mlops"
-
-
-@pytest.fixture
-def mlflow_server(tmp_path: Path):
-    """The team's tracking server: a real `mlflow server` on 127.0.0.1."""
-    from tests.pipeline.conftest import running_mlflow_server
-
-    folder = tmp_path / "mlflow-server"
-    folder.mkdir()
-    with running_mlflow_server(folder) as url:
-        yield url

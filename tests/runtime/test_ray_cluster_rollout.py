@@ -17,6 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.mlflow_server import unique_name
 from tests.ray_head import free_port, ray_head
 
 pytestmark = pytest.mark.slow
@@ -50,7 +51,9 @@ def test_apply_on_a_ray_cluster_trains_serves_and_rolls_out(churn_project: Path,
     port = free_port()
     recipe = churn_project / "recipes" / "churn.yaml"
     text = recipe.read_text().replace("  - serving: triton\n", "  - serving: ray_serve\n")
-    recipe.write_text(text + f"tracking:\n  uri: {mlflow_server}\ntraining:\n  epochs: 3\n"
+    name = unique_name("churn")  # the server is shared: this test's own model and experiment
+    recipe.write_text(text + f"tracking:\n  uri: {mlflow_server}\n  registered_model: {name}\n  experiment: {name}\n"
+                      "training:\n  epochs: 3\n"
                       f"serving:\n  port: {port}\n  replicas: {{min: 2, max: 2}}\n  resources: {{cpu: '0.5'}}\n"
                       "rollout:\n  steps: [50, 100]\n  analysis: {min_requests: 60, max_latency_p99_ms: 5000}\n")
     with ray_head(num_cpus=2, hide=churn_project, worker_nodes=1) as address:  # a replica per node  # a replica per node
@@ -85,7 +88,7 @@ def test_apply_on_a_ray_cluster_trains_serves_and_rolls_out(churn_project: Path,
         assert _infer(url, [row])["version"] == "2"
 
     client = mlflow.MlflowClient(mlflow_server)
-    assert client.get_model_version_by_alias("churn", "champion").version == "2"
+    assert client.get_model_version_by_alias(name, "champion").version == "2"
     record = orjson.loads((churn_project / ".mlops" / "rollouts" / "churn" / "dev.json").read_bytes())
     assert record["decision"] == "promote" and [v["weight"] for v in record["verdicts"]] == [50.0, 100.0]
     assert all(v["candidate"]["requests"] >= 60 for v in record["verdicts"])

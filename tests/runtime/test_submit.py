@@ -11,6 +11,7 @@ import pytest
 
 from framework.runtime.submit import UPLOAD_EXCLUDES, job_spec, snapshot
 from tests.conftest import run_cli
+from tests.mlflow_server import unique_name
 from tests.ray_head import free_port
 from tests.ray_head import ray_head as start_ray_head
 
@@ -125,7 +126,9 @@ def test_a_head_that_cannot_see_the_project_trains_from_what_it_was_sent(
     import mlflow
 
     recipe = churn_project / "recipes" / "churn.yaml"  # the fixture is a user's checkout: git, .gitignore, .venv
-    recipe.write_text(recipe.read_text() + f"tracking:\n  uri: {mlflow_server}\n")
+    name = unique_name("churn")  # the server is shared: this test's own model and experiment
+    recipe.write_text(recipe.read_text() + f"tracking:\n  uri: {mlflow_server}\n  registered_model: {name}\n"
+                      f"  experiment: {name}\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     with (churn_project / "apply.log").open("w") as log:  # `mlops apply ... > apply.log` in the project root
         done = subprocess.run([str(Path(sys.executable).with_name("mlops")), "apply", "churn", "--target", "ray",
@@ -136,7 +139,7 @@ def test_a_head_that_cannot_see_the_project_trains_from_what_it_was_sent(
     assert "Failed to download runtime_env" not in output
     assert "churn (dev): Ray job SUCCEEDED" in output
     client = mlflow.MlflowClient(mlflow_server)
-    (version,) = client.search_model_versions("name='churn'")
+    (version,) = client.search_model_versions(f"name='{name}'")
     assert version.version == "1"
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=churn_project, capture_output=True, text=True).stdout.strip()
     assert client.get_run(version.run_id).data.tags["mlops.git_commit"] == head  # handed over: the upload has no .git

@@ -1,8 +1,10 @@
-"""MLflow tracking, registry and the apply lock, against a real sqlite store.
+"""MLflow tracking, registry and the apply lock, against a real sqlite store, and the
+runs, artifacts and registry against the team's `mlflow server` over HTTP too.
 
 Building an MLflow sqlite schema takes ~2 s, so one state dir (one store) serves the
-module: `logged` runs one tracked block and the tests read it back; registry tests
-use their own model names so they don't depend on each other.
+module: `logged` runs one tracked block and the tests read it back; `tracked` is that
+run in each store. Registry tests use their own model names so they depend neither on
+each other nor on what else the shared server holds.
 """
 
 from __future__ import annotations
@@ -24,15 +26,15 @@ from framework.errors import MlopsError
 from framework.runtime import tracking
 from framework.runtime.locks import apply_lock, lock_path
 from tests.conftest import REPO
+from tests.mlflow_server import server_overrides, unique_name
 
 # MLflow 3.17's sqlalchemy store configures a loader SQLAlchemy 2.1 deprecates; not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
 
 
-@pytest.fixture(scope="module")
-def logged(recipe, state, tmp_path_factory):
+def _log(recipe, state: Path, folder: Path) -> tracking.Tracker:
     """One run as the trainer will make it: epochs, the data report, a model file."""
-    model = tmp_path_factory.mktemp("model") / "model.onnx"
+    model = folder / "model.onnx"
     model.write_bytes(b"\x08\x07fake-onnx")
     with tracking.Tracker(recipe, state, root=REPO, run_name="train") as run:
         for epoch in range(3):
@@ -41,6 +43,21 @@ def logged(recipe, state, tmp_path_factory):
         run.log_text("gates: all passed\n", "reports/gates.txt")
         run.log_artifact_file(model, "model")
     return run
+
+
+@pytest.fixture(scope="module")
+def logged(recipe, state, tmp_path_factory):
+    return _log(recipe, state, tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("server", marks=pytest.mark.slow)])
+def tracked(request, logged, tmp_path_factory):
+    """`logged`, and the same run on the shared server (an experiment of its own)."""
+    if request.param == "sqlite":
+        return logged
+    overrides = server_overrides(request.getfixturevalue("mlflow_server"), unique_name("churn"))
+    recipe = api.load_recipe("churn", overrides=overrides, project=REPO).recipe
+    return _log(recipe, tmp_path_factory.mktemp("state") / ".mlops", tmp_path_factory.mktemp("model"))
 
 
 def _run(tracker):
@@ -75,7 +92,10 @@ def test_params_flatten_the_whole_recipe_and_read_back(logged, recipe):
     assert params["evaluation.metrics"] == ",".join(recipe.evaluation.metrics)
     assert params["ci.environments.1.name"] == "production"  # lists of mappings indexed
     assert params["tracking.uri"] == "null"
-    assert _run(logged).data.params == params  # all batches arrived, nothing altered
+
+
+def test_every_param_arrives(tracked):
+    assert _run(tracked).data.params == tracking.flatten_params(tracked.recipe)  # all batches, nothing altered
 
 
 def test_param_values_are_cut_to_mlflows_limit(recipe):
@@ -95,29 +115,33 @@ def test_the_mlflow_free_limits_are_mlflows():
 
 
 # --- metrics, artifacts, tags ---------------------------------------------------------
-def test_per_epoch_metrics_are_history(logged):
-    history = logged.client.get_metric_history(logged.id, "train_loss")
+def test_per_epoch_metrics_are_history(tracked):
+    history = tracked.client.get_metric_history(tracked.id, "train_loss")
     assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(0, 1.0), (1, 0.5), (2, 1 / 3)]
-    assert _run(logged).data.metrics["val_accuracy"] == pytest.approx(0.72)
+    assert _run(tracked).data.metrics["val_accuracy"] == pytest.approx(0.72)
 
 
-def test_artifacts_and_texts_are_listed(logged, tmp_path):
-    assert sorted(logged.artifacts()) == [
+def test_artifacts_and_texts_are_listed(tracked, tmp_path):
+    assert sorted(tracked.artifacts()) == [
         "data_report.json", "model/model.onnx", "recipe.resolved.yaml", "reports/gates.txt",
     ]
     from mlflow.artifacts import download_artifacts
 
-    got = Path(download_artifacts(run_id=logged.id, artifact_path="recipe.resolved.yaml",
-                                  dst_path=str(tmp_path), tracking_uri=logged.uri))
-    assert got.read_text() == tracking.resolved_text(logged.recipe)
-    report = Path(download_artifacts(run_id=logged.id, artifact_path="data_report.json",
-                                     dst_path=str(tmp_path), tracking_uri=logged.uri))
+    got = Path(download_artifacts(run_id=tracked.id, artifact_path="recipe.resolved.yaml",
+                                  dst_path=str(tmp_path), tracking_uri=tracked.uri))
+    assert got.read_text() == tracking.resolved_text(tracked.recipe)
+    report = Path(download_artifacts(run_id=tracked.id, artifact_path="data_report.json",
+                                     dst_path=str(tmp_path), tracking_uri=tracked.uri))
     assert json.loads(report.read_text()) == {"rows": 5000, "ok": True}
+    model = Path(download_artifacts(run_id=tracked.id, artifact_path="model/model.onnx",
+                                    dst_path=str(tmp_path), tracking_uri=tracked.uri))
+    assert model.read_bytes() == b"\x08\x07fake-onnx"
 
 
-def test_run_tags_name_recipe_env_hash_and_commit(logged, recipe):
-    run = _run(logged)
+def test_run_tags_name_recipe_env_hash_and_commit(tracked):
+    run = _run(tracked)
     tags = run.data.tags
+    recipe = tracked.recipe
     text = tracking.resolved_text(recipe)
     assert tags["mlops.recipe"] == "churn"
     assert tags["mlops.environment"] == recipe.environment
@@ -125,7 +149,7 @@ def test_run_tags_name_recipe_env_hash_and_commit(logged, recipe):
     assert tracking.recipe_hash(text) == hashlib.sha256(text.encode()).hexdigest()
     assert tags["mlflow.runName"] == "train"
     assert run.info.status == "FINISHED"
-    assert run.info.experiment_id == logged.client.get_experiment_by_name("churn").experiment_id
+    assert run.info.experiment_id == tracked.client.get_experiment_by_name(recipe.experiment).experiment_id
     expected = tracking.git_commit(REPO)
     assert tags.get("mlops.git_commit") == expected
 
@@ -178,32 +202,35 @@ def test_child_needs_a_running_parent(recipe, state):
 
 
 # --- registry -------------------------------------------------------------------------
-def test_register_twice_gives_versions_1_and_2_with_tags(logged):
-    text = tracking.resolved_text(logged.recipe)
+def test_register_twice_gives_versions_1_and_2_with_tags(tracked):
+    text = tracking.resolved_text(tracked.recipe)
     tags = tracking.version_tags(text, {"min_accuracy": True, "fairness": False})
     assert tags == {"mlops.recipe_hash": tracking.short_hash(text), "gate.fairness": "fail", "gate.min_accuracy": "pass"}
-    assert tracking.register(logged, "model", "reg-two", tags) == "1"
+    name = unique_name("reg-two")
+    assert tracking.register(tracked, "model", name, tags) == "1"
     # A run id works as well as a Tracker (a later process registering a finished run).
-    assert tracking.register(logged.id, "model", "reg-two", tags, uri=logged.uri) == "2"
-    assert tracking.model_version_tags("reg-two", "2", uri=logged.uri) == tags
-    version = logged.client.get_model_version("reg-two", "2")
-    assert version.run_id == logged.id and version.source.endswith("/artifacts/model")
+    assert tracking.register(tracked.id, "model", name, tags, uri=tracked.uri) == "2"
+    assert tracking.model_version_tags(name, "2", uri=tracked.uri) == tags
+    version = tracked.client.get_model_version(name, "2")
+    assert version.run_id == tracked.id and version.source == f"{tracked.artifact_uri}/model"
 
 
-def test_candidate_moves_each_time_champion_only_when_direct(logged, tmp_path):
-    uri = logged.uri
-    assert tracking.alias_version("nobody", "candidate", uri=uri) is None  # no such model
-    v1 = tracking.register(logged, "model", "reg-alias")
-    assert tracking.alias_version("reg-alias", "candidate", uri=uri) is None  # alias unset
-    assert tracking.promote("reg-alias", v1, "direct", uri=uri) == ["candidate", "champion"]
-    v2 = tracking.register(logged, "model", "reg-alias")
-    assert tracking.promote("reg-alias", v2, "canary", uri=uri) == ["candidate"]
-    assert tracking.alias_version("reg-alias", "candidate", uri=uri) == v2 == "2"
-    assert tracking.alias_version("reg-alias", "champion", uri=uri) == v1 == "1"
-    tracking.set_alias("reg-alias", "champion", v2, uri=uri)
-    assert tracking.alias_version("reg-alias", "champion", uri=uri) == "2"
-    # What fetch_model does: the champion's files, from the artifact store alone.
-    got = tracking.download("reg-alias", "champion", tmp_path / "models", uri=uri)
+def test_candidate_moves_each_time_champion_only_when_direct(tracked, tmp_path):
+    uri, name = tracked.uri, unique_name("reg-alias")
+    assert tracking.alias_version(unique_name("nobody"), "candidate", uri=uri) is None  # no such model
+    v1 = tracking.register(tracked, "model", name)
+    assert tracking.alias_version(name, "candidate", uri=uri) is None  # alias unset
+    assert tracking.aliases(name, uri=uri) == {"champion": None, "candidate": None, "rejected": None}
+    assert tracking.promote(name, v1, "direct", uri=uri) == ["candidate", "champion"]
+    v2 = tracking.register(tracked, "model", name)
+    assert tracking.promote(name, v2, "canary", uri=uri) == ["candidate"]
+    assert tracking.alias_version(name, "candidate", uri=uri) == v2 == "2"
+    assert tracking.alias_version(name, "champion", uri=uri) == v1 == "1"
+    tracking.set_alias(name, "champion", v2, uri=uri)
+    assert tracking.aliases(name, uri=uri) == {"champion": "2", "candidate": "2", "rejected": None}
+    # What fetch_model does: the champion's files, from the artifact store (or the server serving it).
+    got = tracking.download(name, "champion", tmp_path / "models", uri=uri)
+    assert sorted(p.name for p in got.iterdir()) == ["model.onnx"]
     assert (got / "model.onnx").read_bytes() == b"\x08\x07fake-onnx"
 
 

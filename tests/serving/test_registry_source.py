@@ -1,5 +1,5 @@
 """A recipe with no model repository on disk (Ray Serve) serves the registry's champion
-and candidate, fetched from MLflow."""
+and candidate, fetched from MLflow: the embedded store, or the team's server over HTTP."""
 
 from __future__ import annotations
 
@@ -10,17 +10,22 @@ import pytest
 
 from framework import api
 from tests.conftest import REPO
+from tests.mlflow_server import server_overrides, unique_name
 from tests.serving.conftest import messy_inputs, ort_outputs
 
 pytestmark = pytest.mark.slow
 
 
-def test_champion_and_candidate_from_the_registry(tmp_path, model_repo, monkeypatch):
+@pytest.mark.parametrize("store", ["sqlite", "server"])
+def test_champion_and_candidate_from_the_registry(store, tmp_path, model_repo, monkeypatch, request):
     from framework.runtime import tracking
     from framework.runtime.serving.host import build_app
 
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    recipe = api.load_recipe("churn", overrides=["serving=ray_serve"], project=REPO).recipe
+    overrides = ["serving=ray_serve"]
+    if store == "server":
+        overrides += server_overrides(request.getfixturevalue("mlflow_server"), unique_name("churn"))
+    recipe = api.load_recipe("churn", overrides=overrides, project=REPO).recipe
     state = tmp_path / ".mlops"
     with tracking.Tracker(recipe, state, run_name="one") as run:
         for version in ("1", "2"):
@@ -45,4 +50,4 @@ def test_champion_and_candidate_from_the_registry(tmp_path, model_repo, monkeypa
         assert runner.classes == ["0", "1"]  # the class names travel in the model file
     assert app.models["churn"].metadata()["parameters"] == {"classes": ["0", "1"]}
     assert app.models["churn"].config.max_batch_size == recipe.serving.max_batch_size == 32
-    assert app.labels == {"churn": "churn"}
+    assert app.labels == {"churn": recipe.registered_model}  # the registered model each name serves

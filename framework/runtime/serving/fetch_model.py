@@ -10,14 +10,19 @@ serves the version that revision registered; after a rollback, new pods serve th
 champion again. A comma-separated list (`champion,candidate`) takes the first alias set.
 
 Files land under hidden names and are renamed into place, so Triton never loads half a
-model; a version already present is not downloaded again. Errors are one line and exit 1.
+model; a version already present is not downloaded again. Errors are one line and exit 1:
+a tracking server that can't be reached (after MLflow's retries, MLFLOW_HTTP_REQUEST_MAX_RETRIES)
+or that refuses the credentials (MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and
+MLFLOW_TRACKING_PASSWORD, from deploy.secrets) included.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from framework.contracts.registry import ALIAS_CANDIDATE, ALIAS_CHAMPION, ALIAS_REJECTED, ROLLOUT_ALIASES
@@ -41,6 +46,33 @@ def choose_version(aliases: dict[str, str | None], wanted: str = AUTO) -> tuple[
     return None
 
 
+@contextlib.contextmanager
+def _server_errors(uri: str) -> Iterator[None]:
+    """MLflow's failures to talk to the server as a registry problem; MLflow's own
+    exception would be a traceback in the pod's log."""
+    try:
+        yield
+    except Exception as error:
+        mlflow_errors = sys.modules.get("mlflow.exceptions")  # not loaded: not MLflow's error (no store, no mlflow)
+        if mlflow_errors is None or not isinstance(error, mlflow_errors.MlflowException):
+            raise
+        import requests
+
+        chain, link = [], error  # MLflow raises its error while handling requests' one
+        while link is not None:
+            chain.append(link)
+            link = link.__cause__ or link.__context__
+        if any(isinstance(link, requests.RequestException) for link in chain):
+            reason = getattr(chain[-1], "strerror", None) or chain[-1]  # "Connection refused", not the URL again
+            message = f"cannot reach the MLflow server at {uri}: {reason}"
+        elif error.error_code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            message = (f"the MLflow server at {uri} refused the credentials ({error.error_code}): "
+                       "set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (deploy.secrets)")
+        else:
+            raise
+        raise MlopsError([Problem(None, "registry", message)]) from None
+
+
 def fetch(recipe, dest: Path, *, state_dir: Path, alias: str = AUTO) -> tuple[str, str, Path]:
     """Fill `dest`; returns (alias, version, model folder)."""
     from framework.contracts.triton import model_file, model_name
@@ -50,19 +82,20 @@ def fetch(recipe, dest: Path, *, state_dir: Path, alias: str = AUTO) -> tuple[st
     from framework.runtime.serving.registry_source import fetch_version
 
     uri = tracking.tracking_uri(recipe, state_dir)
-    found = aliases(recipe.registered_model, uri=uri)
-    if alias != AUTO:
-        extra = [a for a in alias.split(",") if a.strip() and a.strip() not in ROLLOUT_ALIASES]
-        for name in extra:
-            found[name.strip()] = tracking.alias_version(recipe.registered_model, name.strip(), uri=uri)
-    chosen = choose_version(found, alias)
-    if chosen is None:
-        wanted = "candidate or champion" if alias == AUTO else alias
-        message = f"no version of '{recipe.registered_model}' has alias {wanted} in {uri}: train and register one first (mlops apply {recipe.name})"
-        raise MlopsError([Problem(None, "registry", message)])
-    chosen_alias, version = chosen
-    model_dir = Path(dest) / model_name(recipe)
-    fetch_version(tracking.client(uri), uri, recipe.registered_model, version, model_file(recipe), model_dir / version)
+    with _server_errors(uri):
+        found = aliases(recipe.registered_model, uri=uri)
+        if alias != AUTO:
+            extra = [a for a in alias.split(",") if a.strip() and a.strip() not in ROLLOUT_ALIASES]
+            for name in extra:
+                found[name.strip()] = tracking.alias_version(recipe.registered_model, name.strip(), uri=uri)
+        chosen = choose_version(found, alias)
+        if chosen is None:
+            wanted = "candidate or champion" if alias == AUTO else alias
+            message = f"no version of '{recipe.registered_model}' has alias {wanted} in {uri}: train and register one first (mlops apply {recipe.name})"
+            raise MlopsError([Problem(None, "registry", message)])
+        chosen_alias, version = chosen
+        model_dir = Path(dest) / model_name(recipe)
+        fetch_version(tracking.client(uri), uri, recipe.registered_model, version, model_file(recipe), model_dir / version)
     if recipe.serving.backend == "triton":  # the config.pbtxt generate renders
         write_config(model_dir, recipe)
     return chosen_alias, version, model_dir
