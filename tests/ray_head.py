@@ -80,13 +80,13 @@ def ray_head(*, num_cpus: int = 2, hide: Path | None = None, worker_nodes: int =
         done = subprocess.run(start, env=_env(), capture_output=True, text=True, timeout=180)
         if done.returncode == 0:
             break
-        _kill_all(temp)
+        stop_processes_under(temp)
         if attempt == 2:
             raise RuntimeError(f"ray start failed twice: {done.stdout[-2000:]}{done.stderr[-3000:]}")
     try:
         yield f"http://127.0.0.1:{dashboard}"
     finally:
-        _kill_all(temp)
+        stop_processes_under(temp)
 
 
 def _env() -> dict[str, str]:
@@ -111,7 +111,8 @@ def _start_command(temp: str, num_cpus: int, hide: Path | None, worker_nodes: in
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script], dashboard
 
 
-def _kill_all(temp: str) -> None:
+def stop_processes_under(temp: str) -> None:
+    """Kill the Ray whose --temp-dir is `temp`, and only it (not `ray stop --force`)."""
     for _ in range(3):  # workers may be starting while the first pass runs
         for pid in _processes_of(temp):
             with contextlib.suppress(ProcessLookupError):

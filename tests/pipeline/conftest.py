@@ -22,12 +22,13 @@ import site
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
-from tests.ray_head import _node_ports, free_ports
+from tests.ray_head import _node_ports, free_ports, stop_processes_under
 
 BIN = Path(sys.executable).parent
 # Not part of a checkout: environments, tools, local state, caches, the tests.
@@ -79,16 +80,18 @@ def ray_cluster(tmp_path_factory):
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(home),
            "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0"}
     ray = str(BIN / "ray")
-    subprocess.run(
-        [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={free_port()}", "--num-cpus=2",
-         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-         "--disable-usage-stats", *_node_ports(free_ports(6))],  # not Ray's defaults: another Ray may hold them
-        env=env, check=True, capture_output=True, timeout=180,
-    )
+    temp = tempfile.mkdtemp(prefix="rayhead-", dir="/tmp")  # its own: stopped without touching other Rays
     try:
+        subprocess.run(
+            [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={free_port()}", "--num-cpus=2",
+             "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+             "--disable-usage-stats", f"--temp-dir={temp}",
+             *_node_ports(free_ports(6))],  # not Ray's defaults: another Ray may hold them
+            env=env, check=True, capture_output=True, timeout=180,
+        )
         yield f"http://127.0.0.1:{dashboard}", token
     finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_processes_under(temp)
 
 
 @pytest.fixture(scope="package")
