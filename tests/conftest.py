@@ -114,3 +114,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if skipped:
         terminalreporter.write_line(f"{skipped} GPU check{'s' if skipped != 1 else ''} not run here (no CUDA GPU)",
                                     yellow=True)
+    seed = getattr(config.option, "randomly_seed", None)  # pytest-randomly's; -q hides its header line
+    if isinstance(seed, int) and config.pluginmanager.has_plugin("randomly"):
+        terminalreporter.write_line(f"tests ran in a random order: --randomly-seed={seed} repeats it")
