@@ -210,14 +210,13 @@ def test_to_json_is_json_safe():
     assert isinstance(result, DriftResult) and isinstance(result.columns[0], ColumnDrift)
 
 
-def test_detect_is_fast_on_many_rows():
+def test_detect_on_many_rows_finds_no_drift_between_samples_of_one_distribution():
     rng = np.random.default_rng(0)
     n = 200_000
     reference = pd.DataFrame({f"x{i}": rng.normal(size=n) for i in range(8)} | {"c": rng.choice(PLANS, n)})
     current = pd.DataFrame({f"x{i}": rng.normal(size=n) for i in range(8)} | {"c": rng.choice(PLANS, n)})
     result = detect(reference, current, numeric=[f"x{i}" for i in range(8)], categorical=["c"])
-    assert not result.drifted
-    assert result.timings["psi"] < 2.0  # ~0.2 s; generous for a shared machine
+    assert not result.drifted and result.evaluated_rows == (n, n)  # its speed: bench/drift.py
 
 
 # --- evidently ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ the retrain path runs the training entrypoint and the rollout."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 from pathlib import Path
@@ -28,11 +29,12 @@ def make_churn():
     return module
 
 
-@pytest.fixture(scope="module")
-def applied(tmp_path_factory):
+@contextlib.contextmanager
+def applied_project(base: Path):
     """A project where `mlops apply churn` ran once (version 1 is the champion), plus a
-    normal and a drifted current file (data/make_churn.py, as the README documents)."""
-    root = copy_project(tmp_path_factory.mktemp("monitor"), ("recipes", "data"))
+    normal and a drifted current file (data/make_churn.py, as the README documents); the
+    working directory while open."""
+    root = copy_project(base, ("recipes", "data"))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         for name, value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true"}.items():
@@ -47,6 +49,25 @@ def applied(tmp_path_factory):
         yield root
 
 
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory):
+    """The project the read-only tests share: none of them changes its champion."""
+    with applied_project(tmp_path_factory.mktemp("monitor")) as root:
+        yield root
+
+
+def report_of(result) -> Path:
+    """The folder of the report this `mlops monitor` run wrote (its `report:` line)."""
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("  report: ")]
+    return Path(line.removeprefix("  report: ")).parent
+
+
+def monitor_normal(applied: Path):
+    result = run_cli("monitor", "churn", "--current", "normal.csv")
+    assert result.exit_code == 0, result.stdout + result.stderr[-3000:]
+    return result
+
+
 def prom_samples(path: Path) -> dict[str, float]:
     found = {}
     for family in text_string_to_metric_families(path.read_text()):
@@ -58,12 +79,11 @@ def prom_samples(path: Path) -> dict[str, float]:
 
 
 def test_same_distribution_is_no_drift_exit_0(applied):
-    result = run_cli("monitor", "churn", "--current", "normal.csv")
-    assert result.exit_code == 0, result.stdout + result.stderr[-3000:]
+    result = monitor_normal(applied)
     first = result.stdout.splitlines()[0]
     assert first.startswith("churn (dev): no drift: psi overall ")
     assert first.endswith("0 of 9 columns drifted")  # 8 features + the churn probability
-    report = sorted((applied / ".mlops" / "reports" / "churn" / "dev").iterdir())[-1]
+    report = report_of(result)
     summary = json.loads((report / "drift.json").read_text())
     assert summary["drifted"] is False and summary["reference"]["version"] == "1"
     assert summary["current"]["rows"] == 2000 and summary["current"]["notes"][-1] == "predictions of version 1 on these rows"
@@ -88,10 +108,12 @@ def test_drifted_file_exit_3_names_the_columns(applied):
 def test_the_monitor_run_is_in_mlflow(applied):
     import mlflow
 
+    (line,) = [line for line in monitor_normal(applied).stdout.splitlines() if line.startswith("  MLflow run ")]
+    run_id = line.removeprefix("  MLflow run ")
     client = mlflow.MlflowClient(f"sqlite:///{applied / '.mlops' / 'mlflow.db'}")
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.`mlops.kind` = 'monitor'")
-    assert runs and {r.data.tags["mlops.drift"] for r in runs} >= {"none"}
-    artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id, "drift")}
+    tags = client.get_run(run_id).data.tags
+    assert (tags["mlops.kind"], tags["mlops.drift"]) == ("monitor", "none")
+    artifacts = {a.path for a in client.list_artifacts(run_id, "drift")}
     assert {"drift/drift.json", "drift/drift.prom"} <= artifacts
 
 
@@ -119,7 +141,7 @@ def test_files_that_cannot_be_compared_exit_1(applied, case, change, message):
     result = run_cli("monitor", "churn", "--current", str(path))
     assert result.exit_code == 1
     assert result.stderr.strip() == f"{path}: --current: {message}"
-    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert isinstance(result.exception, SystemExit)  # refused with a message, not a crash
 
 
 def test_too_few_rows_and_no_file_exit_1(applied):
@@ -160,7 +182,9 @@ def test_served_traffic_from_the_request_log(applied):
     _serve_rows(applied, pd.read_csv(applied / "normal.csv").head(800))
     result = run_cli("monitor", "churn")
     assert result.exit_code == 0, result.stdout + result.stderr[-3000:]
-    assert "request log" in result.stdout.splitlines()[1] or "on 800 current rows" in result.stdout
+    assert result.stdout.splitlines()[1].endswith(" on 800 current rows")
+    current = json.loads((report_of(result) / "drift.json").read_text())["current"]
+    assert current["source"].startswith(f"request log {applied / '.mlops' / 'requests' / 'churn'}") and current["rows"] == 800
 
     shutil.rmtree(applied / ".mlops" / "requests")
     _serve_rows(applied, pd.read_csv(applied / "drifted.csv").head(800))
@@ -179,7 +203,7 @@ def test_dashboard_and_alerts_read_names_that_serving_and_monitor_expose(applied
     exposed = set()
     for family in text_string_to_metric_families(_serve_rows(applied, pd.read_csv(applied / "normal.csv").head(50))):
         exposed |= {s.name for s in family.samples}
-    report = sorted((applied / ".mlops" / "reports" / "churn" / "dev").iterdir())[-1]
+    report = report_of(monitor_normal(applied))
     exposed |= {s.name for f in text_string_to_metric_families((report / "drift.prom").read_text()) for s in f.samples}
 
     def names(expr: str) -> set[str]:
@@ -211,12 +235,20 @@ def test_dashboard_and_alerts_read_names_that_serving_and_monitor_expose(applied
     assert ours - exposed == set()
 
 
-def test_retrain_appends_the_labelled_rows_and_runs_the_training(applied, monkeypatch):
+@pytest.fixture
+def applied_alone(tmp_path):
+    """A project of its own: retraining rolls a second version out, which would change the
+    champion every other test here compares against."""
+    with applied_project(tmp_path) as root:
+        yield root
+
+
+def test_retrain_appends_the_labelled_rows_and_runs_the_training(applied_alone):
     from framework import api
     from framework.runtime.monitor.run import monitor
     from framework.runtime.tracking import alias_version
 
-    monkeypatch.chdir(applied)
+    applied = applied_alone
     recipe = api.load_recipe("churn", overrides=["monitoring.drift.on_drift=retrain"], project=applied).recipe
     out = monitor(recipe, applied / ".mlops", applied, current=applied / "drifted.csv", log_to_mlflow=False)
     assert out.exit_code == 3 and out.action == "retrained", out.action_detail
@@ -224,7 +256,7 @@ def test_retrain_appends_the_labelled_rows_and_runs_the_training(applied, monkey
     assert out.action_detail[1].startswith("trained version 2 (MLflow run ")
     uri = f"sqlite:///{applied / '.mlops' / 'mlflow.db'}"
     assert alias_version("churn", "candidate", uri=uri) == "2"
-    retrained = sorted((applied / ".mlops" / "retrain" / "churn" / "dev").iterdir())[-1]
+    (retrained,) = (applied / ".mlops" / "retrain" / "churn" / "dev").iterdir()
     assert len(pd.read_parquet(retrained / "data.parquet")) == 7000
     assert yaml.safe_load((retrained / "recipe.resolved.yaml").read_text())["data"]["source"]["uri"] == str(retrained / "data.parquet")
     assert not (applied / "generated" / "churn" / "dev" / "recipe.resolved.yaml").read_text().count("retrain")

@@ -4,6 +4,7 @@ OpenAI routes and the RAG service, asks it a question; `mlops eval`; `mlops serv
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -23,14 +24,39 @@ pytestmark = pytest.mark.slow
 MLOPS = str(Path(sys.executable).with_name("mlops"))
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = copy_project(tmp_path_factory.mktemp("rag"), ("recipes", "docs", "eval"))
+@contextlib.contextmanager
+def rag_project(base: Path):
+    """A copy of the project's recipes, docs and eval set, nothing indexed yet; the
+    working directory while open."""
+    root = copy_project(base, ("recipes", "docs", "eval"))
     shutil.copy(REPO / "README.md", root / "README.md")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
             mp.delenv(name, raising=False)
+        yield root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    with rag_project(tmp_path_factory.mktemp("rag")) as root:
+        yield root
+
+
+@pytest.fixture(scope="module")
+def indexed(project):
+    """`project` with its documents indexed, as apply or eval leave it."""
+    from framework import api
+    from framework.runtime.rag.index import index_corpus
+
+    index_corpus(api.load_recipe("support_assistant", project=project).recipe, project)
+    return project
+
+
+@pytest.fixture
+def unindexed(tmp_path):
+    """A project of its own: apply's first run must find nothing indexed."""
+    with rag_project(tmp_path) as root:
         yield root
 
 
@@ -41,7 +67,7 @@ def test_dry_run_lists_the_rag_steps(project):
         "generate", "index", "evaluate", "generation", "serve"]
 
 
-def test_apply_indexes_evaluates_serves_and_answers_with_sources(project):
+def test_apply_indexes_evaluates_serves_and_answers_with_sources(unindexed):
     result = run_cli("apply", "support_assistant")
     assert result.exit_code == 0, result.stdout + result.stderr[-3000:]
     lines = result.stdout.splitlines()
@@ -82,9 +108,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_answers_queries_until_ctrl_c(project):
+def test_serve_answers_queries_until_ctrl_c(indexed):
     port = free_port()
-    process = subprocess.Popen([MLOPS, "serve", "support_assistant", "--port", str(port)], cwd=project,
+    process = subprocess.Popen([MLOPS, "serve", "support_assistant", "--port", str(port)], cwd=indexed,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
     try:

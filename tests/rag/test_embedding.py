@@ -48,6 +48,7 @@ def test_embeddings_offline_normalised_and_meaningful(cache_dir: Path, monkeypat
     block_network(monkeypatch)  # loading and encoding must never touch the network
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(embedding, "_MODELS", {})  # load it here, whichever test loaded it before
     embedder = Embedder("all-MiniLM-L6-v2", cache_dir, batch_size=8)
     vectors = embedder.embed(
         [

@@ -15,6 +15,7 @@ STRING for a category), imputes and one-hot encodes inside the graph, and return
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from types import SimpleNamespace
@@ -591,8 +592,21 @@ def test_fairness_disparity_by_hand(recipe):
 GOOD = {"accuracy": 0.8, "f1": 0.7, "roc_auc": 0.85}
 
 
+def ms_per_run(*durations_ms: float):
+    """A perf_counter_ns stand-in: timed run i takes durations_ms[i] (the last one repeats)."""
+    reads = itertools.count()
+
+    def clock() -> int:
+        n = next(reads)
+        run, end = divmod(n, 2)
+        return run * 10**9 + round(end * durations_ms[min(run, len(durations_ms) - 1)] * 1e6)
+
+    return clock
+
+
 def test_gates_pass(recipe, onnx_file):
-    report = run_gates(recipe, GOOD, onnx_file, onnx_file.stat().st_size, 0.02, 1e-7, latency_runs=30)
+    report = run_gates(recipe, GOOD, onnx_file, onnx_file.stat().st_size, 0.02, 1e-7, latency_runs=30,
+                       clock=ms_per_run(1.0))
     assert report.passed, report.to_dict()
     names = [r.name for r in report.results]
     assert names == [
@@ -600,7 +614,7 @@ def test_gates_pass(recipe, onnx_file):
         "onnx_parity_atol",
     ]
     latency = report.results[2]
-    assert 0 < latency.observed <= 20
+    assert latency.observed == pytest.approx(1.0) and latency.threshold == 20
     raise_for_failures(report)  # no failure, no error
     assert json.loads(json.dumps(report.to_dict()))["passed"] is True
 
@@ -610,7 +624,8 @@ def test_failed_gates_name_their_recipe_keys(onnx_file):
         "evaluation.gates.min_accuracy=0.99", "evaluation.gates.max_model_size_mb=0.001",
         "evaluation.gates.max_latency_p95_ms=0.000001",
     )
-    report = run_gates(strict, GOOD, onnx_file, onnx_file.stat().st_size, 0.25, 1e-3, latency_runs=10)
+    report = run_gates(strict, GOOD, onnx_file, onnx_file.stat().st_size, 0.25, 1e-3, latency_runs=10,
+                       clock=ms_per_run(1.0))
     assert not report.passed
     by_name = {r.name: r for r in report.results}
     assert by_name["min_accuracy"].observed == 0.8 and by_name["min_accuracy"].threshold == 0.99
@@ -641,6 +656,8 @@ def test_unmeasured_gates_fail(recipe):
     assert report.to_dict()["gates"][0]["observed"] is None  # NaN is not JSON
 
 
-def test_latency_is_measured_on_onnx_runtime(onnx_file):
-    p95 = latency_p95_ms(onnx_file, runs=50)  # one raw row: the encoding's full path runs
-    assert 0 < p95 < 1000
+def test_latency_is_the_p95_of_the_timed_runs_on_onnx_runtime(onnx_file):
+    clock = ms_per_run(*range(1, 51))  # timed run i takes i + 1 ms; warm-up runs read no clock
+    assert latency_p95_ms(onnx_file, runs=50, clock=clock) == pytest.approx(np.percentile(np.arange(1, 51), 95))
+    assert clock() == 50 * 10**9  # two reads per timed run, none more
+    assert latency_p95_ms(onnx_file, runs=5) > 0  # the real clock: one raw row ran the encoding's full path

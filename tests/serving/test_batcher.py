@@ -45,19 +45,29 @@ def batcher(runner, **kwargs) -> DynamicBatcher:
     return DynamicBatcher(runner, **{**options, **kwargs})
 
 
+class Clock:
+    """The batcher's clock, moved by hand: the queue delay passes only when a test says so."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_request_alone_runs_at_once_even_with_a_long_queue_delay():
     runner = FakeRunner()
-    b = batcher(runner, max_queue_delay_us=2_000_000, instances=2)  # 2 s of allowed waiting
+    b = batcher(runner, max_queue_delay_us=2_000_000, instances=2, clock=Clock())  # the clock never moves
 
     async def main():
-        began = time.perf_counter()
-        out = await b.infer(rows(1, 5.0), 1)
-        return out, time.perf_counter() - began
+        future = b.submit(rows(1, 5.0), 1)
+        idle = b.idle  # an instance took it within submit: nothing waited
+        return await asyncio.wait_for(future, 10), idle
 
-    out, seconds = asyncio.run(main())
+    out, idle = asyncio.run(main())
     b.close()
     assert out["y"].tolist() == [[10.0]]
-    assert seconds < 0.2  # not the 2 s the delay allows
+    assert idle == 1 and b.holds == 0
     assert runner.batches == [1]
 
 
@@ -68,10 +78,8 @@ def test_requests_that_queue_while_the_model_runs_form_one_batch_each_gets_its_r
 
     async def main():
         runner.gate.clear()  # the first request holds the only instance
-        first = asyncio.ensure_future(b.infer(rows(1, 0), 1))
-        await asyncio.sleep(0.05)
-        rest = [asyncio.ensure_future(b.infer(rows(n, 10 * i), n)) for i, n in enumerate((2, 1, 3), start=1)]
-        await asyncio.sleep(0.05)
+        first = b.submit(rows(1, 0), 1)
+        rest = [b.submit(rows(n, 10 * i), n) for i, n in enumerate((2, 1, 3), start=1)]
         runner.gate.set()
         return await first, await asyncio.gather(*rest)
 
@@ -88,10 +96,8 @@ def test_batches_never_exceed_max_batch_size_and_requests_never_split():
 
     async def main():
         runner.gate.clear()
-        head = asyncio.ensure_future(b.infer(rows(1), 1))
-        await asyncio.sleep(0.05)
-        queued = [asyncio.ensure_future(b.infer(rows(n), n)) for n in (5, 2, 3, 8, 1)]
-        await asyncio.sleep(0.05)
+        head = b.submit(rows(1), 1)
+        queued = [b.submit(rows(n), n) for n in (5, 2, 3, 8, 1)]
         runner.gate.set()
         await head
         return await asyncio.gather(*queued)
@@ -104,37 +110,37 @@ def test_batches_never_exceed_max_batch_size_and_requests_never_split():
 
 def test_a_small_batch_waits_for_more_only_while_another_instance_runs():
     runner = FakeRunner()
-    b = batcher(runner, max_queue_delay_us=300_000, instances=2, preferred_batch_sizes=(4,))
+    runner.hold_all = False  # only a batch with a negative value waits for the gate
+    clock = Clock()
+    b = batcher(runner, max_queue_delay_us=300_000, instances=2, preferred_batch_sizes=(4,), clock=clock)
 
     async def main():
         runner.gate.clear()
-        busy = asyncio.ensure_future(b.infer(rows(1), 1))  # instance 1 is held
-        await asyncio.sleep(0.05)
-        began = time.perf_counter()
-        waiting = [asyncio.ensure_future(b.infer(rows(1), 1)) for _ in range(2)]  # 2 < preferred 4: waits
-        await asyncio.sleep(0.05)
-        assert runner.batches == [] and b.idle == 1
-        more = [asyncio.ensure_future(b.infer(rows(1), 1)) for _ in range(2)]  # now 4: runs at once
+        busy = b.submit(rows(1, -1.0), 1)  # instance 1 is held
+        waiting = [b.submit(rows(1), 1) for _ in range(2)]  # 2 < preferred 4: they wait
+        held = (b.idle, b.holds)
+        more = [b.submit(rows(1), 1) for _ in range(2)]  # now 4: they run, though the clock never moved
+        await asyncio.wait_for(asyncio.gather(*waiting, *more), 10)
+        filled_while_busy = not busy.done()
         runner.gate.set()
-        await asyncio.gather(*waiting, *more)
-        fill = time.perf_counter() - began
         await busy
-        began = time.perf_counter()
         runner.gate.clear()
-        runner.hold_all = False
-        busy = asyncio.ensure_future(b.infer(rows(1, -1.0), 1))
-        await asyncio.sleep(0.01)
-        lone = asyncio.ensure_future(b.infer(rows(1), 1))  # waits for the delay, then runs alone
-        done, _ = await asyncio.wait([lone], timeout=1.0)
+        busy = b.submit(rows(1, -1.0), 1)
+        lone = b.submit(rows(1), 1)  # waits for the delay...
+        lone_queued = b.idle == 1
+        clock.now += 0.3  # ...which has passed now: it runs alone while the other instance is held
+        await asyncio.wait_for(lone, 10)
+        lone_while_busy = not busy.done()
         runner.gate.set()
         await busy
-        return fill, time.perf_counter() - began, done
+        return held, filled_while_busy, lone_queued, lone_while_busy
 
-    fill, waited, done = asyncio.run(main())
+    held, filled_while_busy, lone_queued, lone_while_busy = asyncio.run(main())
     b.close()
-    assert sorted(runner.batches[:2]) == [1, 4]
-    assert fill < 0.25  # the preferred size, not the delay, released it
-    assert done and 0.25 < waited < 1.0
+    assert held == (1, 1)  # queued behind a timer, not run
+    assert filled_while_busy  # the preferred size released them, not the delay
+    assert lone_queued and lone_while_busy
+    assert runner.batches == [4, 1, 1, 1]
 
 
 def test_failures_reach_every_request_of_the_batch_and_the_batcher_goes_on():
@@ -158,12 +164,10 @@ def test_cancelled_requests_are_skipped():
 
     async def main():
         runner.gate.clear()
-        head = asyncio.ensure_future(b.infer(rows(1), 1))
-        await asyncio.sleep(0.05)
-        gone = asyncio.ensure_future(b.infer(rows(3), 3))
-        kept = asyncio.ensure_future(b.infer(rows(2), 2))
-        await asyncio.sleep(0.01)
-        gone.cancel()
+        head = b.submit(rows(1), 1)
+        gone = b.submit(rows(3), 3)
+        kept = b.submit(rows(2), 2)
+        gone.cancel()  # its caller went away while it queued
         runner.gate.set()
         await head
         return await kept

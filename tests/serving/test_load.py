@@ -43,7 +43,8 @@ def rows_of(tensors: dict[str, np.ndarray]) -> int:
 
 async def hammer(base: str, tensors: dict[str, np.ndarray]) -> tuple[list[int], dict[int, dict], float]:
     """One request per row from CLIENTS clients; every BAD_EVERY-th is malformed.
-    Returns the statuses, {row: {"probabilities": [2], "label": str}} and the seconds."""
+    Returns the statuses, {row: {"probabilities": [2], "label": str}} and the seconds
+    (for a print, never an assert: how fast is bench/serve.py's)."""
     count = rows_of(tensors)
     bodies = [b'{"inputs": [' if i % BAD_EVERY == 0 else payload(take_rows(tensors, slice(i, i + 1))) for i in range(count)]
     statuses: list[int] = [0] * count
@@ -82,8 +83,7 @@ def test_64_clients_thousands_of_requests_zero_5xx_and_batches_form(fresh, model
     app, base = fresh
     tensors = load_inputs(REQUESTS, seed=11)
     expected = ort_outputs(model_repo, "2", tensors)
-    statuses, answers, seconds = asyncio.run(hammer(base, tensors))
-    assert seconds < 30
+    statuses, answers, _ = asyncio.run(hammer(base, tensors))
     bad = {i for i in range(REQUESTS) if i % BAD_EVERY == 0}
     assert [s for s in statuses if s >= 500] == []
     assert {i for i, s in enumerate(statuses) if s == 400} == bad
@@ -111,25 +111,23 @@ async def _get(url: str) -> str:
 
 @pytest.mark.parametrize("inline", ["1", "0"], ids=["inline", "threads"])
 def test_batching_adds_no_latency_to_a_lone_request(tmp_path, model_repo, monkeypatch, inline):
-    """With a 200 ms max_queue_delay and nothing else running, each request answers at once."""
+    """With a 200 ms max_queue_delay and nothing else running, no request waits for it:
+    each runs at once, in a batch of its own (the latencies themselves: bench/serve.py)."""
     monkeypatch.setenv("MLOPS_SERVE_INLINE", inline)
     recipe = api.load_recipe("churn", overrides=["serving.dynamic_batching.max_queue_delay_us=200000"], project=REPO).recipe
     app = build_app(recipe, model_repo, tmp_path / "state", log_sample_rate=0)
     assert app.models["churn"].config.dynamic_batching.max_queue_delay_microseconds == 200_000
     x = inputs(1)
 
-    async def sequential(base: str) -> list[float]:
-        times = []
+    async def sequential(base: str) -> str:
         async with aiohttp.ClientSession() as session:
             for _ in range(30):
-                began = time.perf_counter()
                 async with session.post(f"{base}/v2/models/churn/infer", data=payload(x)) as response:
                     assert response.status == 200
                     await response.read()
-                times.append(time.perf_counter() - began)
-        return times
+        return await _get(f"{base}/metrics")
 
     with EmbeddedServer(app) as server:
-        times = asyncio.run(sequential(f"http://{server.url}"))
-    assert max(times[5:]) < 0.1  # far below the 0.2 s the batcher may wait when busy
-    assert float(np.median(times)) < 0.02
+        text = asyncio.run(sequential(f"http://{server.url}"))
+    assert [b.holds for b in app.batchers.values()] == [0] * len(app.batchers)  # no timer waited out the delay
+    assert re.search(r"^mlops_batch_size_count 30.0$", text, re.M) and re.search(r"^mlops_batch_size_sum 30.0$", text, re.M)

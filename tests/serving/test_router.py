@@ -80,7 +80,7 @@ def test_route_then_observe_after_the_answer(routed, model_repo):
     wait_for(lambda: len(router.calls) == 2)
     (route, observe) = router.calls
     assert route == ("route", "churn", "true")
-    assert observe[:4] == ("observe", "churn", "2", True) and 0 < observe[4] < 5
+    assert observe[:4] == ("observe", "churn", "2", True) and isinstance(observe[4], float) and observe[4] > 0
 
 
 def test_explicit_version_and_bad_requests_bypass_the_router(routed):
@@ -88,8 +88,12 @@ def test_explicit_version_and_bad_requests_bypass_the_router(routed):
     router.calls.clear()
     assert http.post("/v2/models/churn/versions/2/infer", content=body(inputs(1))).status_code == 200
     assert http.post("/v2/models/churn/infer", content=b"{").status_code == 400
-    time.sleep(0.1)
-    assert router.calls == []
+    # then a routed one: the app reports each request before it reads the next, so by
+    # this one's observe any call of the two above would be in the list
+    last = http.post("/v2/models/churn/infer", content=body(inputs(1)), headers={"x-mlops-candidate": "last"})
+    assert last.status_code == 200
+    wait_for(lambda: any(c[0] == "observe" for c in router.calls))
+    assert [c[:3] for c in router.calls] == [("route", "churn", "last"), ("observe", "churn", "1")]
 
 
 def test_shadow_runs_in_the_background_and_is_compared(routed, model_repo):
@@ -168,7 +172,10 @@ def test_weights_are_the_rollout_weight_gauge_in_percent(routed):
     assert re.search(r'^mlops_rollout_weight\{model="churn",version="1"\} 90.0$', text, re.M)
     assert re.search(r'^mlops_rollout_weight\{model="churn",version="2"\} 10.0$', text, re.M)
     router.shares = {"2": 1.0}
-    text = http.get("/metrics").text
+    try:
+        text = http.get("/metrics").text
+    finally:
+        router.shares = {"1": 0.9, "2": 0.1}  # the module's router: as the other tests found it
     assert 'mlops_rollout_weight{model="churn",version="1"}' not in text
     assert re.search(r'^mlops_rollout_weight\{model="churn",version="2"\} 100.0$', text, re.M)
 

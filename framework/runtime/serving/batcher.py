@@ -66,6 +66,7 @@ class DynamicBatcher:
         on_batch: Callable[[int], None] | None = None,
         name: str = "model",
         inline: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.runner = runner
         self.max_rows = max_batch_size if max_batch_size > 0 else 0  # 0: no batching, one request per run
@@ -81,6 +82,8 @@ class DynamicBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.inline = inline
         self._drain_scheduled = False
+        self.clock = clock  # seconds; tests inject one to decide the queue delay without waiting
+        self.holds = 0  # timers set to wait out max_queue_delay_us (a lone request never sets one)
 
     async def infer(self, inputs: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
         """Run `rows` rows (the first dimension of every input) and return their outputs.
@@ -100,7 +103,7 @@ class DynamicBatcher:
                 self._drain_scheduled = True
                 loop.call_soon(self._drain)
         else:
-            self.queue.append(_Pending(inputs, rows, future, time.monotonic()))
+            self.queue.append(_Pending(inputs, rows, future, self.clock()))
             if self.idle:
                 self._dispatch()
         return future
@@ -154,9 +157,11 @@ class DynamicBatcher:
                 and self.idle < self.instances  # something runs: more requests are coming
             ):
                 deadline = queue[0].queued_at + self.delay
-                if time.monotonic() < deadline:
+                now = self.clock()
+                if now < deadline:
                     if self._timer is None:
-                        self._timer = self._loop.call_later(deadline - time.monotonic(), self._on_timer)
+                        self.holds += 1
+                        self._timer = self._loop.call_later(deadline - now, self._on_timer)
                     return
             self._run([queue.popleft() for _ in range(count)])
 

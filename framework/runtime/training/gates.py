@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -114,13 +114,16 @@ def _check(name: str, threshold: float, observed: float | None, comparison: str,
     return GateResult(name, float(threshold), None if observed is None else float(observed), passed, comparison, unit)
 
 
-def latency_p95_ms(onnx_path: str | Path, runs: int = 200, warmup: int = LATENCY_WARMUP) -> float:
+def latency_p95_ms(
+    onnx_path: str | Path, runs: int = 200, warmup: int = LATENCY_WARMUP, clock: Callable[[], int] = time.perf_counter_ns,
+) -> float:
     """p95 latency in ms of one row (batch 1) on ONNX Runtime, CPU.
 
     One intra-op thread: at batch 1 a tiny MLP is dominated by thread hand-offs, and
     serving runs one model instance per CPU, so a single thread is both the steadier
     and the more honest figure. Warm-up runs are discarded (allocations, first-call
     kernel selection); the timed runs reuse one input, so only inference is measured.
+    `clock` reads nanoseconds (tests inject one to know the figure it must give).
     """
     from framework.runtime.training.export import example_row, ort_session
 
@@ -132,9 +135,9 @@ def latency_p95_ms(onnx_path: str | Path, runs: int = 200, warmup: int = LATENCY
         session.run(None, feed)
     timings = np.empty(runs, dtype=np.float64)
     for i in range(runs):
-        start = time.perf_counter_ns()
+        start = clock()
         session.run(None, feed)
-        timings[i] = time.perf_counter_ns() - start
+        timings[i] = clock() - start
     return float(np.percentile(timings, 95) / 1e6)
 
 
@@ -151,21 +154,27 @@ def run_gates(
     parity_diff: float | None,
     *,
     latency_runs: int = 200,
+    clock: Callable[[], int] = time.perf_counter_ns,
 ) -> GateReport:
     """Check every configured gate. Latency is measured here, on `onnx_path`.
 
     model_size_bytes: size of the file that will be served (ONNX or TorchScript);
-    disparity: from metrics_eval.fairness_disparity; parity_diff: from export.parity.
+    disparity: from metrics_eval.fairness_disparity; parity_diff: from export.parity;
+    clock: latency_p95_ms's.
     """
-    observed = observations(recipe, onnx_path, model_size_bytes, disparity, parity_diff, latency_runs=latency_runs)
+    observed = observations(recipe, onnx_path, model_size_bytes, disparity, parity_diff, latency_runs=latency_runs,
+                            clock=clock)
     return check_gates(recipe, metrics, observed)
 
 
-def observations(recipe, onnx_path, model_size_bytes, disparity, parity_diff, *, latency_runs: int = 200) -> dict[str, float | None]:
+def observations(
+    recipe, onnx_path, model_size_bytes, disparity, parity_diff, *, latency_runs: int = 200,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> dict[str, float | None]:
     """What the observed gates compare, by gate name (latency measured only when gated)."""
     latency = None
     if recipe.evaluation.gates.max_latency_p95_ms is not None and onnx_path is not None and Path(onnx_path).is_file():
-        latency = latency_p95_ms(onnx_path, runs=latency_runs)
+        latency = latency_p95_ms(onnx_path, runs=latency_runs, clock=clock)
     return {
         "max_latency_p95_ms": latency,
         "max_model_size_mb": None if model_size_bytes is None else model_size_bytes / MB,
