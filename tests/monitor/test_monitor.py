@@ -15,6 +15,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO, copy_project, run_cli
+from tests.promql import series_names
 
 pytestmark = pytest.mark.slow
 
@@ -196,8 +197,6 @@ def test_served_traffic_from_the_request_log(applied):
 def test_dashboard_and_alerts_read_names_that_serving_and_monitor_expose(applied):
     """Every metric the generated PrometheusRule and Grafana dashboard query exists in a
     real scrape of the serving app or in the monitor's gauges."""
-    from promql_parser import parse
-
     from framework.contracts.metrics import RAY_PREFIX
 
     exposed = set()
@@ -206,30 +205,14 @@ def test_dashboard_and_alerts_read_names_that_serving_and_monitor_expose(applied
     report = report_of(monitor_normal(applied))
     exposed |= {s.name for f in text_string_to_metric_families((report / "drift.prom").read_text()) for s in f.samples}
 
-    def names(expr: str) -> set[str]:
-        found = set()
-
-        def walk(node):
-            name = getattr(node, "name", None)
-            if type(node).__name__ == "VectorSelector" and name:
-                found.add(name)
-            for attr in ("expr", "lhs", "rhs", "param", "args", "vector_selector"):
-                child = getattr(node, attr, None)
-                for item in child if isinstance(child, list) else [child]:
-                    if item is not None and not isinstance(item, (str, int, float)):
-                        walk(item)
-
-        walk(parse(expr))
-        return found
-
     generated = REPO / "generated" / "churn" / "dev"
     rule = yaml.safe_load((generated / "k8s" / "prometheusrule.yaml").read_text())
-    queried = {n for group in rule["spec"]["groups"] for r in group["rules"] for n in names(r["expr"])}
+    queried = {n for group in rule["spec"]["groups"] for r in group["rules"] for n in series_names(r["expr"])}
     dashboard = json.loads((generated / "monitoring" / "grafana-dashboard.json").read_text())
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
             expr = target["expr"].replace("$__rate_interval", "5m").replace("$__range", "1h").replace("$__interval", "1m")
-            queried |= names(expr)
+            queried |= series_names(expr)
     ours = {n for n in queried if n.startswith(("mlops_", "model_drift", RAY_PREFIX + "mlops_"))}
     assert ours and "model_drift_score" in ours
     assert ours - exposed == set()

@@ -49,6 +49,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import copy_project, run_cli
+from tests.promql import series_names
 from tests.prometheus_server import MISSING, Prometheus, Pushgateway, free_port, get
 
 pytestmark = [
@@ -301,25 +302,6 @@ def test_the_traffic_is_counted_as_triton_counts_it(stack):
     assert poll(wrong) == {}
 
 
-def _names(expr: str) -> set[str]:
-    from promql_parser import parse
-
-    found = set()
-
-    def walk(node):
-        if type(node).__name__ in ("VectorSelector", "MatrixSelector"):
-            selector = node if type(node).__name__ == "VectorSelector" else node.vector_selector
-            found.add(selector.name)
-        for attr in ("expr", "lhs", "rhs", "param", "args", "vector_selector"):
-            child = getattr(node, attr, None)
-            for item in child if isinstance(child, list) else [child]:
-                if item is not None and not isinstance(item, (str, int, float)):
-                    walk(item)
-
-    walk(parse(expr))
-    return found
-
-
 def dashboard_queries(generated: Path) -> tuple[dict[str, str], dict[str, str]]:
     """({panel / legend: query}, {...: query left out}): Grafana's variables substituted."""
     dashboard = json.loads((generated / "monitoring" / "grafana-dashboard.json").read_text(encoding="utf-8"))
@@ -331,7 +313,7 @@ def dashboard_queries(generated: Path) -> tuple[dict[str, str], dict[str, str]]:
                 expr = expr.replace(variable, value)
             assert "$" not in expr, f"a Grafana variable this test does not substitute: {target['expr']}"
             key = f"{panel['title']} / {target.get('legendFormat', '')}"
-            (left_out if _names(expr) <= INFRASTRUCTURE else asked)[key] = expr
+            (left_out if series_names(expr) <= INFRASTRUCTURE else asked)[key] = expr
     return asked, left_out
 
 

@@ -8,35 +8,17 @@ import re
 from functools import lru_cache
 
 import jsonschema
-import promql_parser
 import pytest
 
 from framework import api
 from framework.targets import kubernetes, metrics, metrics_sglang, monitoring, traffic
 from tests.conftest import REPO
+from tests.promql import series_names
 from tests.targets.conftest import CRD_SCHEMAS, load_variant
 from tests.targets.k8s_checks import documents, of_kind, one
 
 
-GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
-
-
-# --- PromQL helpers (shared with test_traffic) ----------------------------------------
-def series_names(expr: str) -> set[str]:
-    """Every metric name an expression reads; it must parse (Grafana variables aside)."""
-    for variable, value in GRAFANA_VARIABLES.items():
-        expr = expr.replace(variable, value)
-    names: set[str] = set()
-
-    def visit(node):
-        if isinstance(node, promql_parser.VectorSelector):
-            assert node.name, f"selector without a metric name in {expr}"
-            names.add(node.name)
-
-    promql_parser.walk(promql_parser.parse(expr), visit)
-    return names
-
-
+# --- PromQL helpers (shared with test_traffic; series_names in tests/promql.py) --------
 def check_promql(exprs: list[str]) -> None:
     assert exprs
     for expr in exprs:
