@@ -36,6 +36,7 @@ TAG_HASH = "mlops.recipe_hash"
 TAG_COMMIT = "mlops.git_commit"
 # The submitter's HEAD, handed to a cluster job: its upload of the project has no .git.
 COMMIT_ENV = "MLOPS_GIT_COMMIT"
+_COMMIT = re.compile(r"[0-9a-f]{40,64}")
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
 
@@ -82,12 +83,12 @@ def git_commit(root: Path | None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     commit = done.stdout.strip()
-    return commit if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
+    return commit if done.returncode == 0 and _COMMIT.fullmatch(commit) else None
 
 
 def _commit_from_env() -> str | None:
     commit = os.environ.get(COMMIT_ENV, "").strip()
-    return commit if re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
+    return commit if _COMMIT.fullmatch(commit) else None
 
 
 # --- params ---------------------------------------------------------------------------

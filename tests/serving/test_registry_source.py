@@ -51,3 +51,17 @@ def test_champion_and_candidate_from_the_registry(store, tmp_path, model_repo, m
     assert app.models["churn"].metadata()["parameters"] == {"classes": ["0", "1"]}
     assert app.models["churn"].config.max_batch_size == recipe.serving.max_batch_size == 32
     assert app.labels == {"churn": recipe.registered_model}  # the registered model each name serves
+
+
+def test_an_unreachable_server_is_one_line(tmp_path, monkeypatch):
+    from framework.errors import MlopsError
+    from framework.runtime.serving.registry_source import fill_from_registry
+    from tests.ray_head import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow's default retries for ~4 minutes first
+    url = f"http://127.0.0.1:{free_port()}"
+    recipe = api.load_recipe("churn", overrides=["serving=ray_serve", *server_overrides(url, unique_name("churn"))],
+                             project=REPO).recipe
+    with pytest.raises(MlopsError) as raised:
+        fill_from_registry(recipe, tmp_path / ".mlops", "churn", "model.onnx")
+    assert [str(p) for p in raised.value.problems] == [f"serving: cannot reach the MLflow server at {url}: Connection refused"]

@@ -51,24 +51,26 @@ def _explain(exc: Exception, obj: KubeObject, resource: Resource | None, verb: s
         if served and obj.version not in served:  # a 404 says the same when only the version is missing
             wanted = f"{obj.api_version} {obj.kind}"
             if resource is not None and is_custom(resource.group):
-                provider = CRD_PROVIDERS.get(resource.group, f"the operator of {resource.group}")
                 why = ("the CRD installed is of another release than the manifests are written for; "
-                       f"install a release of {provider} that serves {wanted}")
+                       f"install a release of {_provider(resource.group, 'of')} that serves {wanted}")
             else:
                 why = f"this Kubernetes release does not serve {wanted}"
             return f"the cluster serves {what} at {', '.join(served)}, not {obj.version}: {why}"
         if resource is not None and is_custom(resource.group):
-            provider = CRD_PROVIDERS.get(resource.group, f"the operator that serves {resource.group}")
             return (f"the CRD {resource.crd_name} ({obj.api_version} {obj.kind}) is not installed in the cluster; "
-                    f"install {provider}")
+                    f"install {_provider(resource.group, 'that serves')}")
         return f"not found (404): {exc.message}"
     if exc.status == 422:
         return f"the API server refused it (422 Invalid): {exc.message}"
     if exc.status == 500 and "field not declared in schema" in exc.message and resource and is_custom(resource.group):
-        provider = CRD_PROVIDERS.get(resource.group, f"the operator of {resource.group}")
         return (f"the API server answered {exc.status} {exc.reason}: {exc.message}; the cluster's CRD "
-                f"{resource.crd_name} is older than these manifests: upgrade {provider}")
+                f"{resource.crd_name} is older than these manifests: upgrade {_provider(resource.group, 'of')}")
     return f"the API server answered {exc.status} {exc.reason}: {exc.message}"
+
+
+def _provider(group: str, relation: str) -> str:
+    """Who installs a CRD group's kinds: KubeRay, Argo Rollouts, ... or `the operator <relation> <group>`."""
+    return CRD_PROVIDERS.get(group, f"the operator {relation} {group}")
 
 
 def not_served(step: str, obj: KubeObject) -> MlopsError:

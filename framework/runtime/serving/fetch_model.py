@@ -19,10 +19,8 @@ MLFLOW_TRACKING_PASSWORD, from deploy.secrets) included.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from framework.contracts.registry import ALIAS_CANDIDATE, ALIAS_CHAMPION, ALIAS_REJECTED, ROLLOUT_ALIASES
@@ -46,43 +44,16 @@ def choose_version(aliases: dict[str, str | None], wanted: str = AUTO) -> tuple[
     return None
 
 
-@contextlib.contextmanager
-def _server_errors(uri: str) -> Iterator[None]:
-    """MLflow's failures to talk to the server as a registry problem; MLflow's own
-    exception would be a traceback in the pod's log."""
-    try:
-        yield
-    except Exception as error:
-        mlflow_errors = sys.modules.get("mlflow.exceptions")  # not loaded: not MLflow's error (no store, no mlflow)
-        if mlflow_errors is None or not isinstance(error, mlflow_errors.MlflowException):
-            raise
-        import requests
-
-        chain, link = [], error  # MLflow raises its error while handling requests' one
-        while link is not None:
-            chain.append(link)
-            link = link.__cause__ or link.__context__
-        if any(isinstance(link, requests.RequestException) for link in chain):
-            reason = getattr(chain[-1], "strerror", None) or chain[-1]  # "Connection refused", not the URL again
-            message = f"cannot reach the MLflow server at {uri}: {reason}"
-        elif error.error_code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-            message = (f"the MLflow server at {uri} refused the credentials ({error.error_code}): "
-                       "set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (deploy.secrets)")
-        else:
-            raise
-        raise MlopsError([Problem(None, "registry", message)]) from None
-
-
 def fetch(recipe, dest: Path, *, state_dir: Path, alias: str = AUTO) -> tuple[str, str, Path]:
     """Fill `dest`; returns (alias, version, model folder)."""
     from framework.contracts.triton import model_file, model_name
     from framework.runtime import tracking
     from framework.runtime.tracking import aliases
     from framework.runtime.serving.model_config import write_config
-    from framework.runtime.serving.registry_source import fetch_version
+    from framework.runtime.serving.registry_source import fetch_version, server_errors
 
     uri = tracking.tracking_uri(recipe, state_dir)
-    with _server_errors(uri):
+    with server_errors(uri, "registry"):
         found = aliases(recipe.registered_model, uri=uri)
         if alias != AUTO:
             extra = [a for a in alias.split(",") if a.strip() and a.strip() not in ROLLOUT_ALIASES]

@@ -9,9 +9,12 @@ already there are not fetched again (a registered version's files never change).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from framework.contracts.registry import SERVED_ALIASES
@@ -44,13 +47,15 @@ def fill_from_registry(recipe, state_dir: Path, model_name: str, filename: str, 
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise MlopsError([Problem(None, "serving", missing)])  # no store yet: don't create one
 
-    versions = sorted(set(versions or registry_versions(recipe, state_dir).values()), key=int)
+    with server_errors(uri, "serving"):
+        versions = sorted(set(versions or registry_versions(recipe, state_dir).values()), key=int)
     if not versions:
         raise MlopsError([Problem(None, "serving", missing)])
     root = Path(state_dir) / "serving" / "model_repository"
-    client = tracking.client(uri)
-    for version in versions:
-        fetch_version(client, uri, recipe.registered_model, version, filename, root / model_name / version)
+    with server_errors(uri, "serving"):
+        client = tracking.client(uri)
+        for version in versions:
+            fetch_version(client, uri, recipe.registered_model, version, filename, root / model_name / version)
     return root
 
 
@@ -75,3 +80,31 @@ def fetch_version(client, uri: str, registered_model: str, version: str, filenam
         shutil.copyfile(found, partial)
         partial.replace(target)
     return target
+
+
+@contextlib.contextmanager
+def server_errors(uri: str, key: str) -> Iterator[None]:
+    """MLflow's failures to talk to the tracking server as one error line under `key`
+    (an unreachable server, refused credentials); MLflow's own exception would be a
+    traceback in the pod's or the command's output."""
+    try:
+        yield
+    except Exception as error:
+        mlflow_errors = sys.modules.get("mlflow.exceptions")  # not loaded: not MLflow's error (no store, no mlflow)
+        if mlflow_errors is None or not isinstance(error, mlflow_errors.MlflowException):
+            raise
+        import requests
+
+        chain, link = [], error  # MLflow raises its error while handling requests' one
+        while link is not None:
+            chain.append(link)
+            link = link.__cause__ or link.__context__
+        if any(isinstance(link, requests.RequestException) for link in chain):
+            reason = getattr(chain[-1], "strerror", None) or chain[-1]  # "Connection refused", not the URL again
+            message = f"cannot reach the MLflow server at {uri}: {reason}"
+        elif error.error_code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            message = (f"the MLflow server at {uri} refused the credentials ({error.error_code}): "
+                       "set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (deploy.secrets)")
+        else:
+            raise
+        raise MlopsError([Problem(None, key, message)]) from None
